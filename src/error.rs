@@ -1,0 +1,104 @@
+//! The crate's error type and `Result` alias.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while building, loading or querying a decoder.
+///
+/// Library code never panics on user input: every bad input maps to one of these variants,
+/// whose message names the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An embedding does not have the dimension the decoder expects.
+    #[error("embedding has dimension {got}, expected {expected}")]
+    DimensionMismatch {
+        /// Dimension the decoder was built for.
+        expected: usize,
+        /// Dimension that was passed.
+        got: usize,
+    },
+    /// An embedding contains NaN or an infinite value.
+    #[error("embedding contains a non-finite value ({value}) at position {position}")]
+    NonFinite {
+        /// Index of the first offending component.
+        position: usize,
+        /// The offending value, printed as NaN / inf / -inf.
+        value: f32,
+    },
+    /// An embedding is (numerically) the zero vector and has no direction.
+    #[error("embedding is the zero vector (norm {norm:e}): it has no direction to decode")]
+    ZeroVector {
+        /// The norm that was found.
+        norm: f32,
+    },
+    /// A phrase bank holds no phrases.
+    #[error("phrase bank is empty")]
+    EmptyBank,
+    /// A bank directory or one of its files is missing, malformed or fails its checksum.
+    #[error("corrupt phrase bank at {path}: {reason}")]
+    CorruptBank {
+        /// The bank directory or file.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A model file is truncated, corrupt or does not match its configuration.
+    #[error("invalid model {path}: {reason}")]
+    InvalidModel {
+        /// The model file.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A `.npy` file could not be read as the expected array.
+    #[error("cannot read array {path}: {reason}")]
+    Npy {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A configuration value is out of range or inconsistent.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// Session boundaries are out of range or not sorted.
+    #[error("invalid session boundaries: {0}")]
+    InvalidBoundaries(String),
+    /// Any other invalid argument (empty input, bad method name, ...).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// Strict mode: no phrase is similar enough to the embedding.
+    #[error("no phrase is similar enough: best similarity {best:.3} is below the threshold {threshold:.3}")]
+    BelowThreshold {
+        /// Best similarity that was found.
+        best: f32,
+        /// Configured threshold.
+        threshold: f32,
+    },
+    /// An error reported by FAISS.
+    #[error("faiss: {0}")]
+    Faiss(#[from] faiss::error::Error),
+    /// An I/O error on a named path.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path being read or written.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A JSON document could not be parsed or written.
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// `Result` with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an I/O error together with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
