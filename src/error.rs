@@ -63,6 +63,14 @@ pub enum Error {
     /// Session boundaries are out of range or not sorted.
     #[error("invalid session boundaries: {0}")]
     InvalidBoundaries(String),
+    /// An error concerning one row of a batch.
+    #[error("row {row}: {source}")]
+    AtRow {
+        /// Index of the row in the batch.
+        row: usize,
+        /// What was wrong with it.
+        source: Box<Error>,
+    },
     /// Any other invalid argument (empty input, bad method name, ...).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -76,7 +84,7 @@ pub enum Error {
     },
     /// An error reported by FAISS.
     #[error("faiss: {0}")]
-    Faiss(#[from] faiss::error::Error),
+    Faiss(String),
     /// An I/O error on a named path.
     #[error("{path}: {source}")]
     Io {
@@ -92,6 +100,12 @@ pub enum Error {
 
 /// `Result` with the crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<faiss::error::Error> for Error {
+    fn from(e: faiss::error::Error) -> Self {
+        Error::Faiss(e.to_string())
+    }
+}
 
 impl Error {
     /// Wraps an I/O error together with the path it concerns.

@@ -1,1 +1,534 @@
-fn main() {}
+//! `lwdec`: the command line of lightweight-decoder.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use lightweight_decoder::embedding::load_embeddings;
+use lightweight_decoder::eval::{perturb_rows, same_text};
+use lightweight_decoder::fsutil::write_atomic;
+use lightweight_decoder::monitoring::percentile;
+use lightweight_decoder::phrase_bank::{BankBuildOptions, BuildProgress, PhraseBank};
+use lightweight_decoder::samples::{read_lines, SampleSet, SESSIONS_TEST, WORDNET_SAMPLE};
+use lightweight_decoder::{
+    load_config, AssemblyMethod, Decoder, DecoderConfig, Error, PhraseBankDecoder, Result,
+};
+use ndarray::{s, Array2};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(
+    name = "lwdec",
+    version,
+    about = "Decode sentence embeddings back into text"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Which decoder to run.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum DecoderKind {
+    /// FAISS search over a phrase bank.
+    PhraseBank,
+}
+
+/// Options shared by the commands that build a phrase-bank decoder.
+#[derive(clap::Args, Clone)]
+struct DecoderArgs {
+    /// Decoder to use.
+    #[arg(long, value_enum, default_value_t = DecoderKind::PhraseBank)]
+    decoder: DecoderKind,
+    /// Bank directory (default: the bundled bank, or $LWDEC_BANK_DIR).
+    #[arg(long)]
+    bank: Option<PathBuf>,
+    /// Decoder config (JSON, see `DecoderConfig`); flags below override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Assembly method: greedy, weighted, beam or context-aware.
+    #[arg(long)]
+    method: Option<AssemblyMethod>,
+    /// Candidates retrieved (and reported) per input.
+    #[arg(long)]
+    top_k: Option<usize>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Decode embeddings (N x D float32 .npy) to JSON lines, one per row, in row order.
+    Decode {
+        /// Input embeddings: N x D float32 .npy (or int8 with --scale).
+        #[arg(long)]
+        input: PathBuf,
+        /// Per-row float32 scales when --input is int8.
+        #[arg(long)]
+        scale: Option<PathBuf>,
+        /// First rows of sessions, comma-separated (e.g. 0,5,10); without it every row is its
+        /// own session.
+        #[arg(long, value_delimiter = ',')]
+        boundaries: Option<Vec<usize>>,
+        /// Output file (JSON lines); stdout when absent.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        decoder: DecoderArgs,
+    },
+    /// Build, inspect and verify phrase banks.
+    Bank {
+        #[command(subcommand)]
+        command: BankCommand,
+    },
+    /// Decode the bundled sample embeddings and show original and decoded text side by side.
+    Demo {
+        /// Rows of the bundled sample to show.
+        #[arg(long, default_value_t = 12)]
+        rows: usize,
+        #[command(flatten)]
+        decoder: DecoderArgs,
+    },
+    /// Measure decode latency and throughput against the raw FAISS search.
+    Bench {
+        /// Single queries timed.
+        #[arg(long, default_value_t = 2000)]
+        queries: usize,
+        /// Print the report as JSON too.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        decoder: DecoderArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum BankCommand {
+    /// Build a bank from phrases (one per line) and their embeddings.
+    Build {
+        /// Phrases, UTF-8, one per line.
+        #[arg(long)]
+        phrases: PathBuf,
+        /// Embeddings: N x D float32 .npy, or int8 .npy together with --scale.
+        #[arg(long)]
+        embeddings: PathBuf,
+        /// Per-row float32 scales for int8 embeddings.
+        #[arg(long)]
+        scale: Option<PathBuf>,
+        /// Output bank directory (replaced atomically).
+        #[arg(long)]
+        out: PathBuf,
+        /// FAISS factory string of the index.
+        #[arg(long, default_value_t = BankBuildOptions::default().index_spec)]
+        index: String,
+        /// Rows sampled to train the index.
+        #[arg(long, default_value_t = BankBuildOptions::default().train_size)]
+        train_size: usize,
+        /// Inverted lists probed per query (IVF kinds).
+        #[arg(long, default_value_t = BankBuildOptions::default().nprobe)]
+        nprobe: usize,
+    },
+    /// Show a bank's size, count and index kind; with --verify, measure self-recall@1.
+    Info {
+        /// Bank directory (default: the bundled bank).
+        #[arg(long)]
+        bank: Option<PathBuf>,
+        /// Decode the bundled sample phrases found in the bank from their exact and noisy
+        /// embeddings and report how often the phrase itself comes back.
+        #[arg(long)]
+        verify: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lwdec: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Decode {
+            input,
+            scale,
+            boundaries,
+            output,
+            decoder,
+        } => decode(
+            &input,
+            scale.as_deref(),
+            boundaries,
+            output.as_deref(),
+            &decoder,
+        ),
+        Command::Bank { command } => match command {
+            BankCommand::Build {
+                phrases,
+                embeddings,
+                scale,
+                out,
+                index,
+                train_size,
+                nprobe,
+            } => bank_build(
+                &phrases,
+                &embeddings,
+                scale.as_deref(),
+                &out,
+                BankBuildOptions {
+                    index_spec: index,
+                    train_size,
+                    nprobe,
+                    ..Default::default()
+                },
+            ),
+            BankCommand::Info { bank, verify } => bank_info(bank.as_deref(), verify),
+        },
+        Command::Demo { rows, decoder } => demo(rows, &decoder),
+        Command::Bench {
+            queries,
+            json,
+            decoder,
+        } => bench(queries, json, &decoder),
+    }
+}
+
+fn load_bank(dir: Option<&Path>) -> Result<PhraseBank> {
+    match dir {
+        Some(d) => PhraseBank::load(d),
+        None => PhraseBank::load_default(),
+    }
+}
+
+fn decoder_config(args: &DecoderArgs) -> Result<DecoderConfig> {
+    let mut config = match &args.config {
+        Some(path) => load_config(path)?,
+        None => DecoderConfig::default(),
+    };
+    if let Some(m) = args.method {
+        config.method = m;
+    }
+    if let Some(k) = args.top_k {
+        config.top_k = k;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+fn build_decoder(args: &DecoderArgs, config: DecoderConfig) -> Result<Box<dyn Decoder>> {
+    match args.decoder {
+        DecoderKind::PhraseBank => Ok(Box::new(PhraseBankDecoder::new(
+            load_bank(args.bank.as_deref())?,
+            config,
+        )?)),
+    }
+}
+
+fn decode(
+    input: &Path,
+    scale: Option<&Path>,
+    boundaries: Option<Vec<usize>>,
+    output: Option<&Path>,
+    args: &DecoderArgs,
+) -> Result<()> {
+    let embeddings = load_embeddings(input, scale)?;
+    let decoder = build_decoder(args, decoder_config(args)?)?;
+    let decoded = match boundaries {
+        Some(b) => decoder.batch_decode_with_sessions(embeddings.view(), &b)?,
+        None => decoder.batch_decode(embeddings.view())?,
+    };
+    let mut text = String::new();
+    for (row, d) in decoded.iter().enumerate() {
+        let line = json!({
+            "row": row,
+            "text": d.text,
+            "confidence": d.confidence,
+            "low_confidence": d.low_confidence,
+            "source": d.source,
+            "candidates": d.candidates,
+        });
+        text.push_str(&line.to_string());
+        text.push('\n');
+    }
+    match output {
+        Some(path) => write_atomic(path, text.as_bytes()),
+        None => std::io::stdout()
+            .write_all(text.as_bytes())
+            .map_err(|e| Error::io("<stdout>", e)),
+    }
+}
+
+fn bank_build(
+    phrases: &Path,
+    embeddings: &Path,
+    scale: Option<&Path>,
+    out: &Path,
+    options: BankBuildOptions,
+) -> Result<()> {
+    let phrases = read_lines(phrases)?;
+    let vectors = load_embeddings(embeddings, scale)?;
+    let bar = ProgressBar::new(phrases.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>20} [{bar:40}] {pos}/{len} {elapsed_precise}")
+            .expect("static template"),
+    );
+    let started = Instant::now();
+    let mut bank = PhraseBank::build(phrases, vectors.view(), &options, |p| match p {
+        BuildProgress::Training { vectors } => {
+            bar.set_message(format!("training on {vectors}"));
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        }
+        BuildProgress::Adding { done, .. } => {
+            bar.set_message("adding");
+            bar.set_position(done as u64);
+        }
+    })?;
+    bank.save(out)?;
+    bar.finish_and_clear();
+    let m = bank.manifest();
+    println!(
+        "built {} phrases, index {}, {:.1} MB in {} ({:.0} s)",
+        m.count,
+        m.index_spec,
+        bank_bytes(&bank) as f64 / 1e6,
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn bank_bytes(bank: &PhraseBank) -> u64 {
+    let m = bank.manifest();
+    m.files.values().map(|f| f.bytes).sum::<u64>()
+        + serde_json::to_string_pretty(m).map_or(0, |s| s.len() as u64 + 1)
+}
+
+fn bank_info(dir: Option<&Path>, verify: bool) -> Result<()> {
+    let dir = dir.map_or_else(PhraseBank::default_dir, Path::to_path_buf);
+    let bank = PhraseBank::load(&dir)?;
+    let m = bank.manifest();
+    println!("bank        {}", dir.display());
+    println!("phrases     {}", m.count);
+    println!("dimension   {}", m.dimension);
+    println!("encoder     {}", m.encoder);
+    println!(
+        "index       {} (nprobe {})",
+        m.index_spec,
+        m.nprobe.map_or("-".to_string(), |n| n.to_string())
+    );
+    println!(
+        "size        {:.2} MB on disk",
+        bank_bytes(&bank) as f64 / 1e6
+    );
+    println!("checksums   ok (sha256 of {} files)", m.files.len());
+    if !verify {
+        return Ok(());
+    }
+    let sample = SampleSet::bundled(WORDNET_SAMPLE)?;
+    let (rows, refs): (Vec<usize>, Vec<String>) = sample
+        .texts
+        .iter()
+        .enumerate()
+        .filter(|(i, t)| bank.phrase(sample.bank_ids[*i]) == Some(t.as_str()))
+        .map(|(i, t)| (i, t.clone()))
+        .unzip();
+    if rows.is_empty() {
+        return Err(Error::InvalidArgument(
+            "none of the bundled sample phrases is in this bank".into(),
+        ));
+    }
+    let embeddings = sample.embeddings.select(ndarray::Axis(0), &rows);
+    let config = DecoderConfig {
+        method: AssemblyMethod::Greedy,
+        cache: lightweight_decoder::config::CacheConfig {
+            capacity: 0,
+            ..Default::default()
+        },
+        ..DecoderConfig::default()
+    };
+    let decoder = PhraseBankDecoder::new(bank, config)?;
+    println!(
+        "self-recall@1 of {} sample phrases (decoded text equals the phrase):",
+        rows.len()
+    );
+    for cosine in [1.0f32, 0.95, 0.8] {
+        let noisy = perturb_rows(&embeddings, cosine, 42);
+        let decoded = decoder.batch_decode(noisy.view())?;
+        let hits = decoded
+            .iter()
+            .zip(&refs)
+            .filter(|(d, r)| same_text(&d.text, r))
+            .count();
+        let label = if cosine >= 1.0 {
+            "exact embeddings".to_string()
+        } else {
+            format!("noise to cosine {cosine:.2}")
+        };
+        println!(
+            "  {label:<22} {:.2}% ({hits}/{})",
+            100.0 * hits as f64 / refs.len() as f64,
+            refs.len()
+        );
+    }
+    Ok(())
+}
+
+fn demo(rows: usize, args: &DecoderArgs) -> Result<()> {
+    let sample = SampleSet::bundled(WORDNET_SAMPLE)?;
+    let rows = rows.min(sample.texts.len());
+    let decoder = build_decoder(args, decoder_config(args)?)?;
+    let embeddings = sample.embeddings.slice(s![..rows, ..]).to_owned();
+    let noisy = perturb_rows(&embeddings, 0.8, 7);
+    let exact = decoder.batch_decode(embeddings.view())?;
+    let perturbed = decoder.batch_decode(noisy.view())?;
+    println!(
+        "Decoding {rows} bundled all-mpnet-base-v2 embeddings of WordNet phrases with the bundled bank."
+    );
+    println!("Each row: the original text, the decoded text, and the text decoded after noise to cosine 0.80.\n");
+    for i in 0..rows {
+        let mark = |t: &str| {
+            if same_text(t, &sample.texts[i]) {
+                "="
+            } else {
+                "~"
+            }
+        };
+        println!("original : {}", sample.texts[i]);
+        println!(
+            "decoded  : {} {} (confidence {:.2})",
+            mark(&exact[i].text),
+            exact[i].text,
+            exact[i].confidence
+        );
+        println!(
+            "noisy    : {} {} (confidence {:.2})\n",
+            mark(&perturbed[i].text),
+            perturbed[i].text,
+            perturbed[i].confidence
+        );
+    }
+    let same = |d: &[lightweight_decoder::Decoded]| {
+        d.iter()
+            .zip(&sample.texts)
+            .filter(|(d, t)| same_text(&d.text, t))
+            .count()
+    };
+    println!(
+        "recovered exactly: {}/{rows} from exact embeddings, {}/{rows} from noisy ones (= same text, ~ different)",
+        same(&exact),
+        same(&perturbed)
+    );
+    Ok(())
+}
+
+fn bench(queries: usize, as_json: bool, args: &DecoderArgs) -> Result<()> {
+    let mut config = decoder_config(args)?;
+    config.cache.capacity = 0; // measure search + assembly, not cache hits
+    let bank = load_bank(args.bank.as_deref())?;
+    let decoder = PhraseBankDecoder::new(bank, config)?;
+    let sample = SampleSet::bundled(WORDNET_SAMPLE)?;
+    let n = queries.clamp(1, sample.texts.len());
+    let inputs: Array2<f32> =
+        perturb_rows(&sample.embeddings.slice(s![..n, ..]).to_owned(), 0.95, 3);
+    let dim = decoder.dim();
+    let index = decoder.bank().index();
+    let k = decoder.config().top_k;
+    // warm up
+    for row in inputs.rows().into_iter().take(50) {
+        decoder.decode(row.as_slice().expect("contiguous"))?;
+        index.search(row.as_slice().expect("contiguous"), k)?;
+    }
+    let mut raw_us = Vec::with_capacity(n);
+    let mut decode_us = Vec::with_capacity(n);
+    for row in inputs.rows() {
+        let q = row.as_slice().expect("contiguous");
+        let t = Instant::now();
+        index.search(q, k)?;
+        raw_us.push(t.elapsed().as_secs_f64() * 1e6);
+        let t = Instant::now();
+        decoder.decode(q)?;
+        decode_us.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    raw_us.sort_by(f64::total_cmp);
+    decode_us.sort_by(f64::total_cmp);
+    let t = Instant::now();
+    index.search(inputs.as_slice().expect("contiguous"), k)?;
+    let raw_batch_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    decoder.batch_decode(inputs.view())?;
+    let batch_s = t.elapsed().as_secs_f64();
+    let sessions = SampleSet::bundled(SESSIONS_TEST)?;
+    let boundaries = sessions.boundaries.clone().unwrap_or_default();
+    let session_inputs = perturb_rows(&sessions.embeddings, 0.95, 4);
+    let t = Instant::now();
+    decoder.batch_decode_with_sessions(session_inputs.view(), &boundaries)?;
+    let sessions_s = t.elapsed().as_secs_f64();
+    let p = |v: &[f64], q: f64| percentile(v, q);
+    let report = json!({
+        "bank": decoder.bank().manifest().index_spec,
+        "method": decoder.config().method,
+        "top_k": k,
+        "dim": dim,
+        "threads": rayon::current_num_threads(),
+        "single": {
+            "queries": n,
+            "decode_us": {"p50": p(&decode_us, 50.0), "p95": p(&decode_us, 95.0), "p99": p(&decode_us, 99.0)},
+            "raw_search_us": {"p50": p(&raw_us, 50.0), "p95": p(&raw_us, 95.0), "p99": p(&raw_us, 99.0)},
+            "overhead_ratio_p50": p(&decode_us, 50.0) / p(&raw_us, 50.0),
+        },
+        "batch": {
+            "rows": n,
+            "decode_rows_per_s": n as f64 / batch_s,
+            "raw_search_rows_per_s": n as f64 / raw_batch_s,
+        },
+        "sessions": {
+            "rows": sessions.texts.len(),
+            "sessions": boundaries.len(),
+            "decode_rows_per_s": sessions.texts.len() as f64 / sessions_s,
+        },
+    });
+    println!(
+        "lwdec bench: bank {} method {:?} top_k {k}, {} threads",
+        report["bank"],
+        decoder.config().method,
+        report["threads"]
+    );
+    println!(
+        "{:<28}{:>10}{:>10}{:>10}",
+        "single query (us)", "p50", "p95", "p99"
+    );
+    for (name, v) in [("decode", &decode_us), ("raw FAISS search", &raw_us)] {
+        println!(
+            "{name:<28}{:>10.1}{:>10.1}{:>10.1}",
+            p(v, 50.0),
+            p(v, 95.0),
+            p(v, 99.0)
+        );
+    }
+    println!(
+        "decode / raw search (p50)   {:>10.2}x",
+        report["single"]["overhead_ratio_p50"]
+            .as_f64()
+            .unwrap_or(0.0)
+    );
+    println!(
+        "batch of {n}: decode {:.0} rows/s, raw search {:.0} rows/s",
+        n as f64 / batch_s,
+        n as f64 / raw_batch_s
+    );
+    println!(
+        "{} sessions ({} rows): {:.0} rows/s",
+        boundaries.len(),
+        sessions.texts.len(),
+        sessions.texts.len() as f64 / sessions_s
+    );
+    if as_json {
+        println!("{report}");
+    }
+    Ok(())
+}

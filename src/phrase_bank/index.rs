@@ -1,0 +1,199 @@
+//! [`SharedIndex`]: a FAISS index that many threads search at once.
+
+use std::ffi::CStr;
+use std::path::Path;
+
+use faiss::index::IndexImpl;
+use faiss::{Index, MetricType};
+use faiss_sys::idx_t;
+
+use crate::error::{Error, Result};
+
+/// A FAISS CPU index searched through `&self`.
+///
+/// `faiss-rs` exposes search on [`IndexImpl`] through `&mut self`, which would force either a lock
+/// or one copy of the index per thread. FAISS documents that `search` and `reconstruct` on CPU
+/// indexes are `const` and safe to call concurrently, so this wrapper calls them through the C API
+/// with a shared reference. Mutation (`add`, `train`, parameter changes) still needs `&mut self`,
+/// so no search can race with a change.
+pub struct SharedIndex {
+    inner: IndexImpl,
+}
+
+/// Nearest neighbours of a batch of queries: `k` ids and scores per query, row-major.
+#[derive(Debug, Clone)]
+pub struct Neighbours {
+    /// Neighbours per query.
+    pub k: usize,
+    /// Ids, `-1` where fewer than `k` results exist.
+    pub ids: Vec<i64>,
+    /// Inner-product scores, best first within each query.
+    pub scores: Vec<f32>,
+}
+
+impl SharedIndex {
+    /// Creates an empty, untrained inner-product index from a FAISS factory string.
+    pub fn from_factory(dim: usize, spec: &str) -> Result<Self> {
+        let inner = faiss::index_factory(dim as u32, spec, MetricType::InnerProduct)
+            .map_err(|e| Error::InvalidConfig(format!("index spec {spec:?}: {e}")))?;
+        Ok(SharedIndex { inner })
+    }
+
+    /// Reads an index written by [`SharedIndex::write`].
+    pub fn read(path: &Path) -> Result<Self> {
+        let name = path.to_str().ok_or_else(|| {
+            Error::InvalidArgument(format!("path is not UTF-8: {}", path.display()))
+        })?;
+        let inner = faiss::read_index(name).map_err(|e| Error::CorruptBank {
+            path: path.to_path_buf(),
+            reason: format!("FAISS cannot read the index: {e}"),
+        })?;
+        let mut index = SharedIndex { inner };
+        index.enable_reconstruct()?;
+        Ok(index)
+    }
+
+    /// Writes the index to `path` (without the id map that [`SharedIndex::read`] rebuilds).
+    pub fn write(&mut self, path: &Path) -> Result<()> {
+        let name = path.to_str().ok_or_else(|| {
+            Error::InvalidArgument(format!("path is not UTF-8: {}", path.display()))
+        })?;
+        let ivf = self.ivf();
+        if !ivf.is_null() {
+            check(unsafe { faiss_sys::faiss_IndexIVF_make_direct_map(ivf, 0) })?;
+        }
+        let written = faiss::write_index(&self.inner, name);
+        self.enable_reconstruct()?;
+        written?;
+        Ok(())
+    }
+
+    /// Trains the index (a no-op for exact kinds).
+    pub fn train(&mut self, vectors: &[f32]) -> Result<()> {
+        self.inner.train(vectors)?;
+        Ok(())
+    }
+
+    /// Adds vectors, which get consecutive ids after the current ones.
+    pub fn add(&mut self, vectors: &[f32]) -> Result<()> {
+        self.inner.add(vectors)?;
+        Ok(())
+    }
+
+    /// Finishes building: makes stored vectors reconstructable by id.
+    pub fn enable_reconstruct(&mut self) -> Result<()> {
+        let ivf = self.ivf();
+        if !ivf.is_null() {
+            check(unsafe { faiss_sys::faiss_IndexIVF_make_direct_map(ivf, 1) })?;
+        }
+        Ok(())
+    }
+
+    /// Number of stored vectors.
+    pub fn len(&self) -> usize {
+        self.inner.ntotal() as usize
+    }
+
+    /// Whether the index stores no vector.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Dimension of the stored vectors.
+    pub fn dim(&self) -> usize {
+        self.inner.d() as usize
+    }
+
+    /// Whether the index has been trained.
+    pub fn is_trained(&self) -> bool {
+        self.inner.is_trained()
+    }
+
+    /// Number of inverted lists probed per query, for IVF kinds.
+    pub fn nprobe(&self) -> Option<usize> {
+        let ivf = self.ivf();
+        (!ivf.is_null()).then(|| unsafe { faiss_sys::faiss_IndexIVF_nprobe(ivf) })
+    }
+
+    /// Sets the number of inverted lists probed per query (ignored for non-IVF kinds).
+    pub fn set_nprobe(&mut self, nprobe: usize) {
+        let ivf = self.ivf();
+        if !ivf.is_null() {
+            unsafe { faiss_sys::faiss_IndexIVF_set_nprobe(ivf, nprobe.max(1)) };
+        }
+    }
+
+    /// Searches the `k` best neighbours of each query (queries row-major, `dim` columns).
+    ///
+    /// Safe to call from many threads at once. FAISS parallelises a batch of queries itself.
+    pub fn search(&self, queries: &[f32], k: usize) -> Result<Neighbours> {
+        let d = self.dim();
+        if d == 0 || queries.len() % d != 0 {
+            return Err(Error::DimensionMismatch {
+                expected: d,
+                got: queries.len(),
+            });
+        }
+        let nq = queries.len() / d;
+        let mut scores = vec![0f32; nq * k];
+        let mut ids: Vec<i64> = vec![-1; nq * k];
+        if nq > 0 && k > 0 {
+            check(unsafe {
+                faiss_sys::faiss_Index_search(
+                    self.inner.inner_ptr(),
+                    nq as idx_t,
+                    queries.as_ptr(),
+                    k as idx_t,
+                    scores.as_mut_ptr(),
+                    ids.as_mut_ptr() as *mut idx_t,
+                )
+            })?;
+        }
+        Ok(Neighbours { k, ids, scores })
+    }
+
+    /// The stored (possibly compressed) vector of `id`.
+    pub fn reconstruct(&self, id: i64) -> Result<Vec<f32>> {
+        if id < 0 || id as usize >= self.len() {
+            return Err(Error::InvalidArgument(format!(
+                "phrase id {id} out of range 0..{}",
+                self.len()
+            )));
+        }
+        let mut out = vec![0f32; self.dim()];
+        check(unsafe {
+            faiss_sys::faiss_Index_reconstruct(self.inner.inner_ptr(), id, out.as_mut_ptr())
+        })?;
+        Ok(out)
+    }
+
+    fn ivf(&self) -> *mut faiss_sys::FaissIndexIVF {
+        unsafe { faiss_sys::faiss_IndexIVF_cast(self.inner.inner_ptr()) }
+    }
+}
+
+impl std::fmt::Debug for SharedIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedIndex")
+            .field("dim", &self.dim())
+            .field("len", &self.len())
+            .field("nprobe", &self.nprobe())
+            .finish()
+    }
+}
+
+/// Turns a FAISS C API status code into a `Result`, with FAISS's message.
+fn check(code: std::os::raw::c_int) -> Result<()> {
+    if code == 0 {
+        return Ok(());
+    }
+    let msg = unsafe {
+        let p = faiss_sys::faiss_get_last_error();
+        if p.is_null() {
+            format!("error code {code}")
+        } else {
+            CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
+    };
+    Err(Error::Faiss(msg))
+}

@@ -1,0 +1,144 @@
+//! The JSON manifest that describes a saved phrase bank and guards it against corruption.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// Version of the on-disk bank layout this crate reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+/// File name of the manifest inside a bank directory.
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// File name of the FAISS index inside a bank directory.
+pub const INDEX_FILE: &str = "index.faiss";
+/// File name of the phrases (UTF-8, one per line, in id order) inside a bank directory.
+pub const PHRASES_FILE: &str = "phrases.txt";
+
+/// Size and SHA-256 of one file of a bank.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileDigest {
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Lower-case hex SHA-256 of the content.
+    pub sha256: String,
+}
+
+impl FileDigest {
+    /// Reads `path` and computes its size and digest.
+    pub fn of_file(path: &Path) -> Result<Self> {
+        let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut bytes = 0u64;
+        loop {
+            let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            bytes += n as u64;
+        }
+        let sha256 = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(FileDigest { bytes, sha256 })
+    }
+}
+
+/// Describes a saved bank: what it holds, how it was indexed and the digests of its files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Layout version ([`FORMAT_VERSION`]).
+    pub format_version: u32,
+    /// Embedding dimension.
+    pub dimension: usize,
+    /// Similarity metric; always `"inner_product"` over unit vectors (cosine).
+    pub metric: String,
+    /// Number of phrases.
+    pub count: usize,
+    /// Name of the encoder that produced the embeddings.
+    pub encoder: String,
+    /// FAISS factory string of the index.
+    pub index_spec: String,
+    /// Inverted lists probed per query (IVF kinds), as tuned at build time.
+    pub nprobe: Option<usize>,
+    /// Size and digest of every data file, by file name.
+    pub files: BTreeMap<String, FileDigest>,
+}
+
+impl Manifest {
+    /// Reads and parses `dir/manifest.json`, checking the format version.
+    pub fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join(MANIFEST_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::CorruptBank {
+            path: path.clone(),
+            reason: format!("cannot read the manifest: {e}"),
+        })?;
+        let manifest: Manifest = serde_json::from_str(&text).map_err(|e| Error::CorruptBank {
+            path: path.clone(),
+            reason: format!("malformed manifest: {e}"),
+        })?;
+        if manifest.format_version != FORMAT_VERSION {
+            return Err(Error::CorruptBank {
+                path,
+                reason: format!(
+                    "format version {} is not supported (expected {FORMAT_VERSION})",
+                    manifest.format_version
+                ),
+            });
+        }
+        if manifest.metric != "inner_product" {
+            return Err(Error::CorruptBank {
+                path,
+                reason: format!("unsupported metric {:?}", manifest.metric),
+            });
+        }
+        Ok(manifest)
+    }
+
+    /// Checks that every data file exists with the recorded size and digest.
+    pub fn verify_files(&self, dir: &Path) -> Result<()> {
+        for name in [INDEX_FILE, PHRASES_FILE] {
+            if !self.files.contains_key(name) {
+                return Err(Error::CorruptBank {
+                    path: dir.join(MANIFEST_FILE),
+                    reason: format!("the manifest lists no digest for {name}"),
+                });
+            }
+        }
+        for (name, expected) in &self.files {
+            let path = dir.join(name);
+            let meta = std::fs::metadata(&path).map_err(|e| Error::CorruptBank {
+                path: path.clone(),
+                reason: format!("missing file: {e}"),
+            })?;
+            if meta.len() != expected.bytes {
+                return Err(Error::CorruptBank {
+                    path,
+                    reason: format!(
+                        "size {} bytes, manifest says {}",
+                        meta.len(),
+                        expected.bytes
+                    ),
+                });
+            }
+            let actual = FileDigest::of_file(&path)?;
+            if actual.sha256 != expected.sha256 {
+                return Err(Error::CorruptBank {
+                    path,
+                    reason: format!(
+                        "checksum mismatch: sha256 {}, manifest says {}",
+                        actual.sha256, expected.sha256
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}

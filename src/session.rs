@@ -1,0 +1,101 @@
+//! [`Session`]: the context that one stream of related inputs carries from decode to decode.
+
+use std::collections::VecDeque;
+
+/// One decoded input remembered by a session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionEntry {
+    /// The input embedding, unit norm.
+    pub embedding: Vec<f32>,
+    /// Bank phrases the output was made of (empty for generated text).
+    pub phrase_ids: Vec<usize>,
+}
+
+/// Recent inputs and outputs of one stream of related embeddings, newest last.
+///
+/// A decoder reads the context to re-rank candidates and records every decode into it. Sessions
+/// are independent: decode unrelated inputs in separate sessions (or with
+/// [`crate::Decoder::decode`], which uses a fresh one).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    window: usize,
+    entries: VecDeque<SessionEntry>,
+}
+
+impl Session {
+    /// An empty session remembering the last `window` decodes (at least one).
+    pub fn new(window: usize) -> Self {
+        let window = window.max(1);
+        Session {
+            window,
+            entries: VecDeque::with_capacity(window),
+        }
+    }
+
+    /// Remembers a decode, forgetting the oldest beyond the window.
+    pub fn record(&mut self, entry: SessionEntry) {
+        if self.entries.len() == self.window {
+            self.entries.pop_front();
+        }
+        self.entries.push_back(entry);
+    }
+
+    /// Recent decodes, oldest first.
+    pub fn entries(&self) -> impl DoubleEndedIterator<Item = &SessionEntry> + ExactSizeIterator {
+        self.entries.iter()
+    }
+
+    /// Whether nothing has been decoded in this session yet.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Forgets all context.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    /// The decayed mean of recent input embeddings (newest weight 1, then `decay`, `decay`², ...),
+    /// scaled to unit norm; `None` for an empty session.
+    pub fn context_vector(&self, decay: f32) -> Option<Vec<f32>> {
+        let dim = self.entries.back()?.embedding.len();
+        let mut sum = vec![0f32; dim];
+        let mut weight = 1f32;
+        for entry in self.entries.iter().rev() {
+            for (s, v) in sum.iter_mut().zip(&entry.embedding) {
+                *s += weight * v;
+            }
+            weight *= decay;
+        }
+        crate::embedding::normalize_in_place(&mut sum);
+        Some(sum)
+    }
+
+    /// Whether `phrase_id` was part of an output within the window.
+    pub fn recently_emitted(&self, phrase_id: usize) -> bool {
+        self.entries
+            .iter()
+            .any(|e| e.phrase_ids.contains(&phrase_id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_and_context() {
+        let mut s = Session::new(2);
+        assert!(s.context_vector(0.5).is_none());
+        for (i, v) in [[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]].iter().enumerate() {
+            s.record(SessionEntry {
+                embedding: v.to_vec(),
+                phrase_ids: vec![i],
+            });
+        }
+        assert_eq!(s.entries().len(), 2);
+        assert!(!s.recently_emitted(0) && s.recently_emitted(2));
+        let c = s.context_vector(0.5).unwrap();
+        assert!((c[1] - 1.0).abs() < 1e-6, "oldest entry left the window");
+    }
+}

@@ -1,0 +1,139 @@
+//! The `lwdec` command line: output format, and non-zero exits with clear messages.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use lightweight_decoder::samples::{samples_dir, WORDNET_SAMPLE};
+use ndarray_npy::WriteNpyExt;
+
+fn lwdec(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lwdec"))
+        .args(args)
+        .output()
+        .expect("lwdec runs")
+}
+
+fn write_npy(path: &Path, a: &ndarray::Array2<f32>) {
+    a.write_npy(std::fs::File::create(path).unwrap()).unwrap();
+}
+
+fn sample_rows(n: usize) -> ndarray::Array2<f32> {
+    let s = lightweight_decoder::samples::SampleSet::bundled(WORDNET_SAMPLE).unwrap();
+    s.embeddings.slice(ndarray::s![..n, ..]).to_owned()
+}
+
+#[test]
+fn decode_writes_one_json_line_per_row_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.npy");
+    write_npy(&input, &sample_rows(6));
+    let out = tmp.path().join("out.jsonl");
+    let o = lwdec(&[
+        "decode",
+        "--input",
+        input.to_str().unwrap(),
+        "--boundaries",
+        "0,3",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let texts =
+        std::fs::read_to_string(samples_dir().join(format!("{WORDNET_SAMPLE}.txt"))).unwrap();
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 6);
+    for ((i, line), text) in lines.iter().enumerate().zip(texts.lines()) {
+        assert_eq!(line["row"], i);
+        assert_eq!(
+            line["text"].as_str().unwrap().to_lowercase(),
+            text.to_lowercase()
+        );
+        let c = line["confidence"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&c));
+        assert_eq!(line["source"]["decoder"], "phrase_bank");
+    }
+    // stdout when --output is absent
+    let o = lwdec(&[
+        "decode",
+        "--input",
+        input.to_str().unwrap(),
+        "--method",
+        "greedy",
+    ]);
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 6);
+}
+
+#[test]
+fn bad_inputs_exit_non_zero_with_a_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = tmp.path().join("good.npy");
+    write_npy(&good, &sample_rows(4));
+    let wrong_dim = tmp.path().join("wrong.npy");
+    write_npy(&wrong_dim, &ndarray::Array2::ones((2, 100)));
+    let mut nan = sample_rows(3);
+    nan[[1, 7]] = f32::NAN;
+    let nan_path = tmp.path().join("nan.npy");
+    write_npy(&nan_path, &nan);
+    let zero = tmp.path().join("zero.npy");
+    write_npy(&zero, &ndarray::Array2::zeros((2, 768)));
+    let garbage = tmp.path().join("garbage.npy");
+    std::fs::write(&garbage, "not an array").unwrap();
+    let bad_config = tmp.path().join("config.json");
+    std::fs::write(&bad_config, r#"{"top_k": 0}"#).unwrap();
+    let g = good.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["decode", "--input", wrong_dim.to_str().unwrap()],
+            "dimension 100, expected 768",
+        ),
+        (
+            vec!["decode", "--input", nan_path.to_str().unwrap()],
+            "row 1: embedding contains a non-finite value",
+        ),
+        (
+            vec!["decode", "--input", zero.to_str().unwrap()],
+            "zero vector",
+        ),
+        (
+            vec!["decode", "--input", garbage.to_str().unwrap()],
+            "cannot read array",
+        ),
+        (
+            vec!["decode", "--input", g, "--boundaries", "0,2,1"],
+            "strictly increasing",
+        ),
+        (
+            vec!["decode", "--input", g, "--boundaries", "0,9"],
+            "out of range",
+        ),
+        (
+            vec!["decode", "--input", g, "--bank", "/nonexistent"],
+            "corrupt phrase bank",
+        ),
+        (
+            vec![
+                "decode",
+                "--input",
+                g,
+                "--config",
+                bad_config.to_str().unwrap(),
+            ],
+            "top_k",
+        ),
+        (
+            vec!["decode", "--input", g, "--method", "psychic"],
+            "unknown method",
+        ),
+    ];
+    for (args, message) in cases {
+        let o = lwdec(&args);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?} should fail");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+}

@@ -1,0 +1,38 @@
+//! Helpers shared by the integration tests: the bundled bank and samples.
+
+#![allow(dead_code)]
+
+use lightweight_decoder::config::CacheConfig;
+use lightweight_decoder::phrase_bank::{BankBuildOptions, PhraseBank};
+use lightweight_decoder::samples::{SampleSet, WORDNET_SAMPLE};
+use lightweight_decoder::{AssemblyMethod, DecoderConfig, PhraseBankDecoder};
+
+/// A decoder over the bundled default bank with the given method and no cache.
+pub fn default_decoder(method: AssemblyMethod) -> PhraseBankDecoder {
+    let config = DecoderConfig {
+        method,
+        cache: CacheConfig {
+            capacity: 0,
+            ..Default::default()
+        },
+        ..DecoderConfig::default()
+    };
+    PhraseBankDecoder::with_default_bank(config).expect("the bundled bank loads")
+}
+
+/// The bundled random sample of the default bank.
+pub fn sample() -> SampleSet {
+    SampleSet::bundled(WORDNET_SAMPLE).expect("bundled sample loads")
+}
+
+/// A small exact bank built from the first `n` sample phrases and their real embeddings.
+pub fn small_bank(n: usize) -> PhraseBank {
+    let s = sample();
+    PhraseBank::build(
+        s.texts[..n].to_vec(),
+        s.embeddings.slice(ndarray::s![..n, ..]),
+        &BankBuildOptions::default(),
+        |_| {},
+    )
+    .expect("small bank builds")
+}

@@ -1,0 +1,159 @@
+//! Sessions, the cache, the assembly methods, configs and monitoring, on real embeddings.
+
+mod common;
+
+use lightweight_decoder::config::CacheConfig;
+use lightweight_decoder::embedding::normalize_in_place;
+use lightweight_decoder::eval::{perturb_rows, same_text};
+use lightweight_decoder::monitoring::HealthStatus;
+use lightweight_decoder::samples::{SampleSet, SESSIONS_TEST};
+use lightweight_decoder::{
+    load_config, save_config, AssemblyMethod, Decoder, DecoderConfig, PhraseBankDecoder, Source,
+};
+
+#[test]
+fn parallel_sessions_equal_sequential_decoding() {
+    let s = SampleSet::bundled(SESSIONS_TEST).unwrap();
+    let boundaries = s.boundaries.clone().unwrap();
+    let inputs = perturb_rows(&s.embeddings, 0.6, 9);
+    let d = common::default_decoder(AssemblyMethod::ContextAware);
+    let parallel = d
+        .batch_decode_with_sessions(inputs.view(), &boundaries)
+        .unwrap();
+    let mut sequential = Vec::new();
+    let mut session = d.new_session();
+    for row in 0..inputs.nrows() {
+        if boundaries.contains(&row) {
+            session = d.new_session();
+        }
+        sequential.push(
+            d.decode_in_session(&inputs.row(row).to_vec(), &mut session)
+                .unwrap(),
+        );
+    }
+    assert_eq!(parallel, sequential);
+    // and context mattered: decoding every row alone gives different output somewhere
+    let alone = d.batch_decode(inputs.view()).unwrap();
+    assert_ne!(parallel, alone);
+}
+
+#[test]
+fn cache_hits_near_identical_inputs_and_clears_on_bank_change() {
+    let config = DecoderConfig {
+        cache: CacheConfig {
+            capacity: 16,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut d = PhraseBankDecoder::new(common::small_bank(100), config).unwrap();
+    let s = common::sample();
+    let v = s.embeddings.row(3).to_vec();
+    let first = d.decode(&v).unwrap();
+    let mut nudged: Vec<f32> = v.iter().map(|x| x * 1.0001 + 1e-7).collect();
+    normalize_in_place(&mut nudged);
+    let second = d.decode(&nudged).unwrap();
+    assert_eq!(first.text, second.text);
+    assert_eq!((d.cache().hits(), d.cache().misses()), (1, 1));
+    assert!((d.statistics().cache_hit_rate - 0.5).abs() < 1e-9);
+    assert_eq!(d.cache().len(), 1);
+    d.set_bank(common::small_bank(50)).unwrap();
+    assert_eq!(d.cache().len(), 0, "cache cleared when the bank changes");
+    d.decode(&v).unwrap();
+    assert_eq!(d.cache().misses(), 2);
+}
+
+#[test]
+fn config_round_trips_through_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("decoder.json");
+    let mut config = DecoderConfig::production();
+    config.method = AssemblyMethod::Beam;
+    config.beam.max_phrases = 2;
+    save_config(&config, &path).unwrap();
+    assert_eq!(load_config(&path).unwrap(), config);
+    let bad = DecoderConfig {
+        top_k: 0,
+        ..Default::default()
+    };
+    assert!(save_config(&bad, &tmp.path().join("bad.json")).is_err());
+    assert!(
+        !tmp.path().join("bad.json").exists(),
+        "nothing written for a bad config"
+    );
+}
+
+#[test]
+fn every_method_decodes_exact_embeddings_to_their_phrase() {
+    let s = common::sample();
+    let rows = s.embeddings.slice(ndarray::s![..200, ..]).to_owned();
+    for method in [
+        AssemblyMethod::Greedy,
+        AssemblyMethod::Weighted,
+        AssemblyMethod::Beam,
+        AssemblyMethod::ContextAware,
+    ] {
+        let d = common::default_decoder(method);
+        let out = d.batch_decode(rows.view()).unwrap();
+        let same = out
+            .iter()
+            .zip(&s.texts)
+            .filter(|(o, t)| same_text(&o.text, t))
+            .count();
+        assert!(same >= 195, "{method:?}: {same}/200");
+        assert!(out.iter().all(|o| (0.0..=1.0).contains(&o.confidence)));
+        assert!(out.iter().all(|o| o.candidates.len() == d.config().top_k));
+    }
+}
+
+#[test]
+fn beam_assembles_two_phrases_from_a_combined_embedding() {
+    let s = common::sample();
+    let d = common::default_decoder(AssemblyMethod::Beam);
+    let greedy = common::default_decoder(AssemblyMethod::Greedy);
+    let mut both_found = 0;
+    let pairs = 40;
+    for i in 0..pairs {
+        let (a, b) = (2 * i, 2 * i + 1);
+        let mut v: Vec<f32> = s
+            .embeddings
+            .row(a)
+            .iter()
+            .zip(s.embeddings.row(b))
+            .map(|(x, y)| x + y)
+            .collect();
+        normalize_in_place(&mut v);
+        let out = d.decode(&v).unwrap();
+        let Source::PhraseBank { phrase_ids } = &out.source else {
+            panic!("bank source expected")
+        };
+        if phrase_ids.contains(&s.bank_ids[a]) && phrase_ids.contains(&s.bank_ids[b]) {
+            both_found += 1;
+        }
+        assert!(out.confidence + 1e-4 >= greedy.decode(&v).unwrap().confidence);
+    }
+    assert!(
+        both_found >= pairs * 3 / 4,
+        "both phrases found for {both_found}/{pairs}"
+    );
+}
+
+#[test]
+fn statistics_and_health_follow_traffic() {
+    let d = common::default_decoder(AssemblyMethod::Greedy);
+    assert_eq!(d.health().status, HealthStatus::Healthy);
+    let s = common::sample();
+    for row in s.embeddings.rows().into_iter().take(20) {
+        d.decode(&row.to_vec()).unwrap();
+    }
+    for _ in 0..5 {
+        assert!(d.decode(&[f32::NAN; 768]).is_err());
+    }
+    let stats = d.statistics();
+    assert_eq!((stats.decoded, stats.errors), (20, 5));
+    assert!((stats.error_rate - 0.2).abs() < 1e-9);
+    assert!(stats.latency_p50_us > 0.0 && stats.latency_p50_us <= stats.latency_p99_us);
+    let health = d.health();
+    assert_eq!(health.status, HealthStatus::Degraded);
+    assert!(health.reasons.iter().any(|r| r.contains("error rate")));
+}

@@ -1,0 +1,82 @@
+//! Acceptance figures of the default bank on real all-mpnet-base-v2 embeddings.
+
+mod common;
+
+use lightweight_decoder::eval::{exact_match_rate, perturb_rows};
+use lightweight_decoder::samples::{SampleSet, SESSIONS_DEV, SESSIONS_TEST};
+use lightweight_decoder::{AssemblyMethod, Decoder, PhraseBank};
+
+#[test]
+fn default_bank_holds_every_phrase_within_32_mb() {
+    let bank = PhraseBank::load_default().unwrap();
+    assert_eq!(bank.len(), 175_784);
+    let dir = PhraseBank::default_dir();
+    let bytes: u64 = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(bytes <= 32 * 1024 * 1024, "bank is {bytes} bytes");
+}
+
+fn recall_at(cosine: f32, seed: u64) -> f64 {
+    let decoder = common::default_decoder(AssemblyMethod::Greedy);
+    let s = common::sample();
+    let inputs = perturb_rows(&s.embeddings, cosine, seed);
+    let boundaries: Vec<usize> = (0..s.texts.len()).collect();
+    let rate = exact_match_rate(&decoder, inputs.view(), &boundaries, &s.texts).unwrap();
+    eprintln!("self-recall@1 at cosine {cosine}: {rate:.4}");
+    rate
+}
+
+#[test]
+fn exact_embeddings_decode_to_their_phrase() {
+    assert!(recall_at(1.0, 0) >= 0.995);
+}
+
+#[test]
+fn noisy_embeddings_still_decode_to_their_phrase() {
+    assert!(recall_at(0.95, 11) >= 0.99);
+    assert!(recall_at(0.80, 12) >= 0.97);
+}
+
+/// Sessions of related phrases (gloss and examples of one WordNet synset), noisy: re-ranking
+/// with the session's context recovers more originals than greedy. The settings were chosen
+/// on `sessions_dev`; this measures the held-out `sessions_test`.
+#[test]
+fn context_aware_beats_greedy_on_related_sessions() {
+    for name in [SESSIONS_DEV, SESSIONS_TEST] {
+        let s = SampleSet::bundled(name).unwrap();
+        let boundaries = s.boundaries.clone().unwrap();
+        let mut wins = 0;
+        for (i, cosine) in [0.5f32, 0.45, 0.4].into_iter().enumerate() {
+            let inputs = perturb_rows(&s.embeddings, cosine, 100 + i as u64);
+            let rate = |m| {
+                let d = common::default_decoder(m);
+                exact_match_rate(&d, inputs.view(), &boundaries, &s.texts).unwrap()
+            };
+            let greedy = rate(AssemblyMethod::Greedy);
+            let context = rate(AssemblyMethod::ContextAware);
+            eprintln!("{name} cosine {cosine}: greedy {greedy:.4} context_aware {context:.4}");
+            wins += usize::from(context > greedy);
+        }
+        assert_eq!(
+            wins, 3,
+            "{name}: context_aware must beat greedy at every noise level"
+        );
+    }
+}
+
+#[test]
+fn context_never_overrides_a_clearly_better_match_without_context() {
+    let s = common::sample();
+    let greedy = common::default_decoder(AssemblyMethod::Greedy);
+    let context = common::default_decoder(AssemblyMethod::ContextAware);
+    let inputs = perturb_rows(&s.embeddings, 0.8, 5);
+    let a = greedy.batch_decode(inputs.view()).unwrap();
+    let b = context.batch_decode(inputs.view()).unwrap();
+    assert_eq!(
+        a.iter().map(|d| &d.text).collect::<Vec<_>>(),
+        b.iter().map(|d| &d.text).collect::<Vec<_>>(),
+        "with one row per session, context_aware equals greedy"
+    );
+}
