@@ -12,7 +12,7 @@ use lightweight_decoder::{AssemblyMethod, DecoderConfig, PhraseBank, PhraseBankD
 fn main() -> Result<()> {
     let s = SampleSet::bundled(SESSIONS_DEV)?;
     let boundaries = s.boundaries.clone().unwrap_or_default();
-    let noise = [0.6f32, 0.5, 0.4];
+    let noise = [0.5f32, 0.4, 0.3, 0.25];
     let inputs: Vec<_> = noise
         .iter()
         .enumerate()
@@ -37,15 +37,18 @@ fn main() -> Result<()> {
         ..base.clone()
     })?;
     println!("noise cosines {noise:?}");
-    println!("greedy                         {greedy:.4?}");
-    for weight in [0.1f32, 0.25, 0.5, 1.0] {
-        for margin in [0.02f32, 0.04, 0.08] {
-            let mut config = base.clone();
-            config.method = AssemblyMethod::ContextAware;
-            config.context.coherence_weight = weight;
-            config.context.max_margin = margin;
-            let rates = run(&config)?;
-            println!("weight {weight:<5} margin {margin:<5}     {rates:.4?}");
+    println!("greedy                                    {greedy:.4?}");
+    for weight in [5.0f32, 10.0, 15.0, 20.0] {
+        for margin in [0.03f32, 0.06] {
+            for penalty in [0.02f32, 0.1] {
+                let mut config = base.clone();
+                config.method = AssemblyMethod::ContextAware;
+                config.context.prior_strength = weight;
+                config.context.max_margin = margin;
+                config.context.repetition_penalty = penalty;
+                let rates = run(&config)?;
+                println!("prior {weight:<5} margin {margin:<5} penalty {penalty:<5} {rates:.4?}");
+            }
         }
     }
     Ok(())

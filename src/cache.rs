@@ -8,6 +8,9 @@ use lru::LruCache;
 
 use crate::phrase_bank::Hit;
 
+/// Quantised embedding signature -> search results.
+type Entries = LruCache<Box<[i16]>, Vec<Hit>>;
+
 /// Caches the bank's search results for recently seen inputs.
 ///
 /// The key is the unit-norm input rounded to multiples of a quantisation step, so inputs that
@@ -15,7 +18,7 @@ use crate::phrase_bank::Hit;
 /// result depends on the session), so the cache is correct for every method.
 #[derive(Debug)]
 pub struct PatternCache {
-    entries: Option<Mutex<LruCache<Box<[i16]>, Vec<Hit>>>>,
+    entries: Option<Mutex<Entries>>,
     step: f32,
     hits: AtomicU64,
     misses: AtomicU64,

@@ -88,7 +88,7 @@ impl Default for BeamConfig {
         BeamConfig {
             width: 4,
             max_phrases: 3,
-            min_gain: 0.02,
+            min_gain: 0.04,
             pool: 8,
         }
     }
@@ -102,8 +102,9 @@ pub struct ContextConfig {
     pub window: usize,
     /// Weight of each older input relative to the next newer one (0..=1).
     pub decay: f32,
-    /// Weight of coherence with the context in the re-ranking score.
-    pub coherence_weight: f32,
+    /// Strength of the context prior (log-odds per unit of cosine with the context); its weight
+    /// against similarity shrinks as the input gets cleaner (see [`crate::assembly::ContextAware`]).
+    pub prior_strength: f32,
     /// Score subtracted from a candidate that the session emitted within the window.
     pub repetition_penalty: f32,
     /// Only candidates within this similarity of the best are re-ranked, so context never
@@ -116,9 +117,9 @@ impl Default for ContextConfig {
         ContextConfig {
             window: 4,
             decay: 0.7,
-            coherence_weight: 0.25,
+            prior_strength: 15.0,
             repetition_penalty: 0.02,
-            max_margin: 0.04,
+            max_margin: 0.03,
         }
     }
 }
@@ -313,8 +314,8 @@ impl DecoderConfig {
             "context.decay must be in [0, 1]",
         )?;
         check(
-            finite_in(self.context.coherence_weight, 0.0, 10.0),
-            "context.coherence_weight must be in [0, 10]",
+            finite_in(self.context.prior_strength, 0.0, 1000.0),
+            "context.prior_strength must be in [0, 1000]",
         )?;
         check(
             finite_in(self.context.repetition_penalty, 0.0, 10.0),

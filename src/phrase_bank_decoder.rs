@@ -156,7 +156,8 @@ impl PhraseBankDecoder {
             confidence *= 0.5;
         }
         session.record(SessionEntry {
-            embedding: query,
+            input: query,
+            output: Some(self.output_embedding(&assembly.phrase_ids)?),
             phrase_ids: assembly.phrase_ids.clone(),
         });
         Ok(Decoded {
@@ -168,6 +169,18 @@ impl PhraseBankDecoder {
             },
             candidates,
         })
+    }
+
+    /// The normalised sum of the stored embeddings of the output phrases.
+    fn output_embedding(&self, phrase_ids: &[usize]) -> Result<Vec<f32>> {
+        let mut sum = vec![0f32; self.dim()];
+        for &id in phrase_ids {
+            for (s, v) in sum.iter_mut().zip(self.bank.embedding(id)?) {
+                *s += v;
+            }
+        }
+        embedding::normalize_in_place(&mut sum);
+        Ok(sum)
     }
 
     fn record(&self, result: &Result<Decoded>, latency: Duration) {

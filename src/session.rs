@@ -6,7 +6,9 @@ use std::collections::VecDeque;
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionEntry {
     /// The input embedding, unit norm.
-    pub embedding: Vec<f32>,
+    pub input: Vec<f32>,
+    /// The embedding of the output, when the decoder knows it (bank phrases do), unit norm.
+    pub output: Option<Vec<f32>>,
     /// Bank phrases the output was made of (empty for generated text).
     pub phrase_ids: Vec<usize>,
 }
@@ -55,15 +57,19 @@ impl Session {
         self.entries.clear();
     }
 
-    /// The decayed mean of recent input embeddings (newest weight 1, then `decay`, `decay`², ...),
+    /// The decayed mean of recent embeddings (newest weight 1, then `decay`, `decay`², ...),
     /// scaled to unit norm; `None` for an empty session.
+    ///
+    /// Each entry contributes its output embedding when known (a clean vector, where inputs
+    /// may be noisy), else its input.
     pub fn context_vector(&self, decay: f32) -> Option<Vec<f32>> {
-        let dim = self.entries.back()?.embedding.len();
+        let dim = self.entries.back()?.input.len();
         let mut sum = vec![0f32; dim];
         let mut weight = 1f32;
         for entry in self.entries.iter().rev() {
-            for (s, v) in sum.iter_mut().zip(&entry.embedding) {
-                *s += weight * v;
+            let v = entry.output.as_ref().unwrap_or(&entry.input);
+            for (s, x) in sum.iter_mut().zip(v) {
+                *s += weight * x;
             }
             weight *= decay;
         }
@@ -89,7 +95,8 @@ mod tests {
         assert!(s.context_vector(0.5).is_none());
         for (i, v) in [[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]].iter().enumerate() {
             s.record(SessionEntry {
-                embedding: v.to_vec(),
+                input: v.to_vec(),
+                output: None,
                 phrase_ids: vec![i],
             });
         }

