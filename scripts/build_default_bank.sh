@@ -9,6 +9,6 @@ data=${1:-../shared/data}
 cargo run --release --bin lwdec -- bank build \
   --phrases "$data/wordnet.txt" \
   --embeddings "$data/wordnet.i8.npy" --scale "$data/wordnet.scale.npy" \
-  --index IVF1024,PQ96 --train-size 65536 --nprobe 32 \
+  --index IVF1024,PQ96 --train-size 65536 --nprobe 16 \
   --out phrase_bank
 cargo run --release --bin lwdec -- bank info --verify

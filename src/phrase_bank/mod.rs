@@ -47,7 +47,7 @@ impl Default for BankBuildOptions {
         BankBuildOptions {
             index_spec: "IVF1024,PQ96".to_string(),
             train_size: 65_536,
-            nprobe: 32,
+            nprobe: 16,
             encoder: REFERENCE_ENCODER.to_string(),
             seed: 2026,
             min_rows_for_compression: 50_000,
