@@ -18,7 +18,7 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 /// True if `phrase` belongs to the validation split: its FNV-1a 64-bit hash is a multiple of
 /// 64. The rule depends only on the phrase, so the split never changes.
 pub fn is_validation(phrase: &str) -> bool {
-    fnv1a64(phrase.as_bytes()) % 64 == 0
+    fnv1a64(phrase.as_bytes()).is_multiple_of(64)
 }
 
 /// Row indices of the training and validation phrases of a dataset.
@@ -153,8 +153,12 @@ pub(crate) fn normalize_row(row: &mut [f32]) -> Result<()> {
     if let Some((position, &value)) = row.iter().enumerate().find(|(_, v)| !v.is_finite()) {
         return Err(Error::NonFinite { position, value });
     }
-    let norm = row.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt();
-    if !(norm > 1e-12) {
+    let norm = row
+        .iter()
+        .map(|&v| f64::from(v) * f64::from(v))
+        .sum::<f64>()
+        .sqrt();
+    if norm <= 1e-12 {
         return Err(Error::ZeroVector { norm: norm as f32 });
     }
     for v in row.iter_mut() {
@@ -182,6 +186,9 @@ fn check_rows(path: &Path, rows: usize, phrases: usize) -> Result<()> {
     if rows == phrases {
         Ok(())
     } else {
-        Err(npy_error(path, format!("{rows} rows for {phrases} phrases")))
+        Err(npy_error(
+            path,
+            format!("{rows} rows for {phrases} phrases"),
+        ))
     }
 }

@@ -43,7 +43,10 @@ pub struct Checkpoint {
 
 /// Lowercase hex SHA-256 of `bytes`.
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Writes `bytes` to `path` atomically (temporary file in the same folder, then rename).
@@ -76,7 +79,9 @@ impl Checkpoint {
         let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
         model.save_weights(tmp.path())?;
         let bytes = std::fs::read(tmp.path()).map_err(|e| Error::io(tmp.path(), e))?;
-        tmp.as_file().sync_all().map_err(|e| Error::io(&weights_path, e))?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| Error::io(&weights_path, e))?;
         tmp.persist(&weights_path)
             .map_err(|e| Error::io(&weights_path, e.error))?;
         let state = CheckpointState {
@@ -103,10 +108,11 @@ impl Checkpoint {
             path.to_path_buf()
         };
         let text = std::fs::read(&json_path).map_err(|e| Error::io(&json_path, e))?;
-        let state: CheckpointState = serde_json::from_slice(&text).map_err(|e| Error::InvalidModel {
-            path: json_path.clone(),
-            reason: format!("bad checkpoint state: {e}"),
-        })?;
+        let state: CheckpointState =
+            serde_json::from_slice(&text).map_err(|e| Error::InvalidModel {
+                path: json_path.clone(),
+                reason: format!("bad checkpoint state: {e}"),
+            })?;
         state.model.validate()?;
         let weights_path = json_path
             .parent()

@@ -60,7 +60,10 @@ impl GenerativeConfig {
         if self.vocab != 256 {
             return bad(format!("vocab must be 256 (bytes), got {}", self.vocab));
         }
-        if self.heads == 0 || self.hidden % self.heads != 0 || (self.hidden / self.heads) % 2 != 0 {
+        if self.heads == 0
+            || !self.hidden.is_multiple_of(self.heads)
+            || !(self.hidden / self.heads).is_multiple_of(2)
+        {
             return bad(format!(
                 "hidden ({}) must split into {} heads of even size",
                 self.hidden, self.heads
@@ -70,10 +73,16 @@ impl GenerativeConfig {
             return bad(format!("max_len must be in 1..=4096, got {}", self.max_len));
         }
         if !(self.rope_theta.is_finite() && self.rope_theta > 1.0) {
-            return bad(format!("rope_theta must be finite and > 1, got {}", self.rope_theta));
+            return bad(format!(
+                "rope_theta must be finite and > 1, got {}",
+                self.rope_theta
+            ));
         }
         if !(self.ln_eps.is_finite() && self.ln_eps > 0.0) {
-            return bad(format!("ln_eps must be finite and positive, got {}", self.ln_eps));
+            return bad(format!(
+                "ln_eps must be finite and positive, got {}",
+                self.ln_eps
+            ));
         }
         Ok(())
     }

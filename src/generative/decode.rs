@@ -65,6 +65,9 @@ pub struct Decoded {
     pub truncated: bool,
 }
 
+/// Chooses a byte given the log-probabilities and the allowed bytes.
+type Picker<'a> = &'a mut dyn FnMut(&[f32], &[u8]) -> u8;
+
 /// One partial output.
 #[derive(Debug, Clone)]
 struct Hypothesis {
@@ -118,7 +121,12 @@ fn sample(
 ) -> u8 {
     let mut weighted: Vec<(u8, f64)> = candidates
         .iter()
-        .map(|&b| (b, f64::from(log_probs[usize::from(b)]) / f64::from(temperature)))
+        .map(|&b| {
+            (
+                b,
+                f64::from(log_probs[usize::from(b)]) / f64::from(temperature),
+            )
+        })
         .collect();
     weighted.sort_by(|a, b| b.1.total_cmp(&a.1));
     if top_k > 0 {
@@ -164,7 +172,9 @@ impl InferenceModel {
             Strategy::Greedy => self.decode_single(embedding, max_len, None),
             Strategy::Beam { width } => {
                 if width == 0 {
-                    return Err(Error::InvalidArgument("beam width must be at least 1".into()));
+                    return Err(Error::InvalidArgument(
+                        "beam width must be at least 1".into(),
+                    ));
                 }
                 self.decode_beam(embedding, max_len, width)
             }
@@ -185,7 +195,9 @@ impl InferenceModel {
                     )));
                 }
                 let mut rng = StdRng::seed_from_u64(seed);
-                let mut pick = |lp: &[f32], cands: &[u8]| sample(lp, cands, temperature, top_k, top_p, &mut rng);
+                let mut pick = |lp: &[f32], cands: &[u8]| {
+                    sample(lp, cands, temperature, top_k, top_p, &mut rng)
+                };
                 self.decode_single(embedding, max_len, Some(&mut pick))
             }
         }
@@ -196,7 +208,7 @@ impl InferenceModel {
         &self,
         embedding: &[f32],
         max_len: usize,
-        mut pick: Option<&mut dyn FnMut(&[f32], &[u8]) -> u8>,
+        mut pick: Option<Picker<'_>>,
     ) -> Result<Decoded> {
         let (mut cache, mut logits) = self.start(&[embedding])?;
         let mut hyp = Hypothesis {
@@ -239,7 +251,8 @@ impl InferenceModel {
             let mut candidates: Vec<(usize, u8, f64)> = Vec::new();
             for (i, (hyp, lp)) in beams.iter().zip(&lps).enumerate() {
                 candidates.extend(
-                    allowed(hyp, max_len).map(|b| (i, b, hyp.log_prob + f64::from(lp[usize::from(b)]))),
+                    allowed(hyp, max_len)
+                        .map(|b| (i, b, hyp.log_prob + f64::from(lp[usize::from(b)]))),
                 );
             }
             candidates.sort_by(|a, b| b.2.total_cmp(&a.2));

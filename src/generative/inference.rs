@@ -99,8 +99,9 @@ impl InferenceModel {
             })
             .collect::<candle_core::Result<Vec<_>>>()
             .map_err(candle_err("quantizing weights"))?;
-        Self::from_tensors(config, precision, tensors)
-            .map_err(|reason| Error::InvalidConfig(format!("cannot build inference model: {reason}")))
+        Self::from_tensors(config, precision, tensors).map_err(|reason| {
+            Error::InvalidConfig(format!("cannot build inference model: {reason}"))
+        })
     }
 
     /// Assembles the network from stored tensors, checking names, shapes and storage types.
@@ -130,7 +131,10 @@ impl InferenceModel {
                 GgmlDType::F32
             };
             if t.dtype() != want {
-                return Err(format!("tensor {name} is stored as {:?}, expected {want:?}", t.dtype()));
+                return Err(format!(
+                    "tensor {name} is stored as {:?}, expected {want:?}",
+                    t.dtype()
+                ));
             }
             slots[i] = Some(t);
         }
@@ -155,8 +159,15 @@ impl InferenceModel {
         let mlp_norm = norm(idx::MLP_NORM_W, idx::MLP_NORM_B)?;
         let final_norm = norm(idx::FINAL_NORM_W, idx::FINAL_NORM_B)?;
         let build = || -> candle_core::Result<Self> {
-            let embed_in = embed.dequantize(&device)?.affine(embed_scale(&config), 0.0)?;
-            let rope = Rope::new(config.head_dim(), config.max_len + 1, config.rope_theta, &device)?;
+            let embed_in = embed
+                .dequantize(&device)?
+                .affine(embed_scale(&config), 0.0)?;
+            let rope = Rope::new(
+                config.head_dim(),
+                config.max_len + 1,
+                config.rope_theta,
+                &device,
+            )?;
             Ok(Self {
                 precision,
                 bridge: Projection::new(bridge)?,
@@ -254,6 +265,52 @@ impl InferenceModel {
         run().map_err(candle_err("decoding"))
     }
 
+    /// Teacher-forced logits `[text.len() + 1][vocab]` computed incrementally with the cache:
+    /// row `t` predicts byte `t + 1` of `text` (the end byte after the last one).
+    pub fn teacher_forced_logits(&self, embedding: &[f32], text: &[u8]) -> Result<Vec<Vec<f32>>> {
+        if text.len() > self.config.max_len {
+            return Err(Error::InvalidArgument(format!(
+                "text of {} bytes exceeds max_len {}",
+                text.len(),
+                self.config.max_len
+            )));
+        }
+        let (mut cache, logits) = self.start(&[embedding])?;
+        let to_row = |t: Tensor| -> Result<Vec<f32>> {
+            t.squeeze(0)
+                .and_then(|t| t.to_vec1())
+                .map_err(candle_err("decoding"))
+        };
+        let mut rows = vec![to_row(logits)?];
+        for &b in text {
+            rows.push(to_row(self.step(&mut cache, &[b])?)?);
+        }
+        Ok(rows)
+    }
+
+    /// Mean natural-log probability per byte (text bytes and end byte) of `text` given
+    /// `embedding`: how well the text explains the embedding, comparable with
+    /// [`Decoded::mean_log_prob`](super::Decoded::mean_log_prob).
+    pub fn mean_log_prob(&self, embedding: &[f32], text: &str) -> Result<f32> {
+        let bytes = text.as_bytes();
+        if bytes.contains(&0) {
+            return Err(Error::InvalidArgument("text contains byte 0".into()));
+        }
+        let rows = self.teacher_forced_logits(embedding, bytes)?;
+        let mut total = 0.0f64;
+        for (row, target) in rows.iter().zip(bytes.iter().copied().chain([0])) {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let log_sum = f64::from(max)
+                + row
+                    .iter()
+                    .map(|&l| f64::from(l - max).exp())
+                    .sum::<f64>()
+                    .ln();
+            total += f64::from(row[usize::from(target)]) - log_sum;
+        }
+        Ok((total / rows.len() as f64) as f32)
+    }
+
     /// A cache holding the given rows of `cache`, in that order (rows may repeat).
     pub(crate) fn select(&self, cache: &Cache, rows: &[usize]) -> Result<Cache> {
         let run = || -> candle_core::Result<Cache> {
@@ -262,8 +319,16 @@ impl InferenceModel {
             let pick = |t: &Option<Tensor>| t.as_ref().map(|t| t.index_select(&ids, 0)).transpose();
             Ok(Cache {
                 prefix: cache.prefix.index_select(&ids, 0)?,
-                keys: cache.keys.iter().map(pick).collect::<candle_core::Result<_>>()?,
-                values: cache.values.iter().map(pick).collect::<candle_core::Result<_>>()?,
+                keys: cache
+                    .keys
+                    .iter()
+                    .map(pick)
+                    .collect::<candle_core::Result<_>>()?,
+                values: cache
+                    .values
+                    .iter()
+                    .map(pick)
+                    .collect::<candle_core::Result<_>>()?,
                 len: cache.len,
             })
         };
@@ -287,11 +352,11 @@ impl InferenceModel {
             let k = self.rope.apply(&qkv.narrow(1, 1, 1)?.squeeze(1)?, pos)?;
             let v = qkv.narrow(1, 2, 1)?.squeeze(1)?;
             let k = match &cache.keys[d] {
-                Some(prev) => Tensor::cat(&[prev, &k], 2)?,
+                Some(prev) => Tensor::cat(&[prev, &k], 2)?.contiguous()?,
                 None => k.contiguous()?,
             };
             let v = match &cache.values[d] {
-                Some(prev) => Tensor::cat(&[prev, &v], 2)?,
+                Some(prev) => Tensor::cat(&[prev, &v], 2)?.contiguous()?,
                 None => v.contiguous()?,
             };
             let scores = (q.matmul(&k.t()?)? * scale)?;

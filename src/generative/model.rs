@@ -219,7 +219,8 @@ impl GenerativeModel {
                 };
                 let tensor = Tensor::from_vec(values, shape, &device)
                     .map_err(candle_err("initialising parameters"))?;
-                let var = Var::from_tensor(&tensor).map_err(candle_err("initialising parameters"))?;
+                let var =
+                    Var::from_tensor(&tensor).map_err(candle_err("initialising parameters"))?;
                 data.insert(name.to_string(), var);
             }
         }
@@ -251,8 +252,13 @@ impl GenerativeModel {
                 })
                 .collect::<Result<Vec<_>>>()?
         };
-        let rope = Rope::new(config.head_dim(), config.max_len + 1, config.rope_theta, &device)
-            .map_err(candle_err("building rotary tables"))?;
+        let rope = Rope::new(
+            config.head_dim(),
+            config.max_len + 1,
+            config.rope_theta,
+            &device,
+        )
+        .map_err(candle_err("building rotary tables"))?;
         Ok(Self {
             config,
             varmap,
@@ -319,11 +325,7 @@ impl GenerativeModel {
 
     /// Number of trainable scalars, counted from the parameter store.
     pub fn parameter_count(&self) -> usize {
-        self.varmap
-            .all_vars()
-            .iter()
-            .map(|v| v.elem_count())
-            .sum()
+        self.varmap.all_vars().iter().map(|v| v.elem_count()).sum()
     }
 
     /// Parameter tensors in [`PARAM_NAMES`] order.
@@ -332,7 +334,12 @@ impl GenerativeModel {
     }
 
     /// Final hidden states `[rows * (width + 1), hidden]` (after the final norm).
-    fn hidden(&self, embeddings: &Tensor, inputs: &Tensor, depth: usize) -> candle_core::Result<Tensor> {
+    fn hidden(
+        &self,
+        embeddings: &Tensor,
+        inputs: &Tensor,
+        depth: usize,
+    ) -> candle_core::Result<Tensor> {
         let c = &self.config;
         let (rows, width) = inputs.dims2()?;
         let len = width + 1;

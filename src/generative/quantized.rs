@@ -72,7 +72,9 @@ impl std::str::FromStr for Precision {
 }
 
 /// SHA-256 over the names, types, shapes and bytes of `tensors`, as lowercase hex.
-fn digest<'a>(tensors: impl Iterator<Item = (&'a str, &'a QTensor)>) -> candle_core::Result<String> {
+fn digest<'a>(
+    tensors: impl Iterator<Item = (&'a str, &'a QTensor)>,
+) -> candle_core::Result<String> {
     let mut hash = Sha256::new();
     for (name, t) in tensors {
         hash.update((name.len() as u64).to_le_bytes());
@@ -101,14 +103,25 @@ impl InferenceModel {
             .map_err(|e| invalid(format!("cannot serialise: {e}")))?;
         let config = serde_json::to_string(self.config())?;
         let metadata = [
-            ("general.architecture", gguf_file::Value::String(ARCHITECTURE.into())),
-            ("lwdec.format_version", gguf_file::Value::U32(FORMAT_VERSION)),
+            (
+                "general.architecture",
+                gguf_file::Value::String(ARCHITECTURE.into()),
+            ),
+            (
+                "lwdec.format_version",
+                gguf_file::Value::U32(FORMAT_VERSION),
+            ),
             ("lwdec.config", gguf_file::Value::String(config)),
-            ("lwdec.precision", gguf_file::Value::String(self.precision().name().into())),
+            (
+                "lwdec.precision",
+                gguf_file::Value::String(self.precision().name().into()),
+            ),
             ("lwdec.sha256", gguf_file::Value::String(sha)),
         ];
-        let metadata: Vec<(&str, &gguf_file::Value)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
-        let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (*n, t.as_ref())).collect();
+        let metadata: Vec<(&str, &gguf_file::Value)> =
+            metadata.iter().map(|(k, v)| (*k, v)).collect();
+        let tensor_refs: Vec<(&str, &QTensor)> =
+            tensors.iter().map(|(n, t)| (*n, t.as_ref())).collect();
         let dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -139,12 +152,16 @@ impl InferenceModel {
         let text = |key: &str| -> Result<String> {
             match content.metadata.get(key) {
                 Some(gguf_file::Value::String(s)) => Ok(s.clone()),
-                _ => Err(invalid(format!("metadata {key} is missing or not a string"))),
+                _ => Err(invalid(format!(
+                    "metadata {key} is missing or not a string"
+                ))),
             }
         };
         let arch = text("general.architecture")?;
         if arch != ARCHITECTURE {
-            return Err(invalid(format!("architecture is {arch:?}, expected {ARCHITECTURE:?}")));
+            return Err(invalid(format!(
+                "architecture is {arch:?}, expected {ARCHITECTURE:?}"
+            )));
         }
         match content.metadata.get("lwdec.format_version") {
             Some(gguf_file::Value::U32(FORMAT_VERSION)) => {}

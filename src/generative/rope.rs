@@ -13,7 +13,12 @@ pub(crate) struct Rope {
 
 impl Rope {
     /// Tables for `positions` positions of heads of size `head_dim` (even).
-    pub(crate) fn new(head_dim: usize, positions: usize, theta: f32, device: &Device) -> Result<Self> {
+    pub(crate) fn new(
+        head_dim: usize,
+        positions: usize,
+        theta: f32,
+        device: &Device,
+    ) -> Result<Self> {
         let half = head_dim / 2;
         let mut cos = Vec::with_capacity(positions * head_dim);
         let mut sin = Vec::with_capacity(positions * head_dim);

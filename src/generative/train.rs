@@ -102,25 +102,42 @@ impl TrainConfig {
     /// Checks ranges; returns [`Error::InvalidConfig`] naming the problem.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidConfig(m));
-        if self.steps == 0 || self.batch_size == 0 || self.eval_every == 0 || self.checkpoint_every == 0 {
-            return bad("steps, batch_size, eval_every and checkpoint_every must be positive".into());
+        if self.steps == 0
+            || self.batch_size == 0
+            || self.eval_every == 0
+            || self.checkpoint_every == 0
+        {
+            return bad(
+                "steps, batch_size, eval_every and checkpoint_every must be positive".into(),
+            );
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return bad(format!("lr must be finite and positive, got {}", self.lr));
         }
         if !(0.0..=1.0).contains(&self.min_lr_ratio) {
-            return bad(format!("min_lr_ratio must be in [0, 1], got {}", self.min_lr_ratio));
+            return bad(format!(
+                "min_lr_ratio must be in [0, 1], got {}",
+                self.min_lr_ratio
+            ));
         }
         if !(0.0..1.0).contains(&self.beta1) || !(0.0..1.0).contains(&self.beta2) {
-            return bad(format!("beta1 and beta2 must be in [0, 1), got {} and {}", self.beta1, self.beta2));
+            return bad(format!(
+                "beta1 and beta2 must be in [0, 1), got {} and {}",
+                self.beta1, self.beta2
+            ));
         }
         if !(self.weight_decay >= 0.0 && self.grad_clip >= 0.0) {
             return bad("weight_decay and grad_clip must be non-negative".into());
         }
         if self.depth_schedule.iter().any(|s| s.depth == 0)
-            || self.depth_schedule.windows(2).any(|w| w[0].from_step >= w[1].from_step)
+            || self
+                .depth_schedule
+                .windows(2)
+                .any(|w| w[0].from_step >= w[1].from_step)
         {
-            return bad("depth_schedule needs positive depths and strictly increasing steps".into());
+            return bad(
+                "depth_schedule needs positive depths and strictly increasing steps".into(),
+            );
         }
         Ok(())
     }
@@ -134,7 +151,9 @@ impl TrainConfig {
         let progress = ((step - self.warmup_steps) as f64 / span).min(1.0);
         let min = self.lr * self.min_lr_ratio;
         match self.decay {
-            Decay::Cosine => min + (self.lr - min) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()),
+            Decay::Cosine => {
+                min + (self.lr - min) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+            }
             Decay::Linear => self.lr - (self.lr - min) * progress,
             Decay::Constant => self.lr,
         }
@@ -218,12 +237,21 @@ impl<'a> Trainer<'a> {
 
     /// Resumes from a checkpoint (JSON state or folder), with its training configuration
     /// unless `config` overrides it (e.g. more steps).
-    pub fn resume(checkpoint: &Path, config: Option<TrainConfig>, data: &'a Dataset) -> Result<Self> {
+    pub fn resume(
+        checkpoint: &Path,
+        config: Option<TrainConfig>,
+        data: &'a Dataset,
+    ) -> Result<Self> {
         let Checkpoint { state, model } = Checkpoint::read(checkpoint)?;
         Self::at_step(model, config.unwrap_or(state.train), data, state.step)
     }
 
-    fn at_step(model: GenerativeModel, config: TrainConfig, data: &'a Dataset, step: usize) -> Result<Self> {
+    fn at_step(
+        model: GenerativeModel,
+        config: TrainConfig,
+        data: &'a Dataset,
+        step: usize,
+    ) -> Result<Self> {
         config.validate()?;
         let mc = model.config();
         if data.dim() != mc.embed_dim {
@@ -248,7 +276,9 @@ impl<'a> Trainer<'a> {
             )));
         }
         let n = config.eval_phrases.clamp(1, validation.len());
-        let val_rows = (0..n).map(|i| validation[i * validation.len() / n]).collect();
+        let val_rows = (0..n)
+            .map(|i| validation[i * validation.len() / n])
+            .collect();
         let vars = model.varmap().all_vars();
         let optimizers = Self::optimizers(&model, &config)?;
         Ok(Self {
@@ -320,11 +350,16 @@ impl<'a> Trainer<'a> {
     /// the batches shuffled. Deterministic in (seed, epoch).
     fn batch_rows(&mut self, epoch: usize, index: usize) -> &[usize] {
         if self.epoch.as_ref().map(|e| e.0) != Some(epoch) {
-            let mut rng = StdRng::seed_from_u64(self.config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut rng = StdRng::seed_from_u64(
+                self.config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            );
             let mut rows = self.train_rows.clone();
             rows.shuffle(&mut rng);
             rows.sort_by_key(|&i| self.data.phrase(i).len());
-            let mut batches: Vec<Vec<usize>> = rows.chunks(self.config.batch_size).map(<[usize]>::to_vec).collect();
+            let mut batches: Vec<Vec<usize>> = rows
+                .chunks(self.config.batch_size)
+                .map(<[usize]>::to_vec)
+                .collect();
             batches.shuffle(&mut rng);
             self.epoch = Some((epoch, batches));
         }
@@ -336,9 +371,17 @@ impl<'a> Trainer<'a> {
 
     /// Builds the batch of the given rows.
     fn batch(&self, rows: &[usize]) -> Result<Batch> {
-        let phrases: Vec<&[u8]> = rows.iter().map(|&i| self.data.phrase(i).as_bytes()).collect();
+        let phrases: Vec<&[u8]> = rows
+            .iter()
+            .map(|&i| self.data.phrase(i).as_bytes())
+            .collect();
         let embeddings: Vec<&[f32]> = rows.iter().map(|&i| self.data.embedding(i)).collect();
-        Batch::new(self.model.config(), &phrases, &embeddings, self.model.device())
+        Batch::new(
+            self.model.config(),
+            &phrases,
+            &embeddings,
+            self.model.device(),
+        )
     }
 
     /// Runs one optimizer step on the next batch and returns its loss.
@@ -430,8 +473,10 @@ impl<'a> Trainer<'a> {
             ProgressBar::hidden()
         };
         bar.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar.set_position(self.step as u64);
         let initial_val_bpb = self.validation_bpb()?;
@@ -462,7 +507,7 @@ impl<'a> Trainer<'a> {
             all_bytes += stats.bytes;
             bar.set_position(self.step as u64);
             let done = self.step == self.config.steps;
-            if self.step % self.config.eval_every == 0 || done {
+            if self.step.is_multiple_of(self.config.eval_every) || done {
                 val_bpb = self.validation_bpb()?;
                 let train_bpb = nats / bytes.max(1) as f64 / std::f64::consts::LN_2;
                 let entry = TrainLogEntry {
@@ -481,14 +526,22 @@ impl<'a> Trainer<'a> {
                 ));
                 (nats, bytes, since) = (0.0, 0, Instant::now());
             }
-            if self.step % self.config.checkpoint_every == 0 || done {
-                checkpoint = Some(Checkpoint::write(out_dir, &self.model, &self.config, self.step, Some(val_bpb))?);
+            if self.step.is_multiple_of(self.config.checkpoint_every) || done {
+                checkpoint = Some(Checkpoint::write(
+                    out_dir,
+                    &self.model,
+                    &self.config,
+                    self.step,
+                    Some(val_bpb),
+                )?);
             }
         }
         bar.finish();
         let checkpoint = match checkpoint {
             Some(c) => c,
-            None => Checkpoint::write(out_dir, &self.model, &self.config, self.step, Some(val_bpb))?,
+            None => {
+                Checkpoint::write(out_dir, &self.model, &self.config, self.step, Some(val_bpb))?
+            }
         };
         Ok(TrainSummary {
             steps: self.step,
