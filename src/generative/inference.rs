@@ -7,7 +7,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 
 use super::config::GenerativeConfig;
-use super::model::{embed_scale, idx, param_shape, GenerativeModel, PARAM_NAMES};
+use super::model::{embed_scale, gelu, idx, param_shape, GenerativeModel, PARAM_NAMES};
 use super::quantized::Precision;
 use super::rope::Rope;
 use super::{candle_err, normalized_embedding};
@@ -366,7 +366,7 @@ impl InferenceModel {
             cache.values[d] = Some(v);
             x = (x + self.out.forward(&y)?)?;
             let m = self.mlp_norm.forward(&x, c.ln_eps)?;
-            let m = self.down.forward(&self.up.forward(&m)?.gelu()?)?;
+            let m = self.down.forward(&gelu(&self.up.forward(&m)?)?)?;
             x = (x + m)?;
         }
         cache.len += 1;

@@ -82,6 +82,16 @@ fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f32) -> candle_co
         .broadcast_add(bias)
 }
 
+/// GELU (tanh approximation) as `x * sigmoid(x * (a + b x²))`, which equals
+/// `0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`; built from ops whose gradients are cheaper
+/// than candle's own `gelu` backward (no `powf`).
+pub(crate) fn gelu(x: &Tensor) -> candle_core::Result<Tensor> {
+    const A: f64 = 1.595_769_121_605_730_7; // 2 √(2/π)
+    const B: f64 = A * 0.044_715;
+    let z = x.sqr()?.affine(B, A)?.mul(x)?;
+    candle_nn::ops::sigmoid(&z)?.mul(x)
+}
+
 /// A padded, length-bucketed training batch: phrases, their embeddings and loss targets.
 #[derive(Debug)]
 pub struct Batch {
@@ -386,7 +396,7 @@ impl GenerativeModel {
             let flat = (flat + y)?;
             let m = layer_norm(&flat, &p[idx::MLP_NORM_W], &p[idx::MLP_NORM_B], eps)?
                 .matmul(&p[idx::UP].t()?)?
-                .gelu()?
+                .apply(&gelu)?
                 .matmul(&p[idx::DOWN].t()?)?;
             x = (flat + m)?.reshape((rows, len, h))?;
         }
