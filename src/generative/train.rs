@@ -184,7 +184,7 @@ pub struct TrainLogEntry {
     pub depth: usize,
     /// Seconds since this run (or resumption) started.
     pub elapsed_s: f64,
-    /// Training throughput since the previous entry, predicted bytes per second.
+    /// Training throughput since the previous entry: predicted bytes per second of step time.
     pub bytes_per_s: f64,
 }
 
@@ -197,7 +197,7 @@ pub struct TrainSummary {
     pub initial_val_bpb: f64,
     /// Validation bits per byte at the end.
     pub final_val_bpb: f64,
-    /// Training bytes per second over the run.
+    /// Training throughput over the run: predicted bytes per second of step time.
     pub bytes_per_s: f64,
     /// JSON state of the last checkpoint.
     pub checkpoint: PathBuf,
@@ -497,11 +497,16 @@ impl<'a> Trainer<'a> {
             })?;
         }
         let (mut nats, mut bytes, mut all_bytes) = (0.0f64, 0usize, 0usize);
-        let mut since = Instant::now();
+        // Time spent in training steps only (not validation or checkpoints).
+        let (mut step_time, mut all_step_time) = (0.0f64, 0.0f64);
         let mut val_bpb = initial_val_bpb;
         let mut checkpoint = None;
         while self.step < self.config.steps {
+            let t = Instant::now();
             let stats = self.train_step()?;
+            let dt = t.elapsed().as_secs_f64();
+            step_time += dt;
+            all_step_time += dt;
             nats += stats.nats;
             bytes += stats.bytes;
             all_bytes += stats.bytes;
@@ -517,14 +522,14 @@ impl<'a> Trainer<'a> {
                     lr: self.config.learning_rate(self.step - 1),
                     depth: self.config.depth(self.step - 1, self.model.config().depth),
                     elapsed_s: start.elapsed().as_secs_f64(),
-                    bytes_per_s: bytes as f64 / since.elapsed().as_secs_f64().max(1e-9),
+                    bytes_per_s: bytes as f64 / step_time.max(1e-9),
                 };
                 write_log(&entry)?;
                 bar.set_message(format!(
                     "train {train_bpb:.3} val {val_bpb:.3} bpb, {:.0} B/s",
                     entry.bytes_per_s
                 ));
-                (nats, bytes, since) = (0.0, 0, Instant::now());
+                (nats, bytes, step_time) = (0.0, 0, 0.0);
             }
             if self.step.is_multiple_of(self.config.checkpoint_every) || done {
                 checkpoint = Some(Checkpoint::write(
@@ -547,7 +552,7 @@ impl<'a> Trainer<'a> {
             steps: self.step,
             initial_val_bpb,
             final_val_bpb: val_bpb,
-            bytes_per_s: all_bytes as f64 / start.elapsed().as_secs_f64().max(1e-9),
+            bytes_per_s: all_bytes as f64 / all_step_time.max(1e-9),
             checkpoint,
         })
     }
