@@ -376,6 +376,17 @@ fn sampling_is_reproducible_and_beam_is_at_least_as_likely_as_greedy() {
         beam.mean_log_prob >= greedy.mean_log_prob - 1e-6,
         "{beam:?} vs {greedy:?}"
     );
+    // The reported confidence is the model's mean log-probability of the text it returned.
+    for d in [&a, &greedy, &beam] {
+        let scored = inference.mean_log_prob(e, &d.text).unwrap();
+        assert!((scored - d.mean_log_prob).abs() < 1e-4, "{scored} vs {d:?}");
+    }
+    // The trained phrase is more likely under its own embedding than under another's.
+    let own = inference.mean_log_prob(e, data.phrase(rows[0])).unwrap();
+    let other = inference
+        .mean_log_prob(data.embedding(rows[4]), data.phrase(rows[0]))
+        .unwrap();
+    assert!(own > other, "{own} <= {other}");
     let bad = DecodeOptions {
         max_len: 500,
         ..DecodeOptions::default()

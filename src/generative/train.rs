@@ -254,6 +254,14 @@ impl<'a> Trainer<'a> {
     ) -> Result<Self> {
         config.validate()?;
         let mc = model.config();
+        if let Some(last) = config.depth_schedule.last() {
+            if last.depth != mc.depth {
+                return Err(Error::InvalidConfig(format!(
+                    "the last depth stage uses depth {}, but the model (and inference) uses {}",
+                    last.depth, mc.depth
+                )));
+            }
+        }
         if data.dim() != mc.embed_dim {
             return Err(Error::DimensionMismatch {
                 expected: mc.embed_dim,
