@@ -3,7 +3,8 @@
 //! Three decoders share one input contract (a unit-normalisable `f32` vector of the bank's or
 //! model's dimension, 768 for all-mpnet-base-v2) and the [`Decoder`] trait:
 //! [`PhraseBankDecoder`] searches a [`PhraseBank`] of phrases with known embeddings through
-//! FAISS and assembles the output from them.
+//! FAISS and assembles the output from them; [`generative`] holds the compact byte-level
+//! transformer (722,944 parameters) trained in Rust with candle, with INT8/INT4 twins.
 //!
 //! ```no_run
 //! use lightweight_decoder::{Decoder, DecoderConfig, PhraseBankDecoder};
@@ -18,11 +19,13 @@
 pub mod assembly;
 pub mod cache;
 pub mod config;
+pub mod dataset;
 pub mod decoder;
 pub mod embedding;
 pub mod error;
 pub mod eval;
 pub mod fsutil;
+pub mod generative;
 pub mod monitoring;
 pub mod phrase_bank;
 pub mod phrase_bank_decoder;

@@ -1,0 +1,292 @@
+//! Decoding strategies (greedy, beam search, seeded sampling) that always yield valid UTF-8.
+
+use candle_core::Tensor;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use super::candle_err;
+use super::inference::InferenceModel;
+use super::utf8::Utf8State;
+use crate::{Error, Result};
+
+/// How the next byte is chosen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind")]
+pub enum Strategy {
+    /// The most probable allowed byte at every step.
+    Greedy,
+    /// Beam search keeping `width` hypotheses; the finished hypothesis with the best mean
+    /// log-probability per byte wins.
+    Beam {
+        /// Number of hypotheses kept (at least 1).
+        width: usize,
+    },
+    /// Sampling from the allowed bytes, reproducible for a given seed.
+    Sample {
+        /// Softmax temperature (> 0).
+        temperature: f32,
+        /// Keep only the `top_k` most probable bytes (0 = no limit).
+        top_k: usize,
+        /// Keep the smallest set of bytes whose probability reaches `top_p` (in (0, 1]).
+        top_p: f32,
+        /// Random seed.
+        seed: u64,
+    },
+}
+
+/// Options of [`InferenceModel::decode`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecodeOptions {
+    /// How bytes are chosen.
+    pub strategy: Strategy,
+    /// Longest output in bytes (at most the model's `max_len`).
+    pub max_len: usize,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        Self {
+            strategy: Strategy::Greedy,
+            max_len: 128,
+        }
+    }
+}
+
+/// A decoded text and how confident the model was in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decoded {
+    /// The text (always valid UTF-8, without the end byte).
+    pub text: String,
+    /// Mean natural-log probability per byte under the model (unmasked distribution), over the
+    /// text bytes and the end byte.
+    pub mean_log_prob: f32,
+    /// True if the text reached `max_len`, so the end was forced.
+    pub truncated: bool,
+}
+
+/// Chooses a byte given the log-probabilities and the allowed bytes.
+type Picker<'a> = &'a mut dyn FnMut(&[f32], &[u8]) -> u8;
+
+/// One partial output.
+#[derive(Debug, Clone)]
+struct Hypothesis {
+    bytes: Vec<u8>,
+    state: Utf8State,
+    log_prob: f64,
+}
+
+impl Hypothesis {
+    fn finish(self, max_len: usize) -> Result<Decoded> {
+        let truncated = self.bytes.len() >= max_len;
+        let count = self.bytes.len() + 1;
+        let text = String::from_utf8(self.bytes)
+            .map_err(|e| Error::InvalidArgument(format!("decoder produced invalid UTF-8: {e}")))?;
+        Ok(Decoded {
+            text,
+            mean_log_prob: (self.log_prob / count as f64) as f32,
+            truncated,
+        })
+    }
+}
+
+/// Log-softmax of each row of `logits` `[rows, vocab]`.
+fn log_probs(logits: &Tensor) -> Result<Vec<Vec<f32>>> {
+    let rows: Vec<Vec<f32>> = logits.to_vec2().map_err(candle_err("decoding"))?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let sum: f32 = row.iter().map(|&l| (l - max).exp()).sum();
+            let log_sum = max + sum.ln();
+            row.into_iter().map(|l| l - log_sum).collect()
+        })
+        .collect())
+}
+
+/// The bytes allowed after `hyp` when the output may hold `max_len` bytes.
+fn allowed(hyp: &Hypothesis, max_len: usize) -> impl Iterator<Item = u8> + '_ {
+    let room = max_len.saturating_sub(hyp.bytes.len());
+    (0..=255u8).filter(move |&b| hyp.state.allows(b, room))
+}
+
+/// Picks a byte from `log_probs` by temperature / top-k / top-p sampling among `candidates`.
+fn sample(
+    log_probs: &[f32],
+    candidates: &[u8],
+    temperature: f32,
+    top_k: usize,
+    top_p: f32,
+    rng: &mut StdRng,
+) -> u8 {
+    let mut weighted: Vec<(u8, f64)> = candidates
+        .iter()
+        .map(|&b| {
+            (
+                b,
+                f64::from(log_probs[usize::from(b)]) / f64::from(temperature),
+            )
+        })
+        .collect();
+    weighted.sort_by(|a, b| b.1.total_cmp(&a.1));
+    if top_k > 0 {
+        weighted.truncate(top_k);
+    }
+    let max = weighted.first().map_or(0.0, |w| w.1);
+    for w in &mut weighted {
+        w.1 = (w.1 - max).exp();
+    }
+    let total: f64 = weighted.iter().map(|w| w.1).sum();
+    let mut cumulative = 0.0;
+    let mut keep = weighted.len();
+    for (i, w) in weighted.iter().enumerate() {
+        cumulative += w.1 / total;
+        if cumulative >= f64::from(top_p) {
+            keep = i + 1;
+            break;
+        }
+    }
+    weighted.truncate(keep);
+    let total: f64 = weighted.iter().map(|w| w.1).sum();
+    let mut target = rng.random::<f64>() * total;
+    for &(b, w) in &weighted {
+        target -= w;
+        if target <= 0.0 {
+            return b;
+        }
+    }
+    weighted.last().map_or(0, |w| w.0)
+}
+
+impl InferenceModel {
+    /// Decodes an embedding (validated, then normalised) into text.
+    pub fn decode(&self, embedding: &[f32], options: &DecodeOptions) -> Result<Decoded> {
+        let max_len = options.max_len;
+        if max_len > self.config().max_len {
+            return Err(Error::InvalidArgument(format!(
+                "max_len {max_len} exceeds the model's max_len {}",
+                self.config().max_len
+            )));
+        }
+        match options.strategy {
+            Strategy::Greedy => self.decode_single(embedding, max_len, None),
+            Strategy::Beam { width } => {
+                if width == 0 {
+                    return Err(Error::InvalidArgument(
+                        "beam width must be at least 1".into(),
+                    ));
+                }
+                self.decode_beam(embedding, max_len, width)
+            }
+            Strategy::Sample {
+                temperature,
+                top_k,
+                top_p,
+                seed,
+            } => {
+                if !(temperature.is_finite() && temperature > 0.0) {
+                    return Err(Error::InvalidArgument(format!(
+                        "temperature must be finite and positive, got {temperature}"
+                    )));
+                }
+                if !(top_p > 0.0 && top_p <= 1.0) {
+                    return Err(Error::InvalidArgument(format!(
+                        "top_p must be in (0, 1], got {top_p}"
+                    )));
+                }
+                let mut rng = StdRng::seed_from_u64(seed);
+                let mut pick = |lp: &[f32], cands: &[u8]| {
+                    sample(lp, cands, temperature, top_k, top_p, &mut rng)
+                };
+                self.decode_single(embedding, max_len, Some(&mut pick))
+            }
+        }
+    }
+
+    /// Greedy decoding, or sampling when `pick` is given.
+    fn decode_single(
+        &self,
+        embedding: &[f32],
+        max_len: usize,
+        mut pick: Option<Picker<'_>>,
+    ) -> Result<Decoded> {
+        let (mut cache, mut logits) = self.start(&[embedding])?;
+        let mut hyp = Hypothesis {
+            bytes: Vec::new(),
+            state: Utf8State::default(),
+            log_prob: 0.0,
+        };
+        loop {
+            let lp = log_probs(&logits)?.swap_remove(0);
+            let candidates: Vec<u8> = allowed(&hyp, max_len).collect();
+            let byte = match pick.as_mut() {
+                Some(pick) => pick(&lp, &candidates),
+                None => candidates
+                    .iter()
+                    .copied()
+                    .max_by(|&a, &b| lp[usize::from(a)].total_cmp(&lp[usize::from(b)]))
+                    .unwrap_or(0),
+            };
+            hyp.log_prob += f64::from(lp[usize::from(byte)]);
+            if byte == 0 {
+                return hyp.finish(max_len);
+            }
+            hyp.bytes.push(byte);
+            hyp.state = hyp.state.advance(byte);
+            logits = self.step(&mut cache, &[byte])?;
+        }
+    }
+
+    /// Beam search of the given width.
+    fn decode_beam(&self, embedding: &[f32], max_len: usize, width: usize) -> Result<Decoded> {
+        let (mut cache, mut logits) = self.start(&[embedding])?;
+        let mut beams = vec![Hypothesis {
+            bytes: Vec::new(),
+            state: Utf8State::default(),
+            log_prob: 0.0,
+        }];
+        let mut finished: Vec<Hypothesis> = Vec::new();
+        while !beams.is_empty() && finished.len() < width {
+            let lps = log_probs(&logits)?;
+            let mut candidates: Vec<(usize, u8, f64)> = Vec::new();
+            for (i, (hyp, lp)) in beams.iter().zip(&lps).enumerate() {
+                candidates.extend(
+                    allowed(hyp, max_len)
+                        .map(|b| (i, b, hyp.log_prob + f64::from(lp[usize::from(b)]))),
+                );
+            }
+            candidates.sort_by(|a, b| b.2.total_cmp(&a.2));
+            candidates.truncate(width - finished.len());
+            let mut next = Vec::new();
+            let mut parents = Vec::new();
+            let mut bytes = Vec::new();
+            for (i, b, log_prob) in candidates {
+                let mut hyp = Hypothesis {
+                    bytes: beams[i].bytes.clone(),
+                    state: beams[i].state,
+                    log_prob,
+                };
+                if b == 0 {
+                    finished.push(hyp);
+                } else {
+                    hyp.bytes.push(b);
+                    hyp.state = hyp.state.advance(b);
+                    next.push(hyp);
+                    parents.push(i);
+                    bytes.push(b);
+                }
+            }
+            beams = next;
+            if !beams.is_empty() && finished.len() < width {
+                cache = self.select(&cache, &parents)?;
+                logits = self.step(&mut cache, &bytes)?;
+            }
+        }
+        let score = |h: &Hypothesis| h.log_prob / (h.bytes.len() + 1) as f64;
+        finished
+            .into_iter()
+            .max_by(|a, b| score(a).total_cmp(&score(b)))
+            .ok_or_else(|| Error::InvalidArgument("beam search finished no hypothesis".into()))?
+            .finish(max_len)
+    }
+}
