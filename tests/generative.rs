@@ -56,6 +56,13 @@ fn validation_rows(data: &Dataset, n: usize) -> Vec<usize> {
 fn default_model_has_exactly_722_944_parameters() {
     let model = GenerativeModel::new(GenerativeConfig::default(), 0).unwrap();
     assert_eq!(model.parameter_count(), 722_944);
+    assert_eq!(GenerativeConfig::default().parameter_count(), 722_944);
+    let deeper = GenerativeConfig {
+        depth: 8,
+        ..GenerativeConfig::default()
+    };
+    let model = GenerativeModel::new(deeper.clone(), 0).unwrap();
+    assert_eq!(model.parameter_count(), deeper.parameter_count());
     let names = model.varmap().data().lock().unwrap().len();
     assert_eq!(names, 14);
 }

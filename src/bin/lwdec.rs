@@ -7,9 +7,13 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use lightweight_decoder::dataset::Dataset;
 use lightweight_decoder::embedding::load_embeddings;
 use lightweight_decoder::eval::{perturb_rows, same_text};
 use lightweight_decoder::fsutil::write_atomic;
+use lightweight_decoder::generative::{
+    GenerativeConfig, GenerativeModel, InferenceModel, TrainConfig, Trainer,
+};
 use lightweight_decoder::monitoring::percentile;
 use lightweight_decoder::phrase_bank::{BankBuildOptions, BuildProgress, PhraseBank};
 use lightweight_decoder::samples::{read_lines, SampleSet, SESSIONS_TEST, WORDNET_SAMPLE};
@@ -90,6 +94,47 @@ enum Command {
         #[command(flatten)]
         decoder: DecoderArgs,
     },
+    /// Train the generative decoder (resumable; checkpoints and a JSONL log go to --out).
+    Train {
+        /// Phrases, UTF-8, one per line.
+        #[arg(long)]
+        phrases: PathBuf,
+        /// Embeddings: int8 .npy with --scale, or float32 .npy.
+        #[arg(long)]
+        embeddings: PathBuf,
+        /// Per-row float32 scales for int8 embeddings.
+        #[arg(long)]
+        scale: Option<PathBuf>,
+        /// Output directory for checkpoints and train_log.jsonl.
+        #[arg(long)]
+        out: PathBuf,
+        /// Training settings (JSON `TrainConfig`); flags below override it.
+        #[arg(long)]
+        train_config: Option<PathBuf>,
+        /// Resume from a checkpoint (its JSON state file, or the output directory).
+        #[arg(long)]
+        resume: Option<PathBuf>,
+        /// Total optimizer steps (counting steps before a resume).
+        #[arg(long)]
+        steps: Option<usize>,
+        /// Phrases per batch.
+        #[arg(long)]
+        batch_size: Option<usize>,
+        /// Peak learning rate.
+        #[arg(long)]
+        lr: Option<f64>,
+        /// Model depth (layer applications) for a new model.
+        #[arg(long)]
+        depth: Option<usize>,
+        /// Seed of the initial weights for a new model.
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+    },
+    /// Inspect generative model files.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
     /// Measure decode latency and throughput against the raw FAISS search.
     Bench {
         /// Single queries timed.
@@ -100,6 +145,16 @@ enum Command {
         json: bool,
         #[command(flatten)]
         decoder: DecoderArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Print parameter count, file size, quantisation and depth of a model file (GGUF).
+    Info {
+        /// The model file.
+        #[arg(long)]
+        model: PathBuf,
     },
 }
 
@@ -190,6 +245,72 @@ fn run(cli: Cli) -> Result<()> {
             BankCommand::Info { bank, verify } => bank_info(bank.as_deref(), verify),
         },
         Command::Demo { rows, decoder } => demo(rows, &decoder),
+        Command::Train {
+            phrases,
+            embeddings,
+            scale,
+            out,
+            train_config,
+            resume,
+            steps,
+            batch_size,
+            lr,
+            depth,
+            seed,
+        } => {
+            let data = match &scale {
+                Some(scale) => Dataset::load_i8(&phrases, &embeddings, scale)?,
+                None => Dataset::load_f32(&phrases, &embeddings)?,
+            };
+            let mut config = match &train_config {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+                    serde_json::from_str(&text)
+                        .map_err(|e| Error::InvalidConfig(format!("{}: {e}", path.display())))?
+                }
+                None => TrainConfig::default(),
+            };
+            let overridden = steps.is_some() || batch_size.is_some() || lr.is_some();
+            config.steps = steps.unwrap_or(config.steps);
+            config.batch_size = batch_size.unwrap_or(config.batch_size);
+            config.lr = lr.unwrap_or(config.lr);
+            let mut trainer = match &resume {
+                Some(checkpoint) => Trainer::resume(
+                    checkpoint,
+                    (train_config.is_some() || overridden).then_some(config),
+                    &data,
+                )?,
+                None => {
+                    let model_config = GenerativeConfig {
+                        depth: depth.unwrap_or(GenerativeConfig::default().depth),
+                        ..GenerativeConfig::default()
+                    };
+                    Trainer::new(GenerativeModel::new(model_config, seed)?, config, &data)?
+                }
+            };
+            let summary = trainer.run(&out, true)?;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+            Ok(())
+        }
+        Command::Model {
+            command: ModelCommand::Info { model },
+        } => {
+            let m = InferenceModel::load(&model)?;
+            let bytes = std::fs::metadata(&model)
+                .map_err(|e| Error::io(&model, e))?
+                .len();
+            let c = m.config();
+            println!("model        {}", model.display());
+            println!("parameters   {}", c.parameter_count());
+            println!(
+                "file size    {bytes} bytes ({:.1} KB)",
+                bytes as f64 / 1024.0
+            );
+            println!("quantisation {:?}", m.precision());
+            println!("depth        {}", c.depth);
+            println!("config       {}", serde_json::to_string(c)?);
+            Ok(())
+        }
         Command::Bench {
             queries,
             json,

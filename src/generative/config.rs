@@ -48,6 +48,17 @@ impl Default for GenerativeConfig {
 }
 
 impl GenerativeConfig {
+    /// Trainable parameters of a model with this configuration: bridge (linear + LayerNorm),
+    /// tied byte embedding, the one shared layer (QKV, output, MLP, two LayerNorms) and the final
+    /// LayerNorm. Depth reuses the layer, so it adds none.
+    pub fn parameter_count(&self) -> usize {
+        let h = self.hidden;
+        let bridge = self.embed_dim * h + 2 * h;
+        let embedding = self.vocab * h;
+        let layer = h * 3 * h + h * h + 2 * h * self.mlp + 4 * h;
+        bridge + embedding + layer + 2 * h
+    }
+
     /// Checks that every size is usable; returns [`Error::InvalidConfig`] naming the problem.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidConfig(m));
