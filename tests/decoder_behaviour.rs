@@ -173,3 +173,27 @@ fn statistics_and_health_follow_traffic() {
     assert_eq!(health.status, HealthStatus::Degraded);
     assert!(health.reasons.iter().any(|r| r.contains("error rate")));
 }
+
+#[test]
+fn banks_use_the_requested_index_kind() {
+    let s = common::sample();
+    let n = 500;
+    for (spec, expected) in [("auto", "Flat"), ("HNSW16", "HNSW16")] {
+        let options = lightweight_decoder::phrase_bank::BankBuildOptions {
+            index_spec: spec.into(),
+            ..Default::default()
+        };
+        let bank = lightweight_decoder::PhraseBank::build(
+            s.texts[..n].to_vec(),
+            s.embeddings.slice(ndarray::s![..n, ..]),
+            &options,
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(bank.manifest().index_spec, expected);
+        let d = PhraseBankDecoder::new(bank, DecoderConfig::default()).unwrap();
+        let out = d.batch_decode(s.embeddings.slice(ndarray::s![..n, ..])).unwrap();
+        let same = out.iter().zip(&s.texts).filter(|(o, t)| same_text(&o.text, t)).count();
+        assert!(same >= n - 2, "{spec}: {same}/{n}");
+    }
+}

@@ -174,7 +174,7 @@ enum BankCommand {
         /// Output bank directory (replaced atomically).
         #[arg(long)]
         out: PathBuf,
-        /// FAISS factory string of the index.
+        /// FAISS factory string of the index, or `auto` (Flat below 50,000 rows, IVF1024,PQ96 above).
         #[arg(long, default_value_t = BankBuildOptions::default().index_spec)]
         index: String,
         /// Rows sampled to train the index.

@@ -23,12 +23,19 @@ pub const REFERENCE_ENCODER: &str = "sentence-transformers/all-mpnet-base-v2";
 /// Environment variable that overrides the location of the default bank.
 pub const BANK_DIR_ENV: &str = "LWDEC_BANK_DIR";
 
+/// Index spec that lets [`PhraseBank::build`] choose by bank size.
+pub const AUTO_INDEX: &str = "auto";
+/// The compressed index kind `auto` picks for large banks (the default bank's).
+pub const COMPRESSED_INDEX: &str = "IVF1024,PQ96";
+
 /// Settings for [`PhraseBank::build`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct BankBuildOptions {
-    /// FAISS factory string. `Flat` is exact; `IVF1024,PQ96` (the default bank's kind) stores
-    /// 96 bytes per phrase. Banks smaller than [`BankBuildOptions::min_rows_for_compression`]
-    /// always use `Flat`, since IVF/PQ training needs many more rows than centroids.
+    /// FAISS factory string: `Flat` is exact, `IVF1024,PQ96` (the default bank's kind) stores
+    /// 96 bytes per phrase, `HNSW32` is fast where memory allows. [`AUTO_INDEX`] picks `Flat`
+    /// below [`BankBuildOptions::min_rows_for_compression`] rows (IVF/PQ training needs many
+    /// more rows than centroids, and small banks are cheap to search exactly) and
+    /// [`COMPRESSED_INDEX`] above.
     pub index_spec: String,
     /// Rows sampled to train the index (all rows when the bank is smaller).
     pub train_size: usize,
@@ -38,14 +45,14 @@ pub struct BankBuildOptions {
     pub encoder: String,
     /// Seed of the training sample.
     pub seed: u64,
-    /// Banks with fewer rows fall back to an exact `Flat` index.
+    /// With [`AUTO_INDEX`], banks with fewer rows get an exact `Flat` index.
     pub min_rows_for_compression: usize,
 }
 
 impl Default for BankBuildOptions {
     fn default() -> Self {
         BankBuildOptions {
-            index_spec: "IVF1024,PQ96".to_string(),
+            index_spec: AUTO_INDEX.to_string(),
             train_size: 65_536,
             nprobe: 16,
             encoder: REFERENCE_ENCODER.to_string(),
@@ -126,10 +133,10 @@ impl PhraseBank {
         }
         let vectors = embedding::normalized_rows(&embeddings, dim)?;
         let n = phrases.len();
-        let spec = if n < options.min_rows_for_compression {
-            "Flat"
-        } else {
-            options.index_spec.as_str()
+        let spec = match options.index_spec.as_str() {
+            AUTO_INDEX if n < options.min_rows_for_compression => "Flat",
+            AUTO_INDEX => COMPRESSED_INDEX,
+            explicit => explicit,
         };
         let mut index = SharedIndex::from_factory(dim, spec)?;
         if !index.is_trained() {
