@@ -15,6 +15,11 @@ are exactly the reference encoder's embeddings as distributed):
       order WordNet lists them (the phrases share words and a topic). Two disjoint sets of 300
       synsets (seed 7): `dev` to choose the context settings, `test` to report them.
       `*.boundaries.txt` holds the first row of each session.
+  validation.*
+      2,000 phrases of the held-out validation split (FNV-1a 64 of the UTF-8 phrase % 64 == 0,
+      the rule of src/dataset.rs: the generator never trains on them), drawn at random (seed 11).
+      The nearest-neighbour baseline bank holds the other (training) phrases:
+      `lwdec bank build ... --exclude-validation`.
 Phrases are matched to rows of wordnet.txt exactly; parts the corpus filtered out are skipped.
 """
 import glob
@@ -38,6 +43,13 @@ def synset_sessions(index):
                         rows.append(row)
                 if len(rows) >= 3:
                     yield rows[:6]
+
+
+def fnv1a64(data):
+    h = 0xCBF29CE484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
 
 
 def save(out, name, rows, phrases, i8, scale, boundaries=None):
@@ -72,6 +84,11 @@ def main():
             boundaries.append(len(rows))
             rows.extend(sessions[s])
         save(out, name, rows, phrases, i8, scale, boundaries)
+
+    validation = np.array([i for i, p in enumerate(phrases) if fnv1a64(p.encode("utf-8")) % 64 == 0])
+    print(f"validation split: {len(validation)} phrases")
+    chosen = np.sort(np.random.default_rng(11).choice(validation, 2000, replace=False))
+    save(out, "validation", chosen, phrases, i8, scale)
 
 
 if __name__ == "__main__":

@@ -87,3 +87,89 @@ mod tests {
         assert_eq!(normalize_text("  A  b\tC "), "a b c");
     }
 }
+
+/// Quality and speed of one decoder on a labelled set (see [`evaluate`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EvalReport {
+    /// Decoder name.
+    pub decoder: String,
+    /// Rows decoded.
+    pub rows: usize,
+    /// Exact match rate (case-insensitive, whitespace collapsed), 0..1.
+    pub exact_match: f64,
+    /// Mean token F1, 0..1.
+    pub token_f1: f64,
+    /// Corpus BLEU, 0..100 (sacrebleu-compatible, lower-cased).
+    pub bleu: f64,
+    /// Corpus chrF, 0..100.
+    pub chrf: f64,
+    /// Mean confidence the decoder reported.
+    pub mean_confidence: f64,
+    /// Per-row decode latency percentiles, microseconds: p50, p95, p99.
+    pub latency_us: [f64; 3],
+    /// How many outputs each source produced (`phrase_bank`, `generative`).
+    pub sources: std::collections::BTreeMap<String, usize>,
+    /// The decoded texts, in row order.
+    #[serde(skip)]
+    pub texts: Vec<String>,
+}
+
+/// Decodes every row (sessions start at `boundaries`; row 0 implied), timing each decode, and
+/// scores the outputs against `references`.
+pub fn evaluate(
+    name: &str,
+    decoder: &dyn Decoder,
+    embeddings: ndarray::ArrayView2<f32>,
+    boundaries: &[usize],
+    references: &[String],
+) -> Result<EvalReport> {
+    use crate::metrics::{corpus_bleu, corpus_chrf, exact_match, mean_token_f1};
+    if references.len() != embeddings.nrows() {
+        return Err(crate::Error::InvalidArgument(format!(
+            "{} references for {} embeddings",
+            references.len(),
+            embeddings.nrows()
+        )));
+    }
+    crate::decoder::check_batch(&embeddings, decoder.dim())?;
+    let ranges = crate::decoder::session_ranges(embeddings.nrows(), boundaries)?;
+    let mut texts = Vec::with_capacity(references.len());
+    let mut latencies = Vec::with_capacity(references.len());
+    let mut confidence = 0.0;
+    let mut sources = std::collections::BTreeMap::new();
+    for range in ranges {
+        let mut session = decoder.new_session();
+        for row in range {
+            let input = embeddings.row(row).to_vec();
+            let started = std::time::Instant::now();
+            let decoded = decoder
+                .decode_in_session(&input, &mut session)
+                .map_err(|e| crate::Error::AtRow {
+                    row,
+                    source: Box::new(e),
+                })?;
+            latencies.push(started.elapsed().as_secs_f64() * 1e6);
+            confidence += f64::from(decoded.confidence);
+            let source = match decoded.source {
+                crate::Source::PhraseBank { .. } => "phrase_bank",
+                crate::Source::Generative => "generative",
+            };
+            *sources.entry(source.to_string()).or_insert(0) += 1;
+            texts.push(decoded.text);
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    let p = |q| crate::monitoring::percentile(&latencies, q);
+    Ok(EvalReport {
+        decoder: name.to_string(),
+        rows: texts.len(),
+        exact_match: exact_match(&texts, references),
+        token_f1: mean_token_f1(&texts, references),
+        bleu: corpus_bleu(&texts, references),
+        chrf: corpus_chrf(&texts, references),
+        mean_confidence: confidence / texts.len().max(1) as f64,
+        latency_us: [p(50.0), p(95.0), p(99.0)],
+        sources,
+        texts,
+    })
+}

@@ -18,6 +18,8 @@ pub const WORDNET_SAMPLE: &str = "wordnet_sample";
 pub const SESSIONS_DEV: &str = "sessions_dev";
 /// Sessions of related phrases held out from tuning, for reported figures.
 pub const SESSIONS_TEST: &str = "sessions_test";
+/// Phrases of the generator's held-out validation split (never trained on).
+pub const VALIDATION: &str = "validation";
 
 /// One sample set: texts, their embeddings, bank ids and optional session boundaries.
 #[derive(Debug, Clone)]

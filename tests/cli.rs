@@ -137,3 +137,58 @@ fn bad_inputs_exit_non_zero_with_a_message() {
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn eval_scores_decoders_against_references() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.npy");
+    write_npy(&input, &sample_rows(40));
+    let texts =
+        std::fs::read_to_string(samples_dir().join(format!("{WORDNET_SAMPLE}.txt"))).unwrap();
+    let reference = tmp.path().join("ref.txt");
+    let mut refs: Vec<&str> = texts.lines().take(40).collect();
+    std::fs::write(&reference, refs.join("\n") + "\n").unwrap();
+    let report = tmp.path().join("report.json");
+    let args = |r: &Path| {
+        vec![
+            "eval".to_string(),
+            "--input".into(),
+            input.to_str().unwrap().into(),
+            "--reference".into(),
+            r.to_str().unwrap().into(),
+            "--output".into(),
+            report.to_str().unwrap().into(),
+        ]
+    };
+    let o = Command::new(env!("CARGO_BIN_EXE_lwdec"))
+        .args(args(&reference))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let d = &r["decoders"][0];
+    assert_eq!(d["rows"], 40);
+    assert_eq!(d["exact_match"], 1.0);
+    assert!((d["bleu"].as_f64().unwrap() - 100.0).abs() < 1e-9);
+    assert_eq!(d["sources"]["phrase_bank"], 40);
+    // wrong references lower every score
+    refs.reverse();
+    std::fs::write(&reference, refs.join("\n") + "\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_lwdec"))
+        .args(args(&reference))
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert!(r["decoders"][0]["token_f1"].as_f64().unwrap() < 0.5);
+    // a reference file of the wrong length is an error
+    std::fs::write(&reference, "one line\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_lwdec"))
+        .args(args(&reference))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("1 references for 40 embeddings"));
+}

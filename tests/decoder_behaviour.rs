@@ -192,8 +192,14 @@ fn banks_use_the_requested_index_kind() {
         .unwrap();
         assert_eq!(bank.manifest().index_spec, expected);
         let d = PhraseBankDecoder::new(bank, DecoderConfig::default()).unwrap();
-        let out = d.batch_decode(s.embeddings.slice(ndarray::s![..n, ..])).unwrap();
-        let same = out.iter().zip(&s.texts).filter(|(o, t)| same_text(&o.text, t)).count();
+        let out = d
+            .batch_decode(s.embeddings.slice(ndarray::s![..n, ..]))
+            .unwrap();
+        let same = out
+            .iter()
+            .zip(&s.texts)
+            .filter(|(o, t)| same_text(&o.text, t))
+            .count();
         assert!(same >= n - 2, "{spec}: {same}/{n}");
     }
 }

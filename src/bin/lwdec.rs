@@ -7,18 +7,22 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use lightweight_decoder::dataset::Dataset;
+use lightweight_decoder::dataset::{is_validation, Dataset};
 use lightweight_decoder::embedding::load_embeddings;
-use lightweight_decoder::eval::{perturb_rows, same_text};
+use lightweight_decoder::eval::{evaluate, perturb_rows, same_text};
 use lightweight_decoder::fsutil::write_atomic;
 use lightweight_decoder::generative::{
-    GenerativeConfig, GenerativeModel, InferenceModel, TrainConfig, Trainer,
+    Checkpoint, DecodeOptions, GenerativeConfig, GenerativeModel, InferenceModel, Precision,
+    Strategy, TrainConfig, Trainer,
 };
 use lightweight_decoder::monitoring::percentile;
 use lightweight_decoder::phrase_bank::{BankBuildOptions, BuildProgress, PhraseBank};
-use lightweight_decoder::samples::{read_lines, SampleSet, SESSIONS_TEST, WORDNET_SAMPLE};
+use lightweight_decoder::samples::{
+    read_lines, SampleSet, SESSIONS_TEST, VALIDATION, WORDNET_SAMPLE,
+};
 use lightweight_decoder::{
-    load_config, AssemblyMethod, Decoder, DecoderConfig, Error, PhraseBankDecoder, Result,
+    load_config, AssemblyMethod, Decoder, DecoderConfig, Error, GenerativeDecoder,
+    PhraseBankDecoder, Result,
 };
 use ndarray::{s, Array2};
 use serde_json::json;
@@ -35,10 +39,14 @@ struct Cli {
 }
 
 /// Which decoder to run.
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum DecoderKind {
     /// FAISS search over a phrase bank.
     PhraseBank,
+    /// The byte-level transformer.
+    Generative,
+    /// Every decoder, one after the other (eval only).
+    All,
 }
 
 /// Options shared by the commands that build a phrase-bank decoder.
@@ -59,6 +67,12 @@ struct DecoderArgs {
     /// Candidates retrieved (and reported) per input.
     #[arg(long)]
     top_k: Option<usize>,
+    /// Generative model file (default: the bundled model, or $LWDEC_MODEL).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Beam width for the generative decoder (1 = greedy).
+    #[arg(long, default_value_t = 1)]
+    beam: usize,
 }
 
 #[derive(Subcommand)]
@@ -91,6 +105,33 @@ enum Command {
         /// Rows of the bundled sample to show.
         #[arg(long, default_value_t = 12)]
         rows: usize,
+        #[command(flatten)]
+        decoder: DecoderArgs,
+    },
+    /// Score decoders against reference texts: exact match, token F1, BLEU, chrF, confidence,
+    /// latency; a table, and JSON with --output.
+    Eval {
+        /// Input embeddings: N x D float32 .npy (or int8 with --scale).
+        #[arg(long)]
+        input: PathBuf,
+        /// Per-row float32 scales when --input is int8.
+        #[arg(long)]
+        scale: Option<PathBuf>,
+        /// Reference texts, one per row.
+        #[arg(long)]
+        reference: PathBuf,
+        /// First rows of sessions, comma-separated; without it every row is its own session.
+        #[arg(long, value_delimiter = ',')]
+        boundaries: Option<Vec<usize>>,
+        /// Perturb inputs to this cosine with their original first (1 = unchanged).
+        #[arg(long, default_value_t = 1.0)]
+        noise_cosine: f32,
+        /// Write the report as JSON here.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Write every decoded text as JSON lines here (decoder, row, text), for re-embedding.
+        #[arg(long)]
+        decoded: Option<PathBuf>,
         #[command(flatten)]
         decoder: DecoderArgs,
     },
@@ -150,6 +191,18 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ModelCommand {
+    /// Export a training checkpoint as a GGUF model file (f32, q8 or q4).
+    Export {
+        /// Checkpoint JSON state (or a training output directory: its latest checkpoint).
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Precision: f32, q8 (INT8 blocks) or q4 (INT4 blocks).
+        #[arg(long, default_value = "q4")]
+        precision: Precision,
+        /// Output file (written atomically).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Print parameter count, file size, quantisation and depth of a model file (GGUF).
     Info {
         /// The model file.
@@ -183,6 +236,10 @@ enum BankCommand {
         /// Inverted lists probed per query (IVF kinds).
         #[arg(long, default_value_t = BankBuildOptions::default().nprobe)]
         nprobe: usize,
+        /// Leave out the generator's held-out validation phrases (for a baseline bank that
+        /// never contains the phrase being decoded).
+        #[arg(long)]
+        exclude_validation: bool,
     },
     /// Show a bank's size, count and index kind; with --verify, measure self-recall@1.
     Info {
@@ -230,11 +287,13 @@ fn run(cli: Cli) -> Result<()> {
                 index,
                 train_size,
                 nprobe,
+                exclude_validation,
             } => bank_build(
                 &phrases,
                 &embeddings,
                 scale.as_deref(),
                 &out,
+                exclude_validation,
                 BankBuildOptions {
                     index_spec: index,
                     train_size,
@@ -245,6 +304,25 @@ fn run(cli: Cli) -> Result<()> {
             BankCommand::Info { bank, verify } => bank_info(bank.as_deref(), verify),
         },
         Command::Demo { rows, decoder } => demo(rows, &decoder),
+        Command::Eval {
+            input,
+            scale,
+            reference,
+            boundaries,
+            noise_cosine,
+            output,
+            decoded,
+            decoder,
+        } => eval(
+            &input,
+            scale.as_deref(),
+            &reference,
+            boundaries,
+            noise_cosine,
+            output.as_deref(),
+            decoded.as_deref(),
+            &decoder,
+        ),
         Command::Train {
             phrases,
             embeddings,
@@ -290,6 +368,26 @@ fn run(cli: Cli) -> Result<()> {
             };
             let summary = trainer.run(&out, true)?;
             println!("{}", serde_json::to_string_pretty(&summary)?);
+            Ok(())
+        }
+        Command::Model {
+            command:
+                ModelCommand::Export {
+                    checkpoint,
+                    precision,
+                    out,
+                },
+        } => {
+            let Checkpoint { model, state } = Checkpoint::read(&checkpoint)?;
+            InferenceModel::from_model(&model, precision)?.save(&out)?;
+            let bytes = std::fs::metadata(&out)
+                .map_err(|e| Error::io(&out, e))?
+                .len();
+            println!(
+                "exported step {} as {precision:?} to {} ({bytes} bytes)",
+                state.step,
+                out.display()
+            );
             Ok(())
         }
         Command::Model {
@@ -347,7 +445,46 @@ fn build_decoder(args: &DecoderArgs, config: DecoderConfig) -> Result<Box<dyn De
             load_bank(args.bank.as_deref())?,
             config,
         )?)),
+        DecoderKind::Generative => {
+            let options = DecodeOptions {
+                strategy: if args.beam > 1 {
+                    Strategy::Beam { width: args.beam }
+                } else {
+                    Strategy::Greedy
+                },
+                ..DecodeOptions::default()
+            };
+            let path = args
+                .model
+                .clone()
+                .unwrap_or_else(GenerativeDecoder::default_model_path);
+            Ok(Box::new(GenerativeDecoder::load(&path, options)?))
+        }
+        DecoderKind::All => Err(Error::InvalidArgument(
+            "--decoder all is only for `lwdec eval`".into(),
+        )),
     }
+}
+
+/// The decoders `--decoder` names, each with its name (several for `all`).
+fn build_decoders(args: &DecoderArgs) -> Result<Vec<(String, Box<dyn Decoder>)>> {
+    let kinds = match args.decoder {
+        DecoderKind::All => vec![DecoderKind::PhraseBank, DecoderKind::Generative],
+        one => vec![one],
+    };
+    kinds
+        .into_iter()
+        .map(|kind| {
+            let args = DecoderArgs {
+                decoder: kind,
+                ..args.clone()
+            };
+            let name = kind
+                .to_possible_value()
+                .map_or_else(String::new, |v| v.get_name().to_string());
+            Ok((name, build_decoder(&args, decoder_config(&args)?)?))
+        })
+        .collect()
 }
 
 fn decode(
@@ -384,15 +521,162 @@ fn decode(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
+fn eval(
+    input: &Path,
+    scale: Option<&Path>,
+    reference: &Path,
+    boundaries: Option<Vec<usize>>,
+    noise_cosine: f32,
+    output: Option<&Path>,
+    decoded_path: Option<&Path>,
+    args: &DecoderArgs,
+) -> Result<()> {
+    if !(noise_cosine > 0.0 && noise_cosine <= 1.0) {
+        return Err(Error::InvalidArgument(format!(
+            "--noise-cosine must be in (0, 1], got {noise_cosine}"
+        )));
+    }
+    let references = read_lines(reference)?;
+    let embeddings = perturb_rows(&load_embeddings(input, scale)?, noise_cosine, 2026);
+    let boundaries = boundaries.unwrap_or_else(|| (0..embeddings.nrows()).collect());
+    let mut reports = Vec::new();
+    let mut lines = String::new();
+    for (name, decoder) in build_decoders(args)? {
+        let report = evaluate(
+            &name,
+            decoder.as_ref(),
+            embeddings.view(),
+            &boundaries,
+            &references,
+        )?;
+        for (row, text) in report.texts.iter().enumerate() {
+            lines.push_str(&json!({"decoder": name, "row": row, "text": text}).to_string());
+            lines.push('\n');
+        }
+        reports.push(report);
+    }
+    println!(
+        "{:<14}{:>7}{:>9}{:>10}{:>8}{:>8}{:>7}{:>10}{:>10}  sources",
+        "decoder", "rows", "exact", "token F1", "BLEU", "chrF", "conf", "p50 us", "p99 us"
+    );
+    for r in &reports {
+        println!(
+            "{:<14}{:>7}{:>8.2}%{:>10.4}{:>8.2}{:>8.2}{:>7.3}{:>10.0}{:>10.0}  {:?}",
+            r.decoder,
+            r.rows,
+            100.0 * r.exact_match,
+            r.token_f1,
+            r.bleu,
+            r.chrf,
+            r.mean_confidence,
+            r.latency_us[0],
+            r.latency_us[2],
+            r.sources
+        );
+    }
+    if let Some(path) = output {
+        let report = json!({
+            "input": input,
+            "reference": reference,
+            "noise_cosine": noise_cosine,
+            "decoders": reports,
+        });
+        write_atomic(
+            path,
+            (serde_json::to_string_pretty(&report)? + "\n").as_bytes(),
+        )?;
+    }
+    if let Some(path) = decoded_path {
+        write_atomic(path, lines.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Greedy (or beam) decoding of validation embeddings: one at a time on one thread, then the
+/// batch over every core.
+fn bench_generative(queries: usize, as_json: bool, args: &DecoderArgs) -> Result<()> {
+    let decoder = build_decoder(args, DecoderConfig::default())?;
+    let sample = SampleSet::bundled(VALIDATION)?;
+    let n = queries.clamp(1, sample.texts.len());
+    let inputs = sample.embeddings.slice(s![..n, ..]).to_owned();
+    let one_thread = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .map_err(|e| Error::InvalidArgument(format!("thread pool: {e}")))?;
+    let mut us = Vec::with_capacity(n);
+    let mut bytes = 0usize;
+    one_thread.install(|| -> Result<()> {
+        for row in inputs.rows() {
+            let q = row.to_vec();
+            let t = Instant::now();
+            bytes += decoder.decode(&q)?.text.len();
+            us.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        Ok(())
+    })?;
+    us.sort_by(f64::total_cmp);
+    let single_s: f64 = us.iter().sum::<f64>() / 1e6;
+    let t = Instant::now();
+    decoder.batch_decode(inputs.view())?;
+    let batch_s = t.elapsed().as_secs_f64();
+    let report = json!({
+        "decoder": "generative",
+        "rows": n,
+        "mean_output_bytes": bytes as f64 / n as f64,
+        "single_thread_us": {"p50": percentile(&us, 50.0), "p95": percentile(&us, 95.0), "p99": percentile(&us, 99.0)},
+        "single_thread_rows_per_s": n as f64 / single_s,
+        "batch_rows_per_s": n as f64 / batch_s,
+        "batch_threads": rayon::current_num_threads(),
+        "speedup": single_s / batch_s,
+    });
+    println!("lwdec bench --decoder generative: {n} validation embeddings");
+    println!(
+        "one thread: p50 {:.0} us, p95 {:.0} us, p99 {:.0} us ({:.1} bytes per output)",
+        percentile(&us, 50.0),
+        percentile(&us, 95.0),
+        percentile(&us, 99.0),
+        bytes as f64 / n as f64
+    );
+    println!(
+        "batch over {} threads: {:.1} rows/s, {:.2}x one thread",
+        rayon::current_num_threads(),
+        n as f64 / batch_s,
+        single_s / batch_s
+    );
+    if as_json {
+        println!("{report}");
+    }
+    Ok(())
+}
+
 fn bank_build(
     phrases: &Path,
     embeddings: &Path,
     scale: Option<&Path>,
     out: &Path,
+    exclude_validation: bool,
     options: BankBuildOptions,
 ) -> Result<()> {
-    let phrases = read_lines(phrases)?;
-    let vectors = load_embeddings(embeddings, scale)?;
+    let mut phrases = read_lines(phrases)?;
+    let mut vectors = load_embeddings(embeddings, scale)?;
+    if phrases.len() != vectors.nrows() {
+        return Err(Error::InvalidArgument(format!(
+            "{} phrases but {} embedding rows",
+            phrases.len(),
+            vectors.nrows()
+        )));
+    }
+    if exclude_validation {
+        let keep: Vec<usize> = (0..phrases.len())
+            .filter(|&i| !is_validation(&phrases[i]))
+            .collect();
+        vectors = vectors.select(ndarray::Axis(0), &keep);
+        phrases = keep
+            .iter()
+            .map(|&i| std::mem::take(&mut phrases[i]))
+            .collect();
+    }
     let bar = ProgressBar::new(phrases.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{msg:>20} [{bar:40}] {pos}/{len} {elapsed_precise}")
@@ -548,6 +832,9 @@ fn demo(rows: usize, args: &DecoderArgs) -> Result<()> {
 }
 
 fn bench(queries: usize, as_json: bool, args: &DecoderArgs) -> Result<()> {
+    if args.decoder == DecoderKind::Generative {
+        return bench_generative(queries, as_json, args);
+    }
     let mut config = decoder_config(args)?;
     config.cache.capacity = 0; // measure search + assembly, not cache hits
     let bank = load_bank(args.bank.as_deref())?;
