@@ -225,6 +225,8 @@ pub struct DecoderConfig {
     pub cache: CacheConfig,
     /// Health limits.
     pub health: HealthConfig,
+    /// Decision rule of the hybrid decoder (calibrate with `lwdec calibrate`).
+    pub hybrid: crate::hybrid::HybridConfig,
 }
 
 impl Default for DecoderConfig {
@@ -241,6 +243,7 @@ impl Default for DecoderConfig {
             postprocess: PostProcessConfig::default(),
             cache: CacheConfig::default(),
             health: HealthConfig::default(),
+            hybrid: crate::hybrid::HybridConfig::default(),
         }
     }
 }
@@ -333,6 +336,7 @@ impl DecoderConfig {
             self.cache.quantization_step.is_finite() && self.cache.quantization_step > 0.0,
             "cache.quantization_step must be positive",
         )?;
+        self.hybrid.validate()?;
         let h = &self.health;
         check(
             (0.0..=1.0).contains(&h.degraded_error_rate)

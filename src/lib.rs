@@ -27,6 +27,7 @@ pub mod eval;
 pub mod fsutil;
 pub mod generative;
 pub mod generative_decoder;
+pub mod hybrid;
 pub mod metrics;
 pub mod monitoring;
 pub mod phrase_bank;
@@ -39,6 +40,7 @@ pub use config::{load_config, save_config, AssemblyMethod, DecoderConfig, Thresh
 pub use decoder::{Candidate, Decoded, Decoder, Source};
 pub use error::{Error, Result};
 pub use generative_decoder::GenerativeDecoder;
+pub use hybrid::{HybridConfig, HybridDecoder};
 pub use phrase_bank::PhraseBank;
 pub use phrase_bank_decoder::PhraseBankDecoder;
 pub use session::Session;

@@ -15,14 +15,15 @@ use lightweight_decoder::generative::{
     Checkpoint, DecodeOptions, GenerativeConfig, GenerativeModel, InferenceModel, Precision,
     Strategy, TrainConfig, Trainer,
 };
+use lightweight_decoder::hybrid::{calibrate, measure};
 use lightweight_decoder::monitoring::percentile;
 use lightweight_decoder::phrase_bank::{BankBuildOptions, BuildProgress, PhraseBank};
 use lightweight_decoder::samples::{
     read_lines, SampleSet, SESSIONS_TEST, VALIDATION, WORDNET_SAMPLE,
 };
 use lightweight_decoder::{
-    load_config, AssemblyMethod, Decoder, DecoderConfig, Error, GenerativeDecoder,
-    PhraseBankDecoder, Result,
+    load_config, save_config, AssemblyMethod, Decoder, DecoderConfig, Error, GenerativeDecoder,
+    HybridDecoder, PhraseBankDecoder, Result,
 };
 use ndarray::{s, Array2};
 use serde_json::json;
@@ -45,6 +46,8 @@ enum DecoderKind {
     PhraseBank,
     /// The byte-level transformer.
     Generative,
+    /// Per input, the bank's phrase or the generator's text (rule from the config).
+    Hybrid,
     /// Every decoder, one after the other (eval only).
     All,
 }
@@ -132,6 +135,24 @@ enum Command {
         /// Write every decoded text as JSON lines here (decoder, row, text), for re-embedding.
         #[arg(long)]
         decoded: Option<PathBuf>,
+        #[command(flatten)]
+        decoder: DecoderArgs,
+    },
+    /// Fit the hybrid's decision rule on labelled embeddings (maximising token F1) and write
+    /// the decoder config with it.
+    Calibrate {
+        /// Input embeddings: N x D float32 .npy (or int8 with --scale).
+        #[arg(long)]
+        input: PathBuf,
+        /// Per-row float32 scales when --input is int8.
+        #[arg(long)]
+        scale: Option<PathBuf>,
+        /// Reference texts, one per row.
+        #[arg(long)]
+        reference: PathBuf,
+        /// Where to write the decoder config (JSON) with the fitted rule.
+        #[arg(long)]
+        out: PathBuf,
         #[command(flatten)]
         decoder: DecoderArgs,
     },
@@ -323,6 +344,23 @@ fn run(cli: Cli) -> Result<()> {
             decoded.as_deref(),
             &decoder,
         ),
+        Command::Calibrate {
+            input,
+            scale,
+            reference,
+            out,
+            decoder,
+        } => {
+            let references = read_lines(&reference)?;
+            let embeddings = load_embeddings(&input, scale.as_deref())?;
+            let mut config = decoder_config(&decoder)?;
+            let hybrid = hybrid_decoder(&decoder, config.clone())?;
+            let rows = measure(&hybrid, embeddings.view(), &references)?;
+            let fit = calibrate(&rows);
+            println!("{}", serde_json::to_string_pretty(&fit)?);
+            config.hybrid = fit.rule;
+            save_config(&config, &out)
+        }
         Command::Train {
             phrases,
             embeddings,
@@ -445,31 +483,44 @@ fn build_decoder(args: &DecoderArgs, config: DecoderConfig) -> Result<Box<dyn De
             load_bank(args.bank.as_deref())?,
             config,
         )?)),
-        DecoderKind::Generative => {
-            let options = DecodeOptions {
-                strategy: if args.beam > 1 {
-                    Strategy::Beam { width: args.beam }
-                } else {
-                    Strategy::Greedy
-                },
-                ..DecodeOptions::default()
-            };
-            let path = args
-                .model
-                .clone()
-                .unwrap_or_else(GenerativeDecoder::default_model_path);
-            Ok(Box::new(GenerativeDecoder::load(&path, options)?))
-        }
+        DecoderKind::Generative => Ok(Box::new(generative_decoder(args)?)),
+        DecoderKind::Hybrid => Ok(Box::new(hybrid_decoder(args, config)?)),
         DecoderKind::All => Err(Error::InvalidArgument(
             "--decoder all is only for `lwdec eval`".into(),
         )),
     }
 }
 
+fn generative_decoder(args: &DecoderArgs) -> Result<GenerativeDecoder> {
+    let options = DecodeOptions {
+        strategy: if args.beam > 1 {
+            Strategy::Beam { width: args.beam }
+        } else {
+            Strategy::Greedy
+        },
+        ..DecodeOptions::default()
+    };
+    let path = args
+        .model
+        .clone()
+        .unwrap_or_else(GenerativeDecoder::default_model_path);
+    GenerativeDecoder::load(&path, options)
+}
+
+fn hybrid_decoder(args: &DecoderArgs, config: DecoderConfig) -> Result<HybridDecoder> {
+    let rule = config.hybrid.clone();
+    let bank = PhraseBankDecoder::new(load_bank(args.bank.as_deref())?, config)?;
+    HybridDecoder::new(bank, generative_decoder(args)?, rule)
+}
+
 /// The decoders `--decoder` names, each with its name (several for `all`).
 fn build_decoders(args: &DecoderArgs) -> Result<Vec<(String, Box<dyn Decoder>)>> {
     let kinds = match args.decoder {
-        DecoderKind::All => vec![DecoderKind::PhraseBank, DecoderKind::Generative],
+        DecoderKind::All => vec![
+            DecoderKind::PhraseBank,
+            DecoderKind::Generative,
+            DecoderKind::Hybrid,
+        ],
         one => vec![one],
     };
     kinds

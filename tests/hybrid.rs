@@ -1,0 +1,119 @@
+//! The generative decoder behind the `Decoder` trait, and the hybrid's rule and calibration.
+//!
+//! The generator here is an untrained model (seeded weights): these tests check the mechanics
+//! (inputs, sessions, the decision rule, calibration), not generation quality.
+
+use lightweight_decoder::generative::{
+    DecodeOptions, GenerativeConfig, GenerativeModel, InferenceModel, Precision, Strategy,
+};
+use lightweight_decoder::hybrid::{calibrate, measure};
+use lightweight_decoder::samples::{SampleSet, VALIDATION};
+use lightweight_decoder::{
+    Decoder, DecoderConfig, Error, GenerativeDecoder, HybridConfig, HybridDecoder, PhraseBank,
+    PhraseBankDecoder, Source,
+};
+
+fn options() -> DecodeOptions {
+    DecodeOptions {
+        strategy: Strategy::Greedy,
+        max_len: 24,
+    }
+}
+
+fn model_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let model = GenerativeModel::new(GenerativeConfig::default(), 7).unwrap();
+    let path = dir.join("model.q8.gguf");
+    InferenceModel::from_model(&model, Precision::Q8)
+        .unwrap()
+        .save(&path)
+        .unwrap();
+    path
+}
+
+fn hybrid(rule: HybridConfig, dir: &std::path::Path) -> HybridDecoder {
+    let bank = PhraseBankDecoder::new(
+        PhraseBank::load_default().unwrap(),
+        DecoderConfig::default(),
+    )
+    .unwrap();
+    let generator = GenerativeDecoder::load(&model_file(dir), options()).unwrap();
+    HybridDecoder::new(bank, generator, rule).unwrap()
+}
+
+#[test]
+fn generative_decoder_validates_inputs_and_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = model_file(tmp.path());
+    let d = GenerativeDecoder::load(&path, options()).unwrap();
+    let s = SampleSet::bundled(VALIDATION).unwrap();
+    let out = d.decode(&s.embeddings.row(0).to_vec()).unwrap();
+    assert_eq!(out.source, Source::Generative);
+    assert!((0.0..=1.0).contains(&out.confidence));
+    assert!(out.text.len() <= 24);
+    assert!(matches!(
+        d.decode(&[0.1; 10]),
+        Err(Error::DimensionMismatch { .. })
+    ));
+    assert!(matches!(
+        d.decode(&[f32::NAN; 768]),
+        Err(Error::NonFinite { .. })
+    ));
+    assert!(matches!(
+        d.decode(&[0.0; 768]),
+        Err(Error::ZeroVector { .. })
+    ));
+    let bytes = std::fs::read(&path).unwrap();
+    let cut = tmp.path().join("cut.gguf");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    assert!(matches!(
+        GenerativeDecoder::load(&cut, options()),
+        Err(Error::InvalidModel { .. })
+    ));
+}
+
+#[test]
+fn hybrid_follows_its_rule() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = SampleSet::bundled(VALIDATION).unwrap();
+    let rows = s.embeddings.slice(ndarray::s![..6, ..]);
+    let bank_only = hybrid(HybridConfig::default(), tmp.path());
+    let out = bank_only.batch_decode(rows).unwrap();
+    assert!(out
+        .iter()
+        .all(|d| matches!(d.source, Source::PhraseBank { .. })));
+    let always = HybridConfig {
+        bank_similarity: 2.0,
+        generator_margin: f32::MIN,
+    };
+    let gen_only = hybrid(always, tmp.path());
+    let generator = GenerativeDecoder::load(&model_file(tmp.path()), options()).unwrap();
+    let out = gen_only.batch_decode_with_sessions(rows, &[0, 3]).unwrap();
+    for (i, d) in out.iter().enumerate() {
+        assert_eq!(d.source, Source::Generative);
+        assert_eq!(
+            d.text,
+            generator.decode(&rows.row(i).to_vec()).unwrap().text
+        );
+    }
+}
+
+#[test]
+fn calibration_is_never_worse_than_either_decoder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = SampleSet::bundled(VALIDATION).unwrap();
+    let n = 12;
+    let inputs = lightweight_decoder::eval::perturb_rows(
+        &s.embeddings.slice(ndarray::s![..n, ..]).to_owned(),
+        0.3,
+        5,
+    );
+    let h = hybrid(HybridConfig::default(), tmp.path());
+    let rows = measure(&h, inputs.view(), &s.texts[..n]).unwrap();
+    let fit = calibrate(&rows);
+    assert!(
+        fit.hybrid_f1 + 1e-12 >= fit.bank_f1.max(fit.generator_f1),
+        "{fit:?}"
+    );
+    assert!(fit.rule.validate().is_ok());
+    assert!(measure(&h, inputs.view(), &s.texts[..n - 1]).is_err());
+}
