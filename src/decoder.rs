@@ -83,32 +83,42 @@ pub trait Decoder: Send + Sync {
     ) -> Result<Vec<Decoded>> {
         check_batch(&embeddings, self.dim())?;
         let ranges = session_ranges(embeddings.nrows(), boundaries)?;
-        let per_session: Vec<Vec<Decoded>> = ranges
-            .into_par_iter()
-            .map(|range| {
-                let mut session = self.new_session();
-                range
-                    .map(|row| {
-                        let view = embeddings.row(row);
-                        let owned;
-                        let slice = match view.as_slice() {
-                            Some(s) => s,
-                            None => {
-                                owned = view.to_vec();
-                                &owned
-                            }
-                        };
-                        self.decode_in_session(slice, &mut session)
-                            .map_err(|e| Error::AtRow {
-                                row,
-                                source: Box::new(e),
-                            })
-                    })
-                    .collect::<Result<Vec<_>>>()
-            })
-            .collect::<Result<_>>()?;
-        Ok(per_session.into_iter().flatten().collect())
+        decode_sessions(
+            ranges,
+            || self.new_session(),
+            |row, session| {
+                let view = embeddings.row(row);
+                match view.as_slice() {
+                    Some(slice) => self.decode_in_session(slice, session),
+                    None => self.decode_in_session(&view.to_vec(), session),
+                }
+            },
+        )
     }
+}
+
+/// Decodes sessions in parallel (rayon), the rows of each in order with one [`Session`], and
+/// returns the results in row order; an error names its row.
+pub fn decode_sessions(
+    ranges: Vec<std::ops::Range<usize>>,
+    new_session: impl Fn() -> Session + Sync,
+    decode_row: impl Fn(usize, &mut Session) -> Result<Decoded> + Sync,
+) -> Result<Vec<Decoded>> {
+    let per_session: Vec<Vec<Decoded>> = ranges
+        .into_par_iter()
+        .map(|range| {
+            let mut session = new_session();
+            range
+                .map(|row| {
+                    decode_row(row, &mut session).map_err(|e| Error::AtRow {
+                        row,
+                        source: Box::new(e),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()
+        })
+        .collect::<Result<_>>()?;
+    Ok(per_session.into_iter().flatten().collect())
 }
 
 /// Checks that a batch has the decoder's dimension.

@@ -4,12 +4,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ndarray::ArrayView2;
-use rayon::prelude::*;
 
 use crate::assembly::{assembler_for, Assembler, AssemblyInput};
 use crate::cache::PatternCache;
 use crate::config::{DecoderConfig, ThresholdMode};
-use crate::decoder::{check_batch, session_ranges, Candidate, Decoded, Decoder, Source};
+use crate::decoder::{
+    check_batch, decode_sessions, session_ranges, Candidate, Decoded, Decoder, Source,
+};
 use crate::embedding;
 use crate::error::{Error, Result};
 use crate::monitoring::{Health, Monitor, Statistics};
@@ -263,24 +264,14 @@ impl PhraseBankDecoder {
                 hits[row] = Some(row_hits);
             }
         }
-        let per_session: Vec<Vec<Decoded>> = ranges
-            .into_par_iter()
-            .map(|range| {
-                let mut session = self.new_session();
-                range
-                    .map(|row| {
-                        let query = queries[row * dim..(row + 1) * dim].to_vec();
-                        let row_hits = hits[row].as_deref().unwrap_or_default();
-                        self.finish(query, row_hits, &mut session)
-                            .map_err(|e| Error::AtRow {
-                                row,
-                                source: Box::new(e),
-                            })
-                    })
-                    .collect::<Result<Vec<_>>>()
-            })
-            .collect::<Result<_>>()?;
-        Ok(per_session.into_iter().flatten().collect())
+        decode_sessions(
+            ranges,
+            || self.new_session(),
+            |row, session| {
+                let query = queries[row * dim..(row + 1) * dim].to_vec();
+                self.finish(query, hits[row].as_deref().unwrap_or_default(), session)
+            },
+        )
     }
 }
 

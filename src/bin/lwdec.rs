@@ -52,6 +52,20 @@ enum DecoderKind {
     All,
 }
 
+/// Phrases and their embeddings, for building banks and training.
+#[derive(clap::Args, Clone)]
+struct CorpusArgs {
+    /// Phrases, UTF-8, one per line.
+    #[arg(long)]
+    phrases: PathBuf,
+    /// Embeddings: N x D float32 .npy, or int8 .npy together with --scale.
+    #[arg(long)]
+    embeddings: PathBuf,
+    /// Per-row float32 scales for int8 embeddings.
+    #[arg(long)]
+    scale: Option<PathBuf>,
+}
+
 /// Options shared by the commands that build a phrase-bank decoder.
 #[derive(clap::Args, Clone)]
 struct DecoderArgs {
@@ -158,15 +172,8 @@ enum Command {
     },
     /// Train the generative decoder (resumable; checkpoints and a JSONL log go to --out).
     Train {
-        /// Phrases, UTF-8, one per line.
-        #[arg(long)]
-        phrases: PathBuf,
-        /// Embeddings: int8 .npy with --scale, or float32 .npy.
-        #[arg(long)]
-        embeddings: PathBuf,
-        /// Per-row float32 scales for int8 embeddings.
-        #[arg(long)]
-        scale: Option<PathBuf>,
+        #[command(flatten)]
+        corpus: CorpusArgs,
         /// Output directory for checkpoints and train_log.jsonl.
         #[arg(long)]
         out: PathBuf,
@@ -236,15 +243,8 @@ enum ModelCommand {
 enum BankCommand {
     /// Build a bank from phrases (one per line) and their embeddings.
     Build {
-        /// Phrases, UTF-8, one per line.
-        #[arg(long)]
-        phrases: PathBuf,
-        /// Embeddings: N x D float32 .npy, or int8 .npy together with --scale.
-        #[arg(long)]
-        embeddings: PathBuf,
-        /// Per-row float32 scales for int8 embeddings.
-        #[arg(long)]
-        scale: Option<PathBuf>,
+        #[command(flatten)]
+        corpus: CorpusArgs,
         /// Output bank directory (replaced atomically).
         #[arg(long)]
         out: PathBuf,
@@ -301,18 +301,14 @@ fn run(cli: Cli) -> Result<()> {
         ),
         Command::Bank { command } => match command {
             BankCommand::Build {
-                phrases,
-                embeddings,
-                scale,
+                corpus,
                 out,
                 index,
                 train_size,
                 nprobe,
                 exclude_validation,
             } => bank_build(
-                &phrases,
-                &embeddings,
-                scale.as_deref(),
+                &corpus,
                 &out,
                 exclude_validation,
                 BankBuildOptions {
@@ -362,9 +358,7 @@ fn run(cli: Cli) -> Result<()> {
             save_config(&config, &out)
         }
         Command::Train {
-            phrases,
-            embeddings,
-            scale,
+            corpus,
             out,
             train_config,
             resume,
@@ -374,9 +368,9 @@ fn run(cli: Cli) -> Result<()> {
             depth,
             seed,
         } => {
-            let data = match &scale {
-                Some(scale) => Dataset::load_i8(&phrases, &embeddings, scale)?,
-                None => Dataset::load_f32(&phrases, &embeddings)?,
+            let data = match &corpus.scale {
+                Some(scale) => Dataset::load_i8(&corpus.phrases, &corpus.embeddings, scale)?,
+                None => Dataset::load_f32(&corpus.phrases, &corpus.embeddings)?,
             };
             let mut config = match &train_config {
                 Some(path) => {
@@ -702,15 +696,13 @@ fn bench_generative(queries: usize, as_json: bool, args: &DecoderArgs) -> Result
 }
 
 fn bank_build(
-    phrases: &Path,
-    embeddings: &Path,
-    scale: Option<&Path>,
+    corpus: &CorpusArgs,
     out: &Path,
     exclude_validation: bool,
     options: BankBuildOptions,
 ) -> Result<()> {
-    let mut phrases = read_lines(phrases)?;
-    let mut vectors = load_embeddings(embeddings, scale)?;
+    let mut phrases = read_lines(&corpus.phrases)?;
+    let mut vectors = load_embeddings(&corpus.embeddings, corpus.scale.as_deref())?;
     if phrases.len() != vectors.nrows() {
         return Err(Error::InvalidArgument(format!(
             "{} phrases but {} embedding rows",
