@@ -16,6 +16,8 @@
 //! # Ok(())
 //! # }
 //! ```
+#![warn(missing_docs)]
+
 pub mod assembly;
 pub mod cache;
 pub mod config;
