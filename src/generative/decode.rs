@@ -271,10 +271,7 @@ impl InferenceModel {
                     hyp.bytes.push(b);
                     hyp.state = hyp.state.advance(b);
                     next.push(hyp);
-                    let mut state = match spare.pop() {
-                        Some(s) => s,
-                        None => states[i].clone(),
-                    };
+                    let mut state = spare.pop().unwrap_or_else(|| states[i].clone());
                     state.copy_from(&states[i]);
                     next_states.push((state, b));
                 }

@@ -428,6 +428,7 @@ fn rope_tables(config: &GenerativeConfig) -> (Vec<f32>, Vec<f32>) {
 
 /// "Rotate half" rotary embedding of one head in place: `x * cos + [-x2, x1] * sin`.
 #[inline]
+#[allow(clippy::needless_range_loop)]
 fn rotate(x: &mut [f32], cos: &[f32], sin: &[f32], half: usize) {
     let (x1, x2) = x.split_at_mut(half);
     let (c1, c2) = cos.split_at(half);
