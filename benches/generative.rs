@@ -27,7 +27,10 @@ fn decoders() -> Vec<(String, GenerativeDecoder)> {
         .into_iter()
         .map(|p| {
             let m = InferenceModel::from_model(&model, p).expect("quantise");
-            (format!("untrained_{p:?}"), GenerativeDecoder::new(m, options()))
+            (
+                format!("untrained_{p:?}"),
+                GenerativeDecoder::new(m, options()),
+            )
         })
         .collect()
 }
