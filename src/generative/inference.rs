@@ -346,18 +346,19 @@ impl InferenceModel {
             unsafe { self.position_avx2(seq) };
             return;
         }
-        self.position_impl(seq);
+        self.position_impl::<false>(seq);
     }
 
     /// [`Self::position_impl`] compiled with AVX2 and FMA (vectorised norms and attention).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn position_avx2(&self, seq: &mut Sequence) {
-        self.position_impl(seq);
+        self.position_impl::<true>(seq);
     }
 
+    /// The body of [`Self::position`]; `AVX2` only where the CPU has AVX2 and FMA.
     #[inline(always)]
-    fn position_impl(&self, seq: &mut Sequence) {
+    fn position_impl<const AVX2: bool>(&self, seq: &mut Sequence) {
         let c = &self.config;
         let (h, heads, hd) = (c.hidden, c.heads, c.head_dim());
         let half = hd / 2;
@@ -401,7 +402,7 @@ impl InferenceModel {
                 let qh = &q[range.clone()];
                 let mut max = f32::NEG_INFINITY;
                 for (t, s) in scores.iter_mut().enumerate() {
-                    *s = dot(qh, &keys[t * h + head * hd..t * h + (head + 1) * hd]) * scale;
+                    *s = dot::<AVX2>(qh, &keys[t * h + head * hd..t * h + (head + 1) * hd]) * scale;
                     max = max.max(*s);
                 }
                 let mut sum = 0.0;

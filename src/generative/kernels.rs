@@ -193,8 +193,14 @@ impl QuantizedVector {
             let d = amax / 127.0;
             let id = if d != 0.0 { 1.0 / d } else { 0.0 };
             self.scales.push(d);
-            self.quants
-                .push(std::array::from_fn(|l| (b[l] * id).round_ties_even() as i8));
+            // Round to nearest (ties to even) by adding and removing 1.5 * 2^23: exact for
+            // |v| <= 127 and, unlike `round`, never a library call.
+            const MAGIC: f32 = 12_582_912.0;
+            let mut q = [0i8; BLOCK];
+            for l in 0..BLOCK {
+                q[l] = ((b[l] * id + MAGIC) - MAGIC) as i8;
+            }
+            self.quants.push(q);
         }
     }
 }
@@ -300,9 +306,15 @@ fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
     reduce(acc) + tail
 }
 
-/// Dot product of two equally long slices.
+/// Dot product of two equally long slices; `AVX2` may only be set where the CPU has AVX2 and
+/// FMA.
 #[inline(always)]
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot<const AVX2: bool>(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 {
+        // SAFETY: the caller only sets `AVX2` after detecting AVX2 and FMA.
+        return unsafe { avx2::dot(a, b) };
+    }
     dot_lanes(a, b)
 }
 
@@ -374,43 +386,53 @@ mod avx2 {
         _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
     }
 
-    /// Float32 `out = W · x`, rows of `cols` values; four 8-lane accumulators per row. (The
+    /// Float32 dot product of equally long slices, four 8-lane accumulators. (The
     /// auto-vectorised [`super::dot_lanes`] came out only 2 lanes wide under AVX2.)
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (ap, bp) = (a.as_ptr(), b.as_ptr());
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut c = 0;
+        while c + 32 <= n {
+            for (k, acc) in acc.iter_mut().enumerate() {
+                let off = c + 8 * k;
+                *acc = _mm256_fmadd_ps(
+                    _mm256_loadu_ps(ap.add(off)),
+                    _mm256_loadu_ps(bp.add(off)),
+                    *acc,
+                );
+            }
+            c += 32;
+        }
+        while c + 8 <= n {
+            acc[0] = _mm256_fmadd_ps(
+                _mm256_loadu_ps(ap.add(c)),
+                _mm256_loadu_ps(bp.add(c)),
+                acc[0],
+            );
+            c += 8;
+        }
+        let both = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        let mut sum = hsum(both);
+        for (x, y) in a[c..n].iter().zip(&b[c..n]) {
+            sum += x * y;
+        }
+        sum
+    }
+
+    /// Float32 `out = W · x`, rows of `cols` values.
     ///
     /// # Safety
     /// The CPU must support AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn matvec_f32(w: &[f32], cols: usize, x: &[f32], out: &mut [f32]) {
-        let x = &x[..cols];
         for (o, row) in out.iter_mut().zip(w.chunks_exact(cols)) {
-            let (rp, xp) = (row.as_ptr(), x.as_ptr());
-            let mut acc = [_mm256_setzero_ps(); 4];
-            let mut c = 0;
-            while c + 32 <= cols {
-                for (k, acc) in acc.iter_mut().enumerate() {
-                    let off = c + 8 * k;
-                    *acc = _mm256_fmadd_ps(
-                        _mm256_loadu_ps(rp.add(off)),
-                        _mm256_loadu_ps(xp.add(off)),
-                        *acc,
-                    );
-                }
-                c += 32;
-            }
-            while c + 8 <= cols {
-                acc[0] = _mm256_fmadd_ps(
-                    _mm256_loadu_ps(rp.add(c)),
-                    _mm256_loadu_ps(xp.add(c)),
-                    acc[0],
-                );
-                c += 8;
-            }
-            let both = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-            let mut sum = hsum(both);
-            for (w, x) in row[c..].iter().zip(&x[c..]) {
-                sum += w * x;
-            }
-            *o = sum;
+            *o = dot(row, x);
         }
     }
 
