@@ -10,9 +10,9 @@
 //! allocation for every intermediate: greedy decoding of 96 bytes took 187 ms (F32), 270 ms
 //! (Q8) and 311 ms (Q4) on one thread (`cargo bench --bench generative`), about 2-3 ms per byte
 //! for arithmetic worth well under 0.1 ms. This engine does the same computation on plain
-//! slices and takes about 19 ms (Q8 and Q4) and 20-40 ms (F32, bound by reading 2.9 MB of
-//! weights per byte) for the same 96 bytes, on a 2-vCPU AMD EPYC with a training run on the
-//! other vCPU (all three were about 10x slower with candle on the same machine):
+//! slices and takes about 16 ms (Q8), 19 ms (Q4) and 19 ms (F32) for the same 96 bytes
+//! (~0.2 ms per byte, now bound by the weight and cache loads), measured on a 2-vCPU AMD EPYC
+//! with a training run busy on the other vCPU (10x to 16x faster than candle):
 //!
 //! * weights are contiguous float32 rows or the GGML Q8_0 / Q4_0 blocks exactly as candle
 //!   quantised them (scales widened to f32); see [`kernels`](super::kernels);

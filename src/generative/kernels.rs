@@ -571,6 +571,22 @@ mod tests {
     }
 
     #[test]
+    fn portable_and_avx2_dot_products_agree() {
+        let a: Vec<f32> = (0..301).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..301).map(|i| (i as f32 * 0.11).cos()).collect();
+        for n in [0, 7, 8, 31, 32, 128, 301] {
+            let want: f32 = a[..n].iter().zip(&b[..n]).map(|(x, y)| x * y).sum();
+            assert!((dot::<false>(&a[..n], &b[..n]) - want).abs() < 1e-4, "{n}");
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                assert!((dot::<true>(&a[..n], &b[..n]) - want).abs() < 1e-4, "{n}");
+            }
+        }
+    }
+
+    #[test]
     fn half_conversion_is_exact() {
         for (bits, want) in [
             (0x3c00u16, 1.0f32),
