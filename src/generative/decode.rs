@@ -1,12 +1,10 @@
 //! Decoding strategies (greedy, beam search, seeded sampling) that always yield valid UTF-8.
 
-use candle_core::Tensor;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::candle_err;
-use super::inference::InferenceModel;
+use super::inference::{InferenceModel, Sequence};
 use super::utf8::Utf8State;
 use crate::{Error, Result};
 
@@ -90,18 +88,14 @@ impl Hypothesis {
     }
 }
 
-/// Log-softmax of each row of `logits` `[rows, vocab]`.
-fn log_probs(logits: &Tensor) -> Result<Vec<Vec<f32>>> {
-    let rows: Vec<Vec<f32>> = logits.to_vec2().map_err(candle_err("decoding"))?;
-    Ok(rows
-        .into_iter()
-        .map(|row| {
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let sum: f32 = row.iter().map(|&l| (l - max).exp()).sum();
-            let log_sum = max + sum.ln();
-            row.into_iter().map(|l| l - log_sum).collect()
-        })
-        .collect())
+/// Log-softmax of `logits` into `out` (same length).
+fn log_softmax(logits: &[f32], out: &mut [f32]) {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = logits.iter().map(|&l| (l - max).exp()).sum();
+    let log_sum = max + sum.ln();
+    for (o, &l) in out.iter_mut().zip(logits) {
+        *o = l - log_sum;
+    }
 }
 
 /// The bytes allowed after `hyp` when the output may hold `max_len` bytes.
@@ -210,15 +204,18 @@ impl InferenceModel {
         max_len: usize,
         mut pick: Option<Picker<'_>>,
     ) -> Result<Decoded> {
-        let (mut cache, mut logits) = self.start(&[embedding])?;
+        let mut seq = self.start(embedding)?;
         let mut hyp = Hypothesis {
-            bytes: Vec::new(),
+            bytes: Vec::with_capacity(max_len),
             state: Utf8State::default(),
             log_prob: 0.0,
         };
+        let mut lp = vec![0.0f32; 256];
+        let mut candidates: Vec<u8> = Vec::with_capacity(256);
         loop {
-            let lp = log_probs(&logits)?.swap_remove(0);
-            let candidates: Vec<u8> = allowed(&hyp, max_len).collect();
+            log_softmax(seq.logits(), &mut lp);
+            candidates.clear();
+            candidates.extend(allowed(&hyp, max_len));
             let byte = match pick.as_mut() {
                 Some(pick) => pick(&lp, &candidates),
                 None => candidates
@@ -233,23 +230,26 @@ impl InferenceModel {
             }
             hyp.bytes.push(byte);
             hyp.state = hyp.state.advance(byte);
-            logits = self.step(&mut cache, &[byte])?;
+            self.step(&mut seq, byte)?;
         }
     }
 
-    /// Beam search of the given width.
+    /// Beam search of the given width: one decoding state per hypothesis; a surviving
+    /// hypothesis copies its parent's state into a recycled buffer.
     fn decode_beam(&self, embedding: &[f32], max_len: usize, width: usize) -> Result<Decoded> {
-        let (mut cache, mut logits) = self.start(&[embedding])?;
+        let mut states: Vec<Sequence> = vec![self.start(embedding)?];
+        let mut spare: Vec<Sequence> = Vec::new();
         let mut beams = vec![Hypothesis {
             bytes: Vec::new(),
             state: Utf8State::default(),
             log_prob: 0.0,
         }];
         let mut finished: Vec<Hypothesis> = Vec::new();
+        let mut lp = vec![0.0f32; 256];
         while !beams.is_empty() && finished.len() < width {
-            let lps = log_probs(&logits)?;
             let mut candidates: Vec<(usize, u8, f64)> = Vec::new();
-            for (i, (hyp, lp)) in beams.iter().zip(&lps).enumerate() {
+            for (i, (hyp, state)) in beams.iter().zip(&states).enumerate() {
+                log_softmax(state.logits(), &mut lp);
                 candidates.extend(
                     allowed(hyp, max_len)
                         .map(|b| (i, b, hyp.log_prob + f64::from(lp[usize::from(b)]))),
@@ -258,8 +258,7 @@ impl InferenceModel {
             candidates.sort_by(|a, b| b.2.total_cmp(&a.2));
             candidates.truncate(width - finished.len());
             let mut next = Vec::new();
-            let mut parents = Vec::new();
-            let mut bytes = Vec::new();
+            let mut next_states = Vec::new();
             for (i, b, log_prob) in candidates {
                 let mut hyp = Hypothesis {
                     bytes: beams[i].bytes.clone(),
@@ -272,14 +271,18 @@ impl InferenceModel {
                     hyp.bytes.push(b);
                     hyp.state = hyp.state.advance(b);
                     next.push(hyp);
-                    parents.push(i);
-                    bytes.push(b);
+                    let mut state = spare.pop().unwrap_or_else(|| states[i].clone());
+                    state.copy_from(&states[i]);
+                    next_states.push((state, b));
                 }
             }
             beams = next;
+            spare.append(&mut states);
             if !beams.is_empty() && finished.len() < width {
-                cache = self.select(&cache, &parents)?;
-                logits = self.step(&mut cache, &bytes)?;
+                for (mut state, b) in next_states {
+                    self.step(&mut state, b)?;
+                    states.push(state);
+                }
             }
         }
         let score = |h: &Hypothesis| h.log_prob / (h.bytes.len() + 1) as f64;

@@ -16,6 +16,7 @@ mod checkpoint;
 mod config;
 mod decode;
 mod inference;
+mod kernels;
 mod model;
 mod quantized;
 mod rope;
