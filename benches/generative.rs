@@ -14,6 +14,7 @@ use lightweight_decoder::{Decoder, GenerativeDecoder};
 fn options() -> DecodeOptions {
     DecodeOptions {
         strategy: Strategy::Greedy,
+        stop_on_repeated_words: 0,
         max_len: 96,
     }
 }

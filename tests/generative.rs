@@ -359,6 +359,7 @@ fn decoding_yields_valid_utf8_and_respects_max_len() {
                     seed,
                 },
                 max_len,
+                stop_on_repeated_words: 0,
             };
             let d = inference.decode(&embedding, &options).unwrap();
             assert_valid(&d, max_len);
@@ -375,6 +376,7 @@ fn decoding_yields_valid_utf8_and_respects_max_len() {
                 &embedding,
                 &DecodeOptions {
                     strategy,
+                    stop_on_repeated_words: 0,
                     max_len: 12,
                 },
             )
@@ -397,6 +399,7 @@ fn sampling_is_reproducible_and_beam_is_at_least_as_likely_as_greedy() {
             seed,
         },
         max_len: 64,
+        stop_on_repeated_words: 0,
     };
     let a = inference.decode(e, &sample(1)).unwrap();
     assert_eq!(a, inference.decode(e, &sample(1)).unwrap());
@@ -415,6 +418,7 @@ fn sampling_is_reproducible_and_beam_is_at_least_as_likely_as_greedy() {
             &DecodeOptions {
                 strategy: Strategy::Beam { width: 4 },
                 max_len: 128,
+                stop_on_repeated_words: 0,
             },
         )
         .unwrap();
@@ -458,6 +462,7 @@ fn sampling_is_reproducible_and_beam_is_at_least_as_likely_as_greedy() {
     ] {
         let options = DecodeOptions {
             strategy,
+            stop_on_repeated_words: 0,
             max_len: 10,
         };
         assert!(matches!(
@@ -519,6 +524,7 @@ fn gguf_round_trip_and_corruption_are_detected() {
     let beam = DecodeOptions {
         strategy: Strategy::Beam { width: 2 },
         max_len: 24,
+        stop_on_repeated_words: 0,
     };
     let mut sizes = Vec::new();
     for precision in [Precision::F32, Precision::Q8, Precision::Q4] {

@@ -16,6 +16,7 @@ use lightweight_decoder::{
 fn options() -> DecodeOptions {
     DecodeOptions {
         strategy: Strategy::Greedy,
+        stop_on_repeated_words: 0,
         max_len: 24,
     }
 }

@@ -40,6 +40,11 @@ pub struct DecodeOptions {
     pub strategy: Strategy,
     /// Longest output in bytes (at most the model's `max_len`).
     pub max_len: usize,
+    /// Greedy and sampling stop when the last `n` words repeat `n` words written before (or a
+    /// word repeats the one before it), and drop the repetition: an undertrained model loops
+    /// ("the sound of the sound of ..."). 0 turns this off.
+    #[serde(default)]
+    pub stop_on_repeated_words: usize,
 }
 
 impl Default for DecodeOptions {
@@ -47,6 +52,7 @@ impl Default for DecodeOptions {
         Self {
             strategy: Strategy::Greedy,
             max_len: 128,
+            stop_on_repeated_words: 3,
         }
     }
 }
@@ -86,6 +92,39 @@ impl Hypothesis {
             truncated,
         })
     }
+}
+
+/// Where the repetition starts, if the last `n` space-separated words of `bytes` (which ends
+/// with a space) already occurred as `n` consecutive words earlier, or the last word repeats
+/// the one before it.
+fn repeated_words_start(bytes: &[u8], n: usize) -> Option<usize> {
+    let mut starts = Vec::new();
+    let mut words: Vec<&[u8]> = Vec::new();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b' ' {
+            if i > start {
+                words.push(&bytes[start..i]);
+                starts.push(start);
+            }
+            start = i + 1;
+        }
+    }
+    if words.len() < 2 {
+        return None;
+    }
+    if words.len() < 2 * n {
+        let k = words.len();
+        return (words[k - 1] == words[k - 2]).then(|| starts[k - 1]);
+    }
+    let last = &words[words.len() - n..];
+    let earlier = &words[..words.len() - n];
+    if earlier.windows(n).any(|w| w == last) {
+        return Some(starts[words.len() - n]);
+    }
+    // a word written twice in a row ("storth storth")
+    let k = words.len();
+    (words[k - 1] == words[k - 2]).then(|| starts[k - 1])
 }
 
 /// Log-softmax of `logits` into `out` (same length).
@@ -163,7 +202,9 @@ impl InferenceModel {
             )));
         }
         match options.strategy {
-            Strategy::Greedy => self.decode_single(embedding, max_len, None),
+            Strategy::Greedy => {
+                self.decode_single(embedding, max_len, options.stop_on_repeated_words, None)
+            }
             Strategy::Beam { width } => {
                 if width == 0 {
                     return Err(Error::InvalidArgument(
@@ -192,7 +233,12 @@ impl InferenceModel {
                 let mut pick = |lp: &[f32], cands: &[u8]| {
                     sample(lp, cands, temperature, top_k, top_p, &mut rng)
                 };
-                self.decode_single(embedding, max_len, Some(&mut pick))
+                self.decode_single(
+                    embedding,
+                    max_len,
+                    options.stop_on_repeated_words,
+                    Some(&mut pick),
+                )
             }
         }
     }
@@ -202,8 +248,11 @@ impl InferenceModel {
         &self,
         embedding: &[f32],
         max_len: usize,
+        repeat_words: usize,
         mut pick: Option<Picker<'_>>,
     ) -> Result<Decoded> {
+        // log-probability of the text up to each byte, to drop a repetition's share
+        let mut cumulative: Vec<f64> = Vec::with_capacity(max_len);
         let mut seq = self.start(embedding)?;
         let mut hyp = Hypothesis {
             bytes: Vec::with_capacity(max_len),
@@ -229,7 +278,22 @@ impl InferenceModel {
                 return hyp.finish(max_len);
             }
             hyp.bytes.push(byte);
+            cumulative.push(hyp.log_prob);
             hyp.state = hyp.state.advance(byte);
+            if byte == b' ' && repeat_words > 0 {
+                if let Some(cut) = repeated_words_start(&hyp.bytes, repeat_words) {
+                    hyp.bytes.truncate(cut);
+                    while hyp.bytes.last() == Some(&b' ') {
+                        hyp.bytes.pop();
+                    }
+                    hyp.log_prob = hyp
+                        .bytes
+                        .len()
+                        .checked_sub(1)
+                        .map_or(0.0, |i| cumulative[i]);
+                    return hyp.finish(max_len);
+                }
+            }
             self.step(&mut seq, byte)?;
         }
     }
@@ -291,5 +355,20 @@ impl InferenceModel {
             .max_by(|a, b| score(a).total_cmp(&score(b)))
             .ok_or_else(|| Error::InvalidArgument("beam search finished no hypothesis".into()))?
             .finish(max_len)
+    }
+}
+
+#[cfg(test)]
+mod repeat_tests {
+    use super::repeated_words_start;
+
+    #[test]
+    fn finds_a_repeated_word_trigram() {
+        let text = b"the sound of the sound of ";
+        assert_eq!(repeated_words_start(text, 3), Some(13));
+        assert_eq!(repeated_words_start(b"the sound of the sea ", 3), None);
+        assert_eq!(repeated_words_start(b"a b a b ", 2), Some(4));
+        assert_eq!(repeated_words_start(b"had had ", 1), Some(4));
+        assert_eq!(repeated_words_start(b"a storth storth ", 3), Some(9));
     }
 }
