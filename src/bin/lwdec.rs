@@ -66,6 +66,29 @@ struct CorpusArgs {
     scale: Option<PathBuf>,
 }
 
+/// Embeddings with their reference texts, for evaluation and calibration.
+#[derive(clap::Args, Clone)]
+struct LabelledArgs {
+    /// Input embeddings: N x D float32 .npy (or int8 with --scale).
+    #[arg(long)]
+    input: PathBuf,
+    /// Per-row float32 scales when --input is int8.
+    #[arg(long)]
+    scale: Option<PathBuf>,
+    /// Reference texts, one per row.
+    #[arg(long)]
+    reference: PathBuf,
+}
+
+impl LabelledArgs {
+    fn load(&self) -> Result<(Array2<f32>, Vec<String>)> {
+        Ok((
+            load_embeddings(&self.input, self.scale.as_deref())?,
+            read_lines(&self.reference)?,
+        ))
+    }
+}
+
 /// Options shared by the commands that build a phrase-bank decoder.
 #[derive(clap::Args, Clone)]
 struct DecoderArgs {
@@ -128,15 +151,8 @@ enum Command {
     /// Score decoders against reference texts: exact match, token F1, BLEU, chrF, confidence,
     /// latency; a table, and JSON with --output.
     Eval {
-        /// Input embeddings: N x D float32 .npy (or int8 with --scale).
-        #[arg(long)]
-        input: PathBuf,
-        /// Per-row float32 scales when --input is int8.
-        #[arg(long)]
-        scale: Option<PathBuf>,
-        /// Reference texts, one per row.
-        #[arg(long)]
-        reference: PathBuf,
+        #[command(flatten)]
+        labelled: LabelledArgs,
         /// First rows of sessions, comma-separated; without it every row is its own session.
         #[arg(long, value_delimiter = ',')]
         boundaries: Option<Vec<usize>>,
@@ -155,15 +171,8 @@ enum Command {
     /// Fit the hybrid's decision rule on labelled embeddings (maximising token F1) and write
     /// the decoder config with it.
     Calibrate {
-        /// Input embeddings: N x D float32 .npy (or int8 with --scale).
-        #[arg(long)]
-        input: PathBuf,
-        /// Per-row float32 scales when --input is int8.
-        #[arg(long)]
-        scale: Option<PathBuf>,
-        /// Reference texts, one per row.
-        #[arg(long)]
-        reference: PathBuf,
+        #[command(flatten)]
+        labelled: LabelledArgs,
         /// Where to write the decoder config (JSON) with the fitted rule.
         #[arg(long)]
         out: PathBuf,
@@ -322,18 +331,14 @@ fn run(cli: Cli) -> Result<()> {
         },
         Command::Demo { rows, decoder } => demo(rows, &decoder),
         Command::Eval {
-            input,
-            scale,
-            reference,
+            labelled,
             boundaries,
             noise_cosine,
             output,
             decoded,
             decoder,
         } => eval(
-            &input,
-            scale.as_deref(),
-            &reference,
+            &labelled,
             boundaries,
             noise_cosine,
             output.as_deref(),
@@ -341,14 +346,11 @@ fn run(cli: Cli) -> Result<()> {
             &decoder,
         ),
         Command::Calibrate {
-            input,
-            scale,
-            reference,
+            labelled,
             out,
             decoder,
         } => {
-            let references = read_lines(&reference)?;
-            let embeddings = load_embeddings(&input, scale.as_deref())?;
+            let (embeddings, references) = labelled.load()?;
             let mut config = decoder_config(&decoder)?;
             let hybrid = hybrid_decoder(&decoder, config.clone())?;
             let rows = measure(&hybrid, embeddings.view(), &references)?;
@@ -566,11 +568,8 @@ fn decode(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn eval(
-    input: &Path,
-    scale: Option<&Path>,
-    reference: &Path,
+    labelled: &LabelledArgs,
     boundaries: Option<Vec<usize>>,
     noise_cosine: f32,
     output: Option<&Path>,
@@ -582,8 +581,8 @@ fn eval(
             "--noise-cosine must be in (0, 1], got {noise_cosine}"
         )));
     }
-    let references = read_lines(reference)?;
-    let embeddings = perturb_rows(&load_embeddings(input, scale)?, noise_cosine, 2026);
+    let (clean, references) = labelled.load()?;
+    let embeddings = perturb_rows(&clean, noise_cosine, 2026);
     let boundaries = boundaries.unwrap_or_else(|| (0..embeddings.nrows()).collect());
     let mut reports = Vec::new();
     let mut lines = String::new();
@@ -622,8 +621,8 @@ fn eval(
     }
     if let Some(path) = output {
         let report = json!({
-            "input": input,
-            "reference": reference,
+            "input": labelled.input,
+            "reference": labelled.reference,
             "noise_cosine": noise_cosine,
             "decoders": reports,
         });
