@@ -1,6 +1,5 @@
 //! Training checkpoints: the weights as safetensors plus a small JSON state, written atomically.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -9,6 +8,7 @@ use sha2::{Digest, Sha256};
 use super::config::GenerativeConfig;
 use super::model::GenerativeModel;
 use super::train::TrainConfig;
+use crate::fsutil::write_atomic;
 use crate::{Error, Result};
 
 /// Name of the JSON state that always points at the newest checkpoint of a folder.
@@ -47,19 +47,6 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// Writes `bytes` to `path` atomically (temporary file in the same folder, then rename).
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
 }
 
 impl Checkpoint {
