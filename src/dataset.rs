@@ -75,9 +75,10 @@ impl Dataset {
             )));
         }
         for (row, chunk) in embeddings.chunks_mut(dim).enumerate() {
-            normalize_row(chunk).map_err(|e| {
+            let unit = crate::embedding::normalized(chunk, dim).map_err(|e| {
                 Error::InvalidArgument(format!("embedding of row {row} ({:?}): {e}", phrases[row]))
             })?;
+            chunk.copy_from_slice(&unit);
         }
         Ok(Self {
             phrases,
@@ -146,25 +147,6 @@ impl Dataset {
     pub fn split(&self) -> Split {
         Split::of(self.phrases.iter().map(String::as_str))
     }
-}
-
-/// Scales `row` to unit norm, rejecting non-finite values and norms below 1e-12.
-pub(crate) fn normalize_row(row: &mut [f32]) -> Result<()> {
-    if let Some((position, &value)) = row.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-        return Err(Error::NonFinite { position, value });
-    }
-    let norm = row
-        .iter()
-        .map(|&v| f64::from(v) * f64::from(v))
-        .sum::<f64>()
-        .sqrt();
-    if norm <= 1e-12 {
-        return Err(Error::ZeroVector { norm: norm as f32 });
-    }
-    for v in row.iter_mut() {
-        *v = (f64::from(*v) / norm) as f32;
-    }
-    Ok(())
 }
 
 /// Reads a `.npy` file as the array type `A`.

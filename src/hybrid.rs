@@ -109,9 +109,9 @@ impl HybridDecoder {
     }
 
     /// Runs the bank (recording into `session`) and, unless `fast_path` and the bank is sure,
-    /// the generator on one input.
-    fn both(&self, input: &[f32], session: &mut Session, fast_path: bool) -> Result<BothOutputs> {
-        let bank = self.bank.decode_in_session(input, session)?;
+    /// the generator on one unit-norm input.
+    fn both(&self, query: &[f32], session: &mut Session, fast_path: bool) -> Result<BothOutputs> {
+        let bank = self.bank.decode_in_session(query, session)?;
         let s1 = bank.candidates.first().map_or(-1.0, |c| c.similarity);
         if fast_path && s1 >= self.rule.bank_similarity {
             return Ok(BothOutputs {
@@ -120,13 +120,12 @@ impl HybridDecoder {
                 signals: None,
             });
         }
-        let query = crate::embedding::normalized(input, self.bank.dim())?;
-        let generated = self.generator.decode(&query)?;
+        let generated = self.generator.decode(query)?;
         let model = self.generator.model();
         let signals = HybridSignals {
             bank_similarity: s1,
             bank_margin: s1 - bank.candidates.get(1).map_or(-1.0, |c| c.similarity),
-            bank_log_prob: model.mean_log_prob(&query, &bank.text)?,
+            bank_log_prob: model.mean_log_prob(query, &bank.text)?,
             generator_log_prob: generated.confidence.max(f32::MIN_POSITIVE).ln(),
         };
         Ok(BothOutputs {
@@ -138,7 +137,8 @@ impl HybridDecoder {
 
     /// Both outputs and the signals for one input, without the fast path (for calibration).
     pub fn both_outputs(&self, input: &[f32]) -> Result<BothOutputs> {
-        self.both(input, &mut self.bank.new_session(), false)
+        let query = crate::embedding::normalized(input, self.dim())?;
+        self.both(&query, &mut self.bank.new_session(), false)
     }
 }
 
@@ -160,12 +160,13 @@ impl Decoder for HybridDecoder {
     /// The bank decodes into a copy of the session, which replaces the session when the bank's
     /// answer is chosen; a generated answer is recorded as an input-only entry.
     fn decode_in_session(&self, input: &[f32], session: &mut Session) -> Result<Decoded> {
+        let query = crate::embedding::normalized(input, self.dim())?;
         let mut scratch = session.clone();
-        let both = self.both(input, &mut scratch, true)?;
+        let both = self.both(&query, &mut scratch, true)?;
         match (both.generated, both.signals) {
             (Some(generated), Some(signals)) if prefers_generator(&self.rule, &signals) => {
                 session.record(SessionEntry {
-                    input: crate::embedding::normalized(input, self.dim())?,
+                    input: query,
                     output: None,
                     phrase_ids: Vec::new(),
                 });

@@ -742,17 +742,24 @@ fn bank_build(
         "built {} phrases, index {}, {:.1} MB in {} ({:.0} s)",
         m.count,
         m.index_spec,
-        bank_bytes(&bank) as f64 / 1e6,
+        bank_bytes(out)? as f64 / 1e6,
         out.display(),
         started.elapsed().as_secs_f64()
     );
     Ok(())
 }
 
-fn bank_bytes(bank: &PhraseBank) -> u64 {
-    let m = bank.manifest();
-    m.files.values().map(|f| f.bytes).sum::<u64>()
-        + serde_json::to_string_pretty(m).map_or(0, |s| s.len() as u64 + 1)
+/// Size on disk of a bank directory: the sum of its files.
+fn bank_bytes(dir: &Path) -> Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        total += entry
+            .metadata()
+            .map_err(|e| Error::io(entry.path(), e))?
+            .len();
+    }
+    Ok(total)
 }
 
 fn bank_info(dir: Option<&Path>, verify: bool) -> Result<()> {
@@ -770,7 +777,7 @@ fn bank_info(dir: Option<&Path>, verify: bool) -> Result<()> {
     );
     println!(
         "size        {:.2} MB on disk",
-        bank_bytes(&bank) as f64 / 1e6
+        bank_bytes(&dir)? as f64 / 1e6
     );
     println!("checksums   ok (sha256 of {} files)", m.files.len());
     if !verify {

@@ -34,7 +34,6 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use super::config::GenerativeConfig;
 use super::kernels::{axpy, dot, gelu_in_place, layer_norm, Matrix, QuantizedVector};
 use super::model::{embed_scale, idx, param_shape, GenerativeModel, PARAM_NAMES};
-use super::normalized_embedding;
 use super::quantized::Precision;
 use crate::{Error, Result};
 
@@ -268,7 +267,7 @@ impl InferenceModel {
     /// Starts decoding an embedding: validates and normalises it, runs the prefix position and
     /// returns the state, whose logits are those of the first byte.
     pub(crate) fn start(&self, embedding: &[f32]) -> Result<Sequence> {
-        let e = normalized_embedding(embedding, self.config.embed_dim)?;
+        let e = crate::embedding::normalized(embedding, self.config.embed_dim)?;
         let mut seq = self.new_sequence();
         let mut projected = vec![0.0; self.config.hidden];
         self.bridge.matvec(&e, &mut projected, &mut seq.quantized);

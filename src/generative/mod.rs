@@ -37,17 +37,3 @@ use crate::Error;
 pub(crate) fn candle_err(context: &str) -> impl Fn(candle_core::Error) -> Error + '_ {
     move |e| Error::InvalidArgument(format!("{context}: {e}"))
 }
-
-/// Checks that `embedding` has `dim` finite components and a non-zero norm, and returns it
-/// scaled to unit norm.
-pub fn normalized_embedding(embedding: &[f32], dim: usize) -> crate::Result<Vec<f32>> {
-    if embedding.len() != dim {
-        return Err(Error::DimensionMismatch {
-            expected: dim,
-            got: embedding.len(),
-        });
-    }
-    let mut row = embedding.to_vec();
-    crate::dataset::normalize_row(&mut row)?;
-    Ok(row)
-}

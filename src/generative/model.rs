@@ -9,9 +9,9 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 
+use super::candle_err;
 use super::config::GenerativeConfig;
 use super::rope::Rope;
-use super::{candle_err, normalized_embedding};
 use crate::{Error, Result};
 
 /// Names of the parameters, in a fixed order (saving, loading, quantizing, counting).
@@ -135,7 +135,7 @@ impl Batch {
         }
         let mut emb = Vec::with_capacity(rows * config.embed_dim);
         for e in embeddings {
-            emb.extend(normalized_embedding(e, config.embed_dim)?);
+            emb.extend(crate::embedding::normalized(e, config.embed_dim)?);
         }
         let mut inputs = vec![0u32; rows * width];
         let mut positions = Vec::new();
