@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::decoder::{Decoded, Decoder};
+use crate::decoder::{Decoded, Decoder, Source};
 use crate::error::{Error, Result};
 use crate::generative_decoder::GenerativeDecoder;
 use crate::metrics::token_f1;
@@ -21,6 +21,12 @@ pub struct HybridConfig {
     /// Below that, the generated text wins when its mean log-probability per byte under the
     /// generator exceeds the bank phrase's (scored by the same generator) by at least this.
     pub generator_margin: f32,
+    /// How many of the bank's candidates the generator re-scores below `bank_similarity`
+    /// (1 turns re-ranking off).
+    pub rerank_top_k: usize,
+    /// Re-ranking score of a bank candidate: its similarity plus this times the generator's
+    /// mean log-probability per byte of its text (0 keeps the bank's choice).
+    pub rerank_weight: f32,
 }
 
 impl Default for HybridConfig {
@@ -29,6 +35,8 @@ impl Default for HybridConfig {
         HybridConfig {
             bank_similarity: 0.0,
             generator_margin: f32::MAX,
+            rerank_top_k: 5,
+            rerank_weight: 0.0,
         }
     }
 }
@@ -44,6 +52,16 @@ impl HybridConfig {
         if self.generator_margin.is_nan() {
             return Err(Error::InvalidConfig(
                 "hybrid.generator_margin must be a number".into(),
+            ));
+        }
+        if !(1..=100).contains(&self.rerank_top_k) {
+            return Err(Error::InvalidConfig(
+                "hybrid.rerank_top_k must be in 1..=100".into(),
+            ));
+        }
+        if !self.rerank_weight.is_finite() || self.rerank_weight < 0.0 {
+            return Err(Error::InvalidConfig(
+                "hybrid.rerank_weight must be a finite number >= 0".into(),
             ));
         }
         Ok(())
@@ -63,6 +81,17 @@ pub struct HybridSignals {
     pub generator_log_prob: f32,
 }
 
+/// Another of the bank's candidates, re-scored by the generator.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alternative {
+    /// Position in the bank's candidate list.
+    pub rank: usize,
+    /// Its similarity to the input.
+    pub similarity: f32,
+    /// The generator's mean log-probability per byte of its text.
+    pub log_prob: f32,
+}
+
 /// Chooses per input between a [`PhraseBankDecoder`] and a [`GenerativeDecoder`].
 pub struct HybridDecoder {
     bank: PhraseBankDecoder,
@@ -79,6 +108,20 @@ pub struct BothOutputs {
     pub generated: Option<Decoded>,
     /// The signals, when the generator ran.
     pub signals: Option<HybridSignals>,
+    /// The bank's other single-phrase candidates re-scored by the generator (empty when the
+    /// generator did not run, re-ranking is off or the bank's output joins several phrases).
+    pub alternatives: Vec<Alternative>,
+}
+
+/// What the rule picked.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Choice {
+    /// The bank's own output.
+    Bank,
+    /// The bank's candidate at this rank instead.
+    Alternative(usize),
+    /// The generated text.
+    Generator,
 }
 
 impl HybridDecoder {
@@ -109,7 +152,8 @@ impl HybridDecoder {
     }
 
     /// Runs the bank (recording into `session`) and, unless `fast_path` and the bank is sure,
-    /// the generator on one unit-norm input.
+    /// the generator on one unit-norm input. Without the fast path (calibration) the
+    /// alternatives are scored even when the rule's weight is 0.
     fn both(&self, query: &[f32], session: &mut Session, fast_path: bool) -> Result<BothOutputs> {
         let bank = self.bank.decode_in_session(query, session)?;
         let s1 = bank.candidates.first().map_or(-1.0, |c| c.similarity);
@@ -118,20 +162,45 @@ impl HybridDecoder {
                 bank,
                 generated: None,
                 signals: None,
+                alternatives: Vec::new(),
             });
         }
         let generated = self.generator.decode(query)?;
         let model = self.generator.model();
+        // Score raw bank phrases (as the generator was trained on), not post-processed text.
+        let single = match &bank.source {
+            Source::PhraseBank { phrase_ids } if phrase_ids.len() == 1 => Some(phrase_ids[0]),
+            _ => None,
+        };
+        let bank_text = single
+            .and_then(|id| self.bank.bank().phrase(id))
+            .unwrap_or(&bank.text);
+        let mut alternatives = Vec::new();
+        if let Some(chosen) = single {
+            if !fast_path || self.rule.rerank_weight > 0.0 {
+                for (rank, c) in bank.candidates.iter().enumerate() {
+                    if rank >= self.rule.rerank_top_k || c.phrase_id == Some(chosen) {
+                        continue;
+                    }
+                    alternatives.push(Alternative {
+                        rank,
+                        similarity: c.similarity,
+                        log_prob: model.mean_log_prob(query, &c.text)?,
+                    });
+                }
+            }
+        }
         let signals = HybridSignals {
             bank_similarity: s1,
             bank_margin: s1 - bank.candidates.get(1).map_or(-1.0, |c| c.similarity),
-            bank_log_prob: model.mean_log_prob(query, &bank.text)?,
+            bank_log_prob: model.mean_log_prob(query, bank_text)?,
             generator_log_prob: generated.confidence.max(f32::MIN_POSITIVE).ln(),
         };
         Ok(BothOutputs {
             bank,
             generated: Some(generated),
             signals: Some(signals),
+            alternatives,
         })
     }
 
@@ -142,10 +211,31 @@ impl HybridDecoder {
     }
 }
 
-/// Whether `rule` picks the generator for these signals.
-fn prefers_generator(rule: &HybridConfig, s: &HybridSignals) -> bool {
-    s.bank_similarity < rule.bank_similarity
-        && s.generator_log_prob - s.bank_log_prob >= rule.generator_margin
+/// The rule's pick: below the similarity threshold, the best bank candidate by similarity plus
+/// weighted log-probability, unless the generated text beats its log-probability by the margin.
+fn choose(rule: &HybridConfig, s: &HybridSignals, alternatives: &[Alternative]) -> Choice {
+    if s.bank_similarity >= rule.bank_similarity {
+        return Choice::Bank;
+    }
+    let w = rule.rerank_weight;
+    let (mut choice, mut score, mut log_prob) = (
+        Choice::Bank,
+        s.bank_similarity + w * s.bank_log_prob,
+        s.bank_log_prob,
+    );
+    if w > 0.0 {
+        for a in alternatives.iter().filter(|a| a.rank < rule.rerank_top_k) {
+            let candidate = a.similarity + w * a.log_prob;
+            if candidate > score {
+                (choice, score, log_prob) = (Choice::Alternative(a.rank), candidate, a.log_prob);
+            }
+        }
+    }
+    if s.generator_log_prob - log_prob >= rule.generator_margin {
+        Choice::Generator
+    } else {
+        choice
+    }
 }
 
 impl Decoder for HybridDecoder {
@@ -157,14 +247,18 @@ impl Decoder for HybridDecoder {
         self.bank.new_session()
     }
 
-    /// The bank decodes into a copy of the session, which replaces the session when the bank's
-    /// answer is chosen; a generated answer is recorded as an input-only entry.
+    /// The bank decodes into a copy of the session, which replaces the session when a bank
+    /// phrase is chosen; a generated answer is recorded as an input-only entry.
     fn decode_in_session(&self, input: &[f32], session: &mut Session) -> Result<Decoded> {
         let query = crate::embedding::normalized(input, self.dim())?;
         let mut scratch = session.clone();
         let both = self.both(&query, &mut scratch, true)?;
-        match (both.generated, both.signals) {
-            (Some(generated), Some(signals)) if prefers_generator(&self.rule, &signals) => {
+        let (Some(generated), Some(signals)) = (both.generated, both.signals) else {
+            *session = scratch;
+            return Ok(both.bank);
+        };
+        match choose(&self.rule, &signals, &both.alternatives) {
+            Choice::Generator => {
                 session.record(SessionEntry {
                     input: query,
                     output: None,
@@ -172,7 +266,28 @@ impl Decoder for HybridDecoder {
                 });
                 Ok(generated)
             }
-            _ => {
+            Choice::Alternative(rank) => {
+                let candidate = &both.bank.candidates[rank];
+                let id = candidate.phrase_id.ok_or_else(|| {
+                    Error::InvalidArgument("a re-ranked candidate has no phrase id".into())
+                })?;
+                scratch.replace_last(SessionEntry {
+                    input: query,
+                    output: Some(self.bank.output_embedding(&[id])?),
+                    phrase_ids: vec![id],
+                });
+                *session = scratch;
+                Ok(Decoded {
+                    text: self.bank.render(&[id]),
+                    confidence: candidate.similarity.clamp(0.0, 1.0),
+                    low_confidence: both.bank.low_confidence,
+                    source: Source::PhraseBank {
+                        phrase_ids: vec![id],
+                    },
+                    candidates: both.bank.candidates,
+                })
+            }
+            Choice::Bank => {
                 *session = scratch;
                 Ok(both.bank)
             }
@@ -189,6 +304,8 @@ pub struct CalibrationRow {
     pub bank_f1: f64,
     /// Token F1 of the generator's output against the reference.
     pub generator_f1: f64,
+    /// The bank's other candidates as re-scored, each with its token F1.
+    pub alternatives: Vec<(Alternative, f64)>,
 }
 
 /// The fitted rule and what it achieves on the calibration set.
@@ -196,7 +313,7 @@ pub struct CalibrationRow {
 pub struct Calibration {
     /// The best rule found.
     pub rule: HybridConfig,
-    /// Mean token F1 of the bank alone, the generator alone and the rule.
+    /// Mean token F1 of the bank alone.
     pub bank_f1: f64,
     /// Mean token F1 of the generator alone.
     pub generator_f1: f64,
@@ -204,9 +321,12 @@ pub struct Calibration {
     pub hybrid_f1: f64,
     /// Share of rows where the rule picks the generator.
     pub generator_share: f64,
+    /// Share of rows where the rule picks another bank candidate than the bank's own.
+    pub reranked_share: f64,
 }
 
-/// Measures both decoders on `embeddings` (one row per reference, each its own session).
+/// Measures both decoders on `embeddings` (one row per reference, each its own session),
+/// re-scoring the bank's top `hybrid.rule().rerank_top_k` candidates.
 pub fn measure(
     hybrid: &HybridDecoder,
     embeddings: ndarray::ArrayView2<f32>,
@@ -230,60 +350,166 @@ pub fn measure(
                 source: Box::new(e),
             })?;
             let generated = both.generated.map(|d| d.text).unwrap_or_default();
+            let alternatives = both
+                .alternatives
+                .into_iter()
+                .map(|a| {
+                    let f1 = token_f1(&both.bank.candidates[a.rank].text, reference);
+                    (a, f1)
+                })
+                .collect();
             Ok(CalibrationRow {
                 signals: both
                     .signals
                     .ok_or_else(|| Error::InvalidArgument("the generator did not run".into()))?,
                 bank_f1: token_f1(&both.bank.text, reference),
                 generator_f1: token_f1(&generated, reference),
+                alternatives,
             })
         })
         .collect()
 }
 
-/// Fits the rule that maximises mean token F1 over the measured rows: a grid over the bank
-/// similarity (every observed value, and "never") and the log-probability margin. Ties go to the
-/// rule that uses the bank more.
-pub fn calibrate(rows: &[CalibrationRow]) -> Calibration {
+/// Re-ranking weights tried by [`calibrate`].
+const RERANK_WEIGHTS: [f32; 9] = [0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15];
+
+/// Fits the rule that maximises mean token F1 over the measured rows: a grid over the
+/// re-ranking weight, the bank similarity (200 quantiles of the observed values, and "never")
+/// and the log-probability margin. Ties go to the rule that leaves the bank's own choice least.
+/// `rerank_top_k` is kept from `base`.
+pub fn calibrate(rows: &[CalibrationRow], base: &HybridConfig) -> Calibration {
     let n = rows.len().max(1) as f64;
     let mean = |f: &dyn Fn(&CalibrationRow) -> f64| rows.iter().map(f).sum::<f64>() / n;
-    let mut thresholds: Vec<f32> = rows.iter().map(|r| r.signals.bank_similarity).collect();
-    thresholds.push(-1.0);
-    thresholds.push(2.0);
+    let mut observed: Vec<f32> = rows.iter().map(|r| r.signals.bank_similarity).collect();
+    observed.sort_by(f32::total_cmp);
+    let mut thresholds: Vec<f32> = (0..200)
+        .filter_map(|i| observed.get(i * observed.len() / 200).copied())
+        .chain([-1.0, 2.0])
+        .collect();
+    // A threshold just above the highest value keeps every row below it.
+    thresholds.extend(observed.last().map(|&v| v + 1e-6));
     thresholds.sort_by(f32::total_cmp);
     thresholds.dedup();
     let margins: Vec<f32> = (-20..=20)
         .map(|i| i as f32 * 0.1)
         .chain([f32::MIN, f32::MAX])
         .collect();
-    let mut best = (f64::NEG_INFINITY, f64::INFINITY, HybridConfig::default());
-    for &bank_similarity in &thresholds {
-        for &generator_margin in &margins {
-            let rule = HybridConfig {
-                bank_similarity,
-                generator_margin,
-            };
-            let mut f1 = 0.0;
-            let mut generated = 0.0;
-            for r in rows {
-                if prefers_generator(&rule, &r.signals) {
-                    f1 += r.generator_f1;
-                    generated += 1.0;
-                } else {
-                    f1 += r.bank_f1;
+    // (f1, share changed, share generated, rule)
+    let mut best = (
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        0.0,
+        HybridConfig::default(),
+    );
+    for &rerank_weight in &RERANK_WEIGHTS {
+        // Per row, the bank candidate the re-ranking picks below the threshold: its
+        // log-probability, token F1 and whether it differs from the bank's own choice.
+        let picks: Vec<(f32, f64, bool)> = rows
+            .iter()
+            .map(|r| {
+                let s = &r.signals;
+                let mut pick = (
+                    s.bank_similarity + rerank_weight * s.bank_log_prob,
+                    s.bank_log_prob,
+                    r.bank_f1,
+                    false,
+                );
+                if rerank_weight > 0.0 {
+                    for (a, f1) in r
+                        .alternatives
+                        .iter()
+                        .filter(|(a, _)| a.rank < base.rerank_top_k)
+                    {
+                        let score = a.similarity + rerank_weight * a.log_prob;
+                        if score > pick.0 {
+                            pick = (score, a.log_prob, *f1, true);
+                        }
+                    }
                 }
-            }
-            let (f1, share) = (f1 / n, generated / n);
-            if f1 > best.0 + 1e-12 || (f1 > best.0 - 1e-12 && share < best.1) {
-                best = (f1, share, rule);
+                (pick.1, pick.2, pick.3)
+            })
+            .collect();
+        for &bank_similarity in &thresholds {
+            for &generator_margin in &margins {
+                let (mut f1, mut changed, mut generated) = (0.0, 0.0, 0.0);
+                for (r, &(log_prob, pick_f1, moved)) in rows.iter().zip(&picks) {
+                    let s = &r.signals;
+                    if s.bank_similarity >= bank_similarity {
+                        f1 += r.bank_f1;
+                    } else if s.generator_log_prob - log_prob >= generator_margin {
+                        f1 += r.generator_f1;
+                        generated += 1.0;
+                        changed += 1.0;
+                    } else {
+                        f1 += pick_f1;
+                        changed += f64::from(u8::from(moved));
+                    }
+                }
+                let (f1, changed) = (f1 / n, changed / n);
+                if f1 > best.0 + 1e-12 || (f1 > best.0 - 1e-12 && changed < best.1) {
+                    let rule = HybridConfig {
+                        bank_similarity,
+                        generator_margin,
+                        rerank_top_k: base.rerank_top_k,
+                        rerank_weight,
+                    };
+                    best = (f1, changed, generated / n, rule);
+                }
             }
         }
     }
+    let (hybrid_f1, changed, generator_share, rule) = best;
     Calibration {
-        rule: best.2,
+        rule,
         bank_f1: mean(&|r| r.bank_f1),
         generator_f1: mean(&|r| r.generator_f1),
-        hybrid_f1: best.0.max(0.0),
-        generator_share: best.1,
+        hybrid_f1: hybrid_f1.max(0.0),
+        generator_share,
+        reranked_share: changed - generator_share,
+    }
+}
+
+/// What a rule achieves on measured rows.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleOutcome {
+    /// Mean token F1 of the rule's picks.
+    pub f1: f64,
+    /// Share of rows where it picks the generated text.
+    pub generator_share: f64,
+    /// Share of rows where it picks another bank candidate than the bank's own.
+    pub reranked_share: f64,
+    /// Token F1 of the pick, per row.
+    #[serde(skip)]
+    pub row_f1: Vec<f64>,
+}
+
+/// Applies `rule` to measured rows (the same decision [`HybridDecoder`] takes per input).
+pub fn evaluate_rule(rule: &HybridConfig, rows: &[CalibrationRow]) -> RuleOutcome {
+    let n = rows.len().max(1) as f64;
+    let (mut generated, mut reranked) = (0.0, 0.0);
+    let mut row_f1 = Vec::with_capacity(rows.len());
+    for r in rows {
+        let alternatives: Vec<Alternative> =
+            r.alternatives.iter().map(|(a, _)| a.clone()).collect();
+        row_f1.push(match choose(rule, &r.signals, &alternatives) {
+            Choice::Bank => r.bank_f1,
+            Choice::Generator => {
+                generated += 1.0;
+                r.generator_f1
+            }
+            Choice::Alternative(rank) => {
+                reranked += 1.0;
+                r.alternatives
+                    .iter()
+                    .find(|(a, _)| a.rank == rank)
+                    .map_or(0.0, |(_, f1)| *f1)
+            }
+        });
+    }
+    RuleOutcome {
+        f1: row_f1.iter().sum::<f64>() / n,
+        generator_share: generated / n,
+        reranked_share: reranked / n,
+        row_f1,
     }
 }

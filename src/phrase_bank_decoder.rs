@@ -146,12 +146,7 @@ impl PhraseBankDecoder {
             session,
             bank: &self.bank,
         })?;
-        let segments = assembly
-            .phrase_ids
-            .iter()
-            .map(|&id| self.bank.phrase(id).unwrap_or_default().to_string())
-            .collect();
-        let text = self.postprocess.run(segments);
+        let text = self.render(&assembly.phrase_ids);
         let mut confidence = assembly.similarity.clamp(0.0, 1.0) * assembly.support;
         if low_confidence {
             confidence *= 0.5;
@@ -172,8 +167,17 @@ impl PhraseBankDecoder {
         })
     }
 
+    /// The output text of these phrases, post-processed as in [`Decoder::decode`].
+    pub(crate) fn render(&self, phrase_ids: &[usize]) -> String {
+        let segments = phrase_ids
+            .iter()
+            .map(|&id| self.bank.phrase(id).unwrap_or_default().to_string())
+            .collect();
+        self.postprocess.run(segments)
+    }
+
     /// The normalised sum of the stored embeddings of the output phrases.
-    fn output_embedding(&self, phrase_ids: &[usize]) -> Result<Vec<f32>> {
+    pub(crate) fn output_embedding(&self, phrase_ids: &[usize]) -> Result<Vec<f32>> {
         let mut sum = vec![0f32; self.dim()];
         for &id in phrase_ids {
             for (s, v) in sum.iter_mut().zip(self.bank.embedding(id)?) {

@@ -42,6 +42,12 @@ impl Session {
         self.entries.push_back(entry);
     }
 
+    /// Replaces the newest entry (or records `entry` in an empty session).
+    pub(crate) fn replace_last(&mut self, entry: SessionEntry) {
+        self.entries.pop_back();
+        self.record(entry);
+    }
+
     /// Recent decodes, oldest first.
     pub fn entries(&self) -> impl DoubleEndedIterator<Item = &SessionEntry> + ExactSizeIterator {
         self.entries.iter()

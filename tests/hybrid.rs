@@ -6,7 +6,7 @@
 use lightweight_decoder::generative::{
     DecodeOptions, GenerativeConfig, GenerativeModel, InferenceModel, Precision, Strategy,
 };
-use lightweight_decoder::hybrid::{calibrate, measure};
+use lightweight_decoder::hybrid::{calibrate, evaluate_rule, measure};
 use lightweight_decoder::samples::{SampleSet, VALIDATION};
 use lightweight_decoder::{
     Decoder, DecoderConfig, Error, GenerativeDecoder, HybridConfig, HybridDecoder, PhraseBank,
@@ -85,6 +85,7 @@ fn hybrid_follows_its_rule() {
     let always = HybridConfig {
         bank_similarity: 2.0,
         generator_margin: f32::MIN,
+        ..HybridConfig::default()
     };
     let gen_only = hybrid(always, tmp.path());
     let generator = GenerativeDecoder::load(&model_file(tmp.path()), options()).unwrap();
@@ -110,11 +111,51 @@ fn calibration_is_never_worse_than_either_decoder() {
     );
     let h = hybrid(HybridConfig::default(), tmp.path());
     let rows = measure(&h, inputs.view(), &s.texts[..n]).unwrap();
-    let fit = calibrate(&rows);
+    let fit = calibrate(&rows, &HybridConfig::default());
     assert!(
         fit.hybrid_f1 + 1e-12 >= fit.bank_f1.max(fit.generator_f1),
         "{fit:?}"
     );
     assert!(fit.rule.validate().is_ok());
     assert!(measure(&h, inputs.view(), &s.texts[..n - 1]).is_err());
+}
+
+#[test]
+fn decisions_match_the_rule_applied_to_measurements() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = SampleSet::bundled(VALIDATION).unwrap();
+    let n = 10;
+    let inputs = lightweight_decoder::eval::perturb_rows(
+        &s.embeddings.slice(ndarray::s![..n, ..]).to_owned(),
+        0.3,
+        9,
+    );
+    // Always below the threshold, re-ranking weighted strongly, the generator never chosen.
+    let rule = HybridConfig {
+        bank_similarity: 2.0,
+        generator_margin: f32::MAX,
+        rerank_top_k: 5,
+        rerank_weight: 1.0,
+    };
+    let h = hybrid(rule.clone(), tmp.path());
+    let rows = measure(&h, inputs.view(), &s.texts[..n]).unwrap();
+    let outcome = evaluate_rule(&rule, &rows);
+    assert!(outcome.reranked_share > 0.0, "{outcome:?}");
+    for (i, row) in inputs.rows().into_iter().enumerate() {
+        let decoded = h.decode(&row.to_vec()).unwrap();
+        let f1 = lightweight_decoder::metrics::token_f1(&decoded.text, &s.texts[i]);
+        assert!(
+            (f1 - outcome.row_f1[i]).abs() < 1e-9,
+            "row {i}: {}",
+            decoded.text
+        );
+        assert!(
+            matches!(decoded.source, Source::PhraseBank { ref phrase_ids } if phrase_ids.len() == 1)
+        );
+    }
+    let bad = HybridConfig {
+        rerank_weight: -1.0,
+        ..HybridConfig::default()
+    };
+    assert!(bad.validate().is_err());
 }

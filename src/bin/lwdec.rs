@@ -78,14 +78,21 @@ struct LabelledArgs {
     /// Reference texts, one per row.
     #[arg(long)]
     reference: PathBuf,
+    /// Use only the first N rows.
+    #[arg(long)]
+    limit: Option<usize>,
 }
 
 impl LabelledArgs {
     fn load(&self) -> Result<(Array2<f32>, Vec<String>)> {
-        Ok((
-            load_embeddings(&self.input, self.scale.as_deref())?,
-            read_lines(&self.reference)?,
-        ))
+        let mut embeddings = load_embeddings(&self.input, self.scale.as_deref())?;
+        let mut references = read_lines(&self.reference)?;
+        if let Some(n) = self.limit {
+            let n = n.min(embeddings.nrows());
+            embeddings = embeddings.slice(ndarray::s![..n, ..]).to_owned();
+            references.truncate(n);
+        }
+        Ok((embeddings, references))
     }
 }
 
@@ -354,7 +361,7 @@ fn run(cli: Cli) -> Result<()> {
             let mut config = decoder_config(&decoder)?;
             let hybrid = hybrid_decoder(&decoder, config.clone())?;
             let rows = measure(&hybrid, embeddings.view(), &references)?;
-            let fit = calibrate(&rows);
+            let fit = calibrate(&rows, &config.hybrid);
             println!("{}", serde_json::to_string_pretty(&fit)?);
             config.hybrid = fit.rule;
             save_config(&config, &out)

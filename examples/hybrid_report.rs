@@ -1,0 +1,146 @@
+//! The hybrid's three evaluation sets (issue 4): calibrate the rule on one half of each set,
+//! report every decoder on the other half.
+//!
+//! - generator's home: the bundled held-out validation phrases, decoded with a bank of the
+//!   training phrases only (`lwdec bank build ... --exclude-validation`), so the reference is
+//!   never in the bank;
+//! - bank's home: exact embeddings of bank phrases (the bundled WordNet sample, minus the
+//!   validation split);
+//! - mix: the two report halves, 50/50.
+//!
+//! ```text
+//! cargo run --release --example hybrid_report -- --bank target/eval/train_bank_flat \
+//!     --model model/generative.q4.gguf --out docs/hybrid_report.json
+//! ```
+//! (`scripts/hybrid_report.sh` builds the bank and draws the figure.)
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use lightweight_decoder::dataset::is_validation;
+use lightweight_decoder::generative::DecodeOptions;
+use lightweight_decoder::hybrid::{calibrate, evaluate_rule, measure, CalibrationRow};
+use lightweight_decoder::samples::{SampleSet, VALIDATION, WORDNET_SAMPLE};
+use lightweight_decoder::{
+    DecoderConfig, GenerativeDecoder, HybridConfig, HybridDecoder, PhraseBank, PhraseBankDecoder,
+    Result,
+};
+use ndarray::Axis;
+use serde_json::json;
+
+#[derive(Parser)]
+struct Args {
+    /// Bank of the training phrases only.
+    #[arg(long)]
+    bank: PathBuf,
+    /// Generative model file.
+    #[arg(long)]
+    model: PathBuf,
+    /// Report (JSON) to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Rows per set and half (at most the available ones).
+    #[arg(long, default_value_t = 1000)]
+    rows: usize,
+}
+
+/// Rows `parity`, `parity + 2`, ... of a sample, at most `limit`.
+fn half(
+    set: &SampleSet,
+    keep: &[usize],
+    parity: usize,
+    limit: usize,
+) -> (ndarray::Array2<f32>, Vec<String>) {
+    let rows: Vec<usize> = keep
+        .iter()
+        .copied()
+        .skip(parity)
+        .step_by(2)
+        .take(limit)
+        .collect();
+    (
+        set.embeddings.select(Axis(0), &rows),
+        rows.iter().map(|&r| set.texts[r].clone()).collect(),
+    )
+}
+
+fn summary(name: &str, rows: &[CalibrationRow], rule: &HybridConfig) -> serde_json::Value {
+    let n = rows.len() as f64;
+    let bank = rows.iter().map(|r| r.bank_f1).sum::<f64>() / n;
+    let generator = rows.iter().map(|r| r.generator_f1).sum::<f64>() / n;
+    let hybrid = evaluate_rule(rule, rows);
+    // Paired difference to the better single decoder, with its standard error.
+    let better: Vec<f64> = if bank >= generator {
+        rows.iter().map(|r| r.bank_f1).collect()
+    } else {
+        rows.iter().map(|r| r.generator_f1).collect()
+    };
+    let diffs: Vec<f64> = hybrid
+        .row_f1
+        .iter()
+        .zip(&better)
+        .map(|(h, b)| h - b)
+        .collect();
+    let gain = diffs.iter().sum::<f64>() / n;
+    let var = diffs.iter().map(|d| (d - gain).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    let stderr = (var / n).sqrt();
+    println!(
+        "{name:<18} rows {:>5}  token F1  bank {bank:.4}  generator {generator:.4}  hybrid {:.4}  gain {gain:+.4} (se {stderr:.4}; generator picked {:.1}%, re-ranked {:.1}%)",
+        rows.len(),
+        hybrid.f1,
+        100.0 * hybrid.generator_share,
+        100.0 * hybrid.reranked_share
+    );
+    json!({"set": name, "rows": rows.len(), "bank_f1": bank, "generator_f1": generator,
+           "hybrid_f1": hybrid.f1, "gain_over_better": gain, "gain_stderr": stderr,
+           "generator_share": hybrid.generator_share, "reranked_share": hybrid.reranked_share})
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let bank = PhraseBankDecoder::new(PhraseBank::load(&args.bank)?, DecoderConfig::default())?;
+    let generator = GenerativeDecoder::load(&args.model, DecodeOptions::default())?;
+    let hybrid = HybridDecoder::new(bank, generator, HybridConfig::default())?;
+
+    let home = SampleSet::bundled(VALIDATION)?;
+    let home_rows: Vec<usize> = (0..home.texts.len()).collect();
+    let in_bank = SampleSet::bundled(WORDNET_SAMPLE)?;
+    let in_bank_rows: Vec<usize> = (0..in_bank.texts.len())
+        .filter(|&r| !is_validation(&in_bank.texts[r]))
+        .collect();
+
+    let mut measured = Vec::new();
+    for parity in 0..2 {
+        let mut halves = Vec::new();
+        for (set, keep) in [(&home, &home_rows), (&in_bank, &in_bank_rows)] {
+            let (x, texts) = half(set, keep, parity, args.rows);
+            halves.push(measure(&hybrid, x.view(), &texts)?);
+        }
+        measured.push(halves);
+    }
+    let calibration: Vec<CalibrationRow> = measured[0].concat();
+    let fit = calibrate(&calibration, &HybridConfig::default());
+    println!("calibrated on {} rows: {:?}", calibration.len(), fit.rule);
+
+    let [home_report, bank_report] = [&measured[1][0], &measured[1][1]];
+    let n = home_report.len().min(bank_report.len());
+    let mix: Vec<CalibrationRow> = home_report[..n]
+        .iter()
+        .chain(&bank_report[..n])
+        .cloned()
+        .collect();
+    let sets = vec![
+        summary("generator's home", home_report, &fit.rule),
+        summary("bank's home", bank_report, &fit.rule),
+        summary("mix 50/50", &mix, &fit.rule),
+    ];
+    let report = json!({
+        "bank": args.bank, "model": args.model,
+        "calibration": fit, "report_sets": sets,
+    });
+    lightweight_decoder::fsutil::write_atomic(
+        &args.out,
+        serde_json::to_string_pretty(&report)?.as_bytes(),
+    )?;
+    Ok(())
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The hybrid's evaluation (issue 4): builds the bank of the training phrases only (exact Flat
+# index, validation split excluded; needs ../shared/data), calibrates the hybrid's rule on one
+# half of each set and reports bank / generator / hybrid token F1 on the other half of the
+# generator's home (held-out validation), the bank's home (exact in-bank embeddings) and a 50/50
+# mix. Writes docs/hybrid_report.json and, when matplotlib is available (.venv from
+# scripts/install-encoder.sh plus `pip install matplotlib`), docs/hybrid_report.png.
+# Usage: bash scripts/hybrid_report.sh [MODEL]   (default: the bundled model)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+model=${1:-model/generative.q4.gguf}
+shared=${SHARED:-../shared/data}
+bank=target/eval/train_bank_flat
+cargo build --release --bin lwdec --example hybrid_report
+if [ ! -f "$bank/manifest.json" ]; then
+  ./target/release/lwdec bank build --phrases "$shared/wordnet.txt" \
+    --embeddings "$shared/wordnet.i8.npy" --scale "$shared/wordnet.scale.npy" \
+    --index Flat --exclude-validation --out "$bank"
+fi
+./target/release/examples/hybrid_report --bank "$bank" --model "$model" \
+  --out docs/hybrid_report.json
+python=python3
+[ -x .venv/bin/python ] && python=.venv/bin/python
+if "$python" -c "import matplotlib" 2>/dev/null; then
+  "$python" scripts/hybrid_plot.py docs/hybrid_report.json docs/hybrid_report.png
+else
+  echo "matplotlib not installed: skipped docs/hybrid_report.png"
+fi
