@@ -24,9 +24,12 @@ pub struct HybridConfig {
     /// How many of the bank's candidates the generator re-scores below `bank_similarity`
     /// (1 turns re-ranking off).
     pub rerank_top_k: usize,
-    /// Re-ranking score of a bank candidate: its similarity plus this times the generator's
-    /// mean log-probability per byte of its text (0 keeps the bank's choice).
+    /// Re-ranking score of a bank candidate: its similarity, plus this times the generator's
+    /// mean log-probability per byte of its text, plus `overlap_weight` times its token F1
+    /// with the generated text. Both 0 keep the bank's choice.
     pub rerank_weight: f32,
+    /// Weight of a candidate's word overlap (token F1) with the generated text.
+    pub overlap_weight: f32,
 }
 
 impl Default for HybridConfig {
@@ -37,11 +40,17 @@ impl Default for HybridConfig {
             generator_margin: f32::MAX,
             rerank_top_k: 5,
             rerank_weight: 0.0,
+            overlap_weight: 0.0,
         }
     }
 }
 
 impl HybridConfig {
+    /// Whether the rule re-ranks the bank's candidates.
+    pub fn reranks(&self) -> bool {
+        self.rerank_top_k > 1 && (self.rerank_weight > 0.0 || self.overlap_weight > 0.0)
+    }
+
     /// Checks the values, naming the first one out of range.
     pub fn validate(&self) -> Result<()> {
         if !self.bank_similarity.is_finite() || !(-1.0..=2.0).contains(&self.bank_similarity) {
@@ -59,10 +68,15 @@ impl HybridConfig {
                 "hybrid.rerank_top_k must be in 1..=100".into(),
             ));
         }
-        if !self.rerank_weight.is_finite() || self.rerank_weight < 0.0 {
-            return Err(Error::InvalidConfig(
-                "hybrid.rerank_weight must be a finite number >= 0".into(),
-            ));
+        for (name, w) in [
+            ("rerank_weight", self.rerank_weight),
+            ("overlap_weight", self.overlap_weight),
+        ] {
+            if !w.is_finite() || w < 0.0 {
+                return Err(Error::InvalidConfig(format!(
+                    "hybrid.{name} must be a finite number >= 0"
+                )));
+            }
         }
         Ok(())
     }
@@ -79,6 +93,8 @@ pub struct HybridSignals {
     pub bank_log_prob: f32,
     /// The generator's mean log-probability per byte of its own text.
     pub generator_log_prob: f32,
+    /// Token F1 between the bank's phrase and the generated text.
+    pub bank_overlap: f32,
 }
 
 /// Another of the bank's candidates, re-scored by the generator.
@@ -90,6 +106,8 @@ pub struct Alternative {
     pub similarity: f32,
     /// The generator's mean log-probability per byte of its text.
     pub log_prob: f32,
+    /// Token F1 between its text and the generated text.
+    pub overlap: f32,
 }
 
 /// Chooses per input between a [`PhraseBankDecoder`] and a [`GenerativeDecoder`].
@@ -177,7 +195,7 @@ impl HybridDecoder {
             .unwrap_or(&bank.text);
         let mut alternatives = Vec::new();
         if let Some(chosen) = single {
-            if !fast_path || self.rule.rerank_weight > 0.0 {
+            if !fast_path || self.rule.reranks() {
                 for (rank, c) in bank.candidates.iter().enumerate() {
                     if rank >= self.rule.rerank_top_k || c.phrase_id == Some(chosen) {
                         continue;
@@ -186,6 +204,7 @@ impl HybridDecoder {
                         rank,
                         similarity: c.similarity,
                         log_prob: model.mean_log_prob(query, &c.text)?,
+                        overlap: token_f1(&c.text, &generated.text) as f32,
                     });
                 }
             }
@@ -195,6 +214,7 @@ impl HybridDecoder {
             bank_margin: s1 - bank.candidates.get(1).map_or(-1.0, |c| c.similarity),
             bank_log_prob: model.mean_log_prob(query, bank_text)?,
             generator_log_prob: generated.confidence.max(f32::MIN_POSITIVE).ln(),
+            bank_overlap: token_f1(bank_text, &generated.text) as f32,
         };
         Ok(BothOutputs {
             bank,
@@ -217,15 +237,15 @@ fn choose(rule: &HybridConfig, s: &HybridSignals, alternatives: &[Alternative]) 
     if s.bank_similarity >= rule.bank_similarity {
         return Choice::Bank;
     }
-    let w = rule.rerank_weight;
+    let (w, v) = (rule.rerank_weight, rule.overlap_weight);
     let (mut choice, mut score, mut log_prob) = (
         Choice::Bank,
-        s.bank_similarity + w * s.bank_log_prob,
+        s.bank_similarity + w * s.bank_log_prob + v * s.bank_overlap,
         s.bank_log_prob,
     );
-    if w > 0.0 {
+    if rule.reranks() {
         for a in alternatives.iter().filter(|a| a.rank < rule.rerank_top_k) {
-            let candidate = a.similarity + w * a.log_prob;
+            let candidate = a.similarity + w * a.log_prob + v * a.overlap;
             if candidate > score {
                 (choice, score, log_prob) = (Choice::Alternative(a.rank), candidate, a.log_prob);
             }
@@ -371,10 +391,13 @@ pub fn measure(
 }
 
 /// Re-ranking weights tried by [`calibrate`].
-const RERANK_WEIGHTS: [f32; 9] = [0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15];
+const RERANK_WEIGHTS: [f32; 6] = [0.0, 0.02, 0.03, 0.05, 0.075, 0.1];
+
+/// Overlap weights tried by [`calibrate`].
+const OVERLAP_WEIGHTS: [f32; 6] = [0.0, 0.05, 0.1, 0.15, 0.2, 0.3];
 
 /// Fits the rule that maximises mean token F1 over the measured rows: a grid over the
-/// re-ranking weight, the bank similarity (200 quantiles of the observed values, and "never")
+/// re-ranking weights, the bank similarity (100 quantiles of the observed values, and "never")
 /// and the log-probability margin. Ties go to the rule that leaves the bank's own choice least.
 /// `rerank_top_k` is kept from `base`.
 pub fn calibrate(rows: &[CalibrationRow], base: &HybridConfig) -> Calibration {
@@ -382,8 +405,8 @@ pub fn calibrate(rows: &[CalibrationRow], base: &HybridConfig) -> Calibration {
     let mean = |f: &dyn Fn(&CalibrationRow) -> f64| rows.iter().map(f).sum::<f64>() / n;
     let mut observed: Vec<f32> = rows.iter().map(|r| r.signals.bank_similarity).collect();
     observed.sort_by(f32::total_cmp);
-    let mut thresholds: Vec<f32> = (0..200)
-        .filter_map(|i| observed.get(i * observed.len() / 200).copied())
+    let mut thresholds: Vec<f32> = (0..100)
+        .filter_map(|i| observed.get(i * observed.len() / 100).copied())
         .chain([-1.0, 2.0])
         .collect();
     // A threshold just above the highest value keeps every row below it.
@@ -401,26 +424,26 @@ pub fn calibrate(rows: &[CalibrationRow], base: &HybridConfig) -> Calibration {
         0.0,
         HybridConfig::default(),
     );
-    for &rerank_weight in &RERANK_WEIGHTS {
+    let weights = RERANK_WEIGHTS
+        .iter()
+        .flat_map(|&w| OVERLAP_WEIGHTS.iter().map(move |&v| (w, v)));
+    for (rerank_weight, overlap_weight) in weights {
+        let (w, v) = (rerank_weight, overlap_weight);
         // Per row, the bank candidate the re-ranking picks below the threshold: its
         // log-probability, token F1 and whether it differs from the bank's own choice.
         let picks: Vec<(f32, f64, bool)> = rows
             .iter()
             .map(|r| {
                 let s = &r.signals;
-                let mut pick = (
-                    s.bank_similarity + rerank_weight * s.bank_log_prob,
-                    s.bank_log_prob,
-                    r.bank_f1,
-                    false,
-                );
-                if rerank_weight > 0.0 {
-                    for (a, f1) in r
+                let score = s.bank_similarity + w * s.bank_log_prob + v * s.bank_overlap;
+                let mut pick = (score, s.bank_log_prob, r.bank_f1, false);
+                if base.rerank_top_k > 1 && (w > 0.0 || v > 0.0) {
+                    let ranked = r
                         .alternatives
                         .iter()
-                        .filter(|(a, _)| a.rank < base.rerank_top_k)
-                    {
-                        let score = a.similarity + rerank_weight * a.log_prob;
+                        .filter(|(a, _)| a.rank < base.rerank_top_k);
+                    for (a, f1) in ranked {
+                        let score = a.similarity + w * a.log_prob + v * a.overlap;
                         if score > pick.0 {
                             pick = (score, a.log_prob, *f1, true);
                         }
@@ -452,6 +475,7 @@ pub fn calibrate(rows: &[CalibrationRow], base: &HybridConfig) -> Calibration {
                         generator_margin,
                         rerank_top_k: base.rerank_top_k,
                         rerank_weight,
+                        overlap_weight,
                     };
                     best = (f1, changed, generated / n, rule);
                 }

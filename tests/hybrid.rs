@@ -136,6 +136,7 @@ fn decisions_match_the_rule_applied_to_measurements() {
         generator_margin: f32::MAX,
         rerank_top_k: 5,
         rerank_weight: 1.0,
+        overlap_weight: 0.5,
     };
     let h = hybrid(rule.clone(), tmp.path());
     let rows = measure(&h, inputs.view(), &s.texts[..n]).unwrap();
