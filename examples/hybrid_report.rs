@@ -18,7 +18,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use lightweight_decoder::dataset::is_validation;
-use lightweight_decoder::generative::DecodeOptions;
+use lightweight_decoder::generative::{DecodeOptions, Strategy};
 use lightweight_decoder::hybrid::{calibrate, evaluate_rule, measure, CalibrationRow};
 use lightweight_decoder::samples::{SampleSet, VALIDATION, WORDNET_SAMPLE};
 use lightweight_decoder::{
@@ -42,6 +42,9 @@ struct Args {
     /// Rows per set and half (at most the available ones).
     #[arg(long, default_value_t = 1000)]
     rows: usize,
+    /// Generate by minimum Bayes risk over this many samples (0: greedy).
+    #[arg(long, default_value_t = 0)]
+    mbr: usize,
 }
 
 /// Rows `parity`, `parity + 2`, ... of a sample, at most `limit`.
@@ -99,7 +102,19 @@ fn summary(name: &str, rows: &[CalibrationRow], rule: &HybridConfig) -> serde_js
 fn main() -> Result<()> {
     let args = Args::parse();
     let bank = PhraseBankDecoder::new(PhraseBank::load(&args.bank)?, DecoderConfig::default())?;
-    let generator = GenerativeDecoder::load(&args.model, DecodeOptions::default())?;
+    let options = DecodeOptions {
+        strategy: if args.mbr > 0 {
+            Strategy::Mbr {
+                samples: args.mbr,
+                temperature: 0.6,
+                seed: 0,
+            }
+        } else {
+            Strategy::Greedy
+        },
+        ..DecodeOptions::default()
+    };
+    let generator = GenerativeDecoder::load(&args.model, options)?;
     let hybrid = HybridDecoder::new(bank, generator, HybridConfig::default())?;
 
     let home = SampleSet::bundled(VALIDATION)?;
@@ -135,7 +150,7 @@ fn main() -> Result<()> {
         summary("mix 50/50", &mix, &fit.rule),
     ];
     let report = json!({
-        "bank": args.bank, "model": args.model,
+        "bank": args.bank, "model": args.model, "mbr_samples": args.mbr,
         "calibration": fit, "report_sets": sets,
     });
     lightweight_decoder::fsutil::write_atomic(

@@ -431,6 +431,46 @@ fn sampling_is_reproducible_and_beam_is_at_least_as_likely_as_greedy() {
         let scored = inference.mean_log_prob(e, &d.text).unwrap();
         assert!((scored - d.mean_log_prob).abs() < 1e-4, "{scored} vs {d:?}");
     }
+    // MBR returns the consensus: one of the outputs it drew (greedy, or a sample with top-p
+    // 0.95 at seeds 3..6), reproducibly.
+    let mbr_options = DecodeOptions {
+        strategy: Strategy::Mbr {
+            samples: 4,
+            temperature: 1.5,
+            seed: 3,
+        },
+        max_len: 64,
+        stop_on_repeated_words: 0,
+    };
+    let mbr = inference.decode(e, &mbr_options).unwrap();
+    assert_eq!(mbr, inference.decode(e, &mbr_options).unwrap());
+    let drawn: Vec<String> = (3..7)
+        .map(|seed| {
+            let o = DecodeOptions {
+                strategy: Strategy::Sample {
+                    temperature: 1.5,
+                    top_k: 0,
+                    top_p: 0.95,
+                    seed,
+                },
+                max_len: 64,
+                stop_on_repeated_words: 0,
+            };
+            inference.decode(e, &o).unwrap().text
+        })
+        .chain([inference
+            .decode(
+                e,
+                &DecodeOptions {
+                    max_len: 64,
+                    stop_on_repeated_words: 0,
+                    ..DecodeOptions::default()
+                },
+            )
+            .unwrap()
+            .text])
+        .collect();
+    assert!(drawn.contains(&mbr.text), "{mbr:?} not in {drawn:?}");
     // The trained phrase is more likely under its own embedding than under another's.
     let own = inference.mean_log_prob(e, data.phrase(rows[0])).unwrap();
     let other = inference
@@ -447,6 +487,16 @@ fn sampling_is_reproducible_and_beam_is_at_least_as_likely_as_greedy() {
     ));
     for strategy in [
         Strategy::Beam { width: 0 },
+        Strategy::Mbr {
+            samples: 0,
+            temperature: 1.0,
+            seed: 0,
+        },
+        Strategy::Mbr {
+            samples: 2,
+            temperature: f32::NAN,
+            seed: 0,
+        },
         Strategy::Sample {
             temperature: 0.0,
             top_k: 0,

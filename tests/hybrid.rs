@@ -77,11 +77,24 @@ fn hybrid_follows_its_rule() {
     let tmp = tempfile::tempdir().unwrap();
     let s = SampleSet::bundled(VALIDATION).unwrap();
     let rows = s.embeddings.slice(ndarray::s![..6, ..]);
-    let bank_only = hybrid(HybridConfig::default(), tmp.path());
+    let never = HybridConfig {
+        bank_similarity: 2.0,
+        generator_margin: f32::MAX,
+        rerank_weight: 0.0,
+        overlap_weight: 0.0,
+        ..HybridConfig::default()
+    };
+    let bank_only = hybrid(never, tmp.path());
     let out = bank_only.batch_decode(rows).unwrap();
-    assert!(out
-        .iter()
-        .all(|d| matches!(d.source, Source::PhraseBank { .. })));
+    let bank = PhraseBankDecoder::new(
+        PhraseBank::load_default().unwrap(),
+        DecoderConfig::default(),
+    )
+    .unwrap();
+    for (d, b) in out.iter().zip(bank.batch_decode(rows).unwrap()) {
+        assert_eq!(d.text, b.text);
+        assert!(matches!(d.source, Source::PhraseBank { .. }));
+    }
     let always = HybridConfig {
         bank_similarity: 2.0,
         generator_margin: f32::MIN,

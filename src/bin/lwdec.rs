@@ -121,6 +121,13 @@ struct DecoderArgs {
     /// Beam width for the generative decoder (1 = greedy).
     #[arg(long, default_value_t = 1)]
     beam: usize,
+    /// Minimum-Bayes-risk decoding for the generative decoder: the consensus of the greedy
+    /// output and this many seeded samples (0 = off).
+    #[arg(long, default_value_t = 0)]
+    mbr: usize,
+    /// Sampling temperature of --mbr.
+    #[arg(long, default_value_t = 0.6)]
+    mbr_temperature: f32,
 }
 
 #[derive(Subcommand)]
@@ -497,7 +504,13 @@ fn build_decoder(args: &DecoderArgs, config: DecoderConfig) -> Result<Box<dyn De
 
 fn generative_decoder(args: &DecoderArgs) -> Result<GenerativeDecoder> {
     let options = DecodeOptions {
-        strategy: if args.beam > 1 {
+        strategy: if args.mbr > 0 {
+            Strategy::Mbr {
+                samples: args.mbr,
+                temperature: args.mbr_temperature,
+                seed: 0,
+            }
+        } else if args.beam > 1 {
             Strategy::Beam { width: args.beam }
         } else {
             Strategy::Greedy

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::inference::{InferenceModel, Sequence};
 use super::utf8::Utf8State;
+use crate::metrics::token_f1;
 use crate::{Error, Result};
 
 /// How the next byte is chosen.
@@ -29,6 +30,18 @@ pub enum Strategy {
         /// Keep the smallest set of bytes whose probability reaches `top_p` (in (0, 1]).
         top_p: f32,
         /// Random seed.
+        seed: u64,
+    },
+    /// Minimum Bayes risk: the greedy output and `samples` seeded samples (top-p 0.95) are
+    /// drawn, and the one with the highest mean token F1 against the others wins: the
+    /// consensus of the model's likely outputs, which scores higher against the reference
+    /// than any single greedy path (plan.md), at `samples + 1` times the cost.
+    Mbr {
+        /// Number of samples (at least 1).
+        samples: usize,
+        /// Sampling temperature (> 0).
+        temperature: f32,
+        /// Random seed of the first sample (the others use the following seeds).
         seed: u64,
     },
 }
@@ -229,18 +242,72 @@ impl InferenceModel {
                         "top_p must be in (0, 1], got {top_p}"
                     )));
                 }
-                let mut rng = StdRng::seed_from_u64(seed);
-                let mut pick = |lp: &[f32], cands: &[u8]| {
-                    sample(lp, cands, temperature, top_k, top_p, &mut rng)
-                };
-                self.decode_single(
+                self.decode_sampled(embedding, options, temperature, top_k, top_p, seed)
+            }
+            Strategy::Mbr {
+                samples,
+                temperature,
+                seed,
+            } => {
+                if samples == 0 || !(temperature.is_finite() && temperature > 0.0) {
+                    return Err(Error::InvalidArgument(format!(
+                        "MBR needs at least one sample and a finite positive temperature, \
+                         got {samples} and {temperature}"
+                    )));
+                }
+                let mut outputs = vec![self.decode_single(
                     embedding,
                     max_len,
                     options.stop_on_repeated_words,
-                    Some(&mut pick),
-                )
+                    None,
+                )?];
+                for k in 0..samples as u64 {
+                    let seed = seed.wrapping_add(k);
+                    outputs.push(self.decode_sampled(
+                        embedding,
+                        options,
+                        temperature,
+                        0,
+                        0.95,
+                        seed,
+                    )?);
+                }
+                let utility = |i: usize| -> f64 {
+                    outputs
+                        .iter()
+                        .enumerate()
+                        .filter(|&(j, _)| j != i)
+                        .map(|(_, o)| token_f1(&outputs[i].text, &o.text))
+                        .sum()
+                };
+                let best = (0..outputs.len()).map(|i| (i, utility(i))).fold(
+                    (0, f64::NEG_INFINITY),
+                    |best, (i, u)| if u > best.1 { (i, u) } else { best },
+                );
+                Ok(outputs.swap_remove(best.0))
             }
         }
+    }
+
+    /// One seeded sample.
+    fn decode_sampled(
+        &self,
+        embedding: &[f32],
+        options: &DecodeOptions,
+        temperature: f32,
+        top_k: usize,
+        top_p: f32,
+        seed: u64,
+    ) -> Result<Decoded> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut pick =
+            |lp: &[f32], cands: &[u8]| sample(lp, cands, temperature, top_k, top_p, &mut rng);
+        self.decode_single(
+            embedding,
+            options.max_len,
+            options.stop_on_repeated_words,
+            Some(&mut pick),
+        )
     }
 
     /// Greedy decoding, or sampling when `pick` is given.
