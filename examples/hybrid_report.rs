@@ -10,7 +10,8 @@
 //!
 //! ```text
 //! cargo run --release --example hybrid_report -- --bank target/eval/train_bank_flat \
-//!     --model model/generative.q4.gguf --out docs/hybrid_report.json
+//!     --model model/generative.q4.gguf --out docs/hybrid_report.json \
+//!     --config-out docs/hybrid_config.json
 //! ```
 //! (`scripts/hybrid_report.sh` builds the bank and draws the figure.)
 
@@ -39,6 +40,9 @@ struct Args {
     /// Report (JSON) to write.
     #[arg(long)]
     out: PathBuf,
+    /// Decoder config (JSON) with the calibrated rule, to write.
+    #[arg(long)]
+    config_out: Option<PathBuf>,
     /// Rows per set and half (at most the available ones).
     #[arg(long, default_value_t = 1000)]
     rows: usize,
@@ -153,6 +157,13 @@ fn main() -> Result<()> {
         "bank": args.bank, "model": args.model, "mbr_samples": args.mbr,
         "calibration": fit, "report_sets": sets,
     });
+    if let Some(path) = &args.config_out {
+        let config = DecoderConfig {
+            hybrid: fit.rule.clone(),
+            ..DecoderConfig::default()
+        };
+        lightweight_decoder::save_config(&config, path)?;
+    }
     lightweight_decoder::fsutil::write_atomic(
         &args.out,
         serde_json::to_string_pretty(&report)?.as_bytes(),

@@ -3,7 +3,8 @@
 # index, validation split excluded; needs ../shared/data), calibrates the hybrid's rule on one
 # half of each set and reports bank / generator / hybrid token F1 on the other half of the
 # generator's home (held-out validation), the bank's home (exact in-bank embeddings) and a 50/50
-# mix. Writes docs/hybrid_report.json and, when matplotlib is available (.venv from
+# mix. Writes docs/hybrid_report.json, the decoder config with the fitted rule
+# docs/hybrid_config.json (for that bank and model), and, when matplotlib is available (.venv from
 # scripts/install-encoder.sh plus `pip install matplotlib`), docs/hybrid_report.png.
 # Usage: bash scripts/hybrid_report.sh [MODEL]   (default: the bundled model)
 set -euo pipefail
@@ -18,7 +19,7 @@ if [ ! -f "$bank/manifest.json" ]; then
     --index Flat --exclude-validation --out "$bank"
 fi
 ./target/release/examples/hybrid_report --bank "$bank" --model "$model" \
-  --out docs/hybrid_report.json
+  --out docs/hybrid_report.json --config-out docs/hybrid_config.json
 python=python3
 [ -x .venv/bin/python ] && python=.venv/bin/python
 if "$python" -c "import matplotlib" 2>/dev/null; then

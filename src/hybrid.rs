@@ -1,6 +1,7 @@
 //! [`HybridDecoder`]: per input, the bank's phrase or the generator's text, whichever the
 //! calibrated rule expects to be better.
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::decoder::{Decoded, Decoder, Source};
@@ -30,10 +31,17 @@ pub struct HybridConfig {
     pub rerank_weight: f32,
     /// Weight of a candidate's word overlap (token F1) with the generated text.
     pub overlap_weight: f32,
+    /// Only candidates whose similarity is within this of the best one are re-ranked (a
+    /// clearly best match, such as a bank phrase's own embedding, stays).
+    pub rerank_max_gap: f32,
 }
 
 impl Default for HybridConfig {
-    /// Uncalibrated: never leave the bank (safe until [`calibrate`] has measured the generator).
+    /// Uncalibrated: never leave the bank's choice. A rule depends on the bank's similarity
+    /// scale (a compressed bank scores a phrase's own embedding about 0.9, an exact one 1.0)
+    /// and on the model, so fit one with [`calibrate`] (`lwdec calibrate`); the rule fitted for
+    /// the bundled model and an exact bank of the training phrases is in
+    /// `docs/hybrid_config.json` (written by `scripts/hybrid_report.sh`).
     fn default() -> Self {
         HybridConfig {
             bank_similarity: 0.0,
@@ -41,6 +49,7 @@ impl Default for HybridConfig {
             rerank_top_k: 5,
             rerank_weight: 0.0,
             overlap_weight: 0.0,
+            rerank_max_gap: f32::MAX,
         }
     }
 }
@@ -66,6 +75,11 @@ impl HybridConfig {
         if !(1..=100).contains(&self.rerank_top_k) {
             return Err(Error::InvalidConfig(
                 "hybrid.rerank_top_k must be in 1..=100".into(),
+            ));
+        }
+        if self.rerank_max_gap.is_nan() || self.rerank_max_gap < 0.0 {
+            return Err(Error::InvalidConfig(
+                "hybrid.rerank_max_gap must be >= 0".into(),
             ));
         }
         for (name, w) in [
@@ -244,7 +258,10 @@ fn choose(rule: &HybridConfig, s: &HybridSignals, alternatives: &[Alternative]) 
         s.bank_log_prob,
     );
     if rule.reranks() {
-        for a in alternatives.iter().filter(|a| a.rank < rule.rerank_top_k) {
+        let close = |a: &&Alternative| {
+            a.rank < rule.rerank_top_k && s.bank_similarity - a.similarity <= rule.rerank_max_gap
+        };
+        for a in alternatives.iter().filter(close) {
             let candidate = a.similarity + w * a.log_prob + v * a.overlap;
             if candidate > score {
                 (choice, score, log_prob) = (Choice::Alternative(a.rank), candidate, a.log_prob);
@@ -345,8 +362,8 @@ pub struct Calibration {
     pub reranked_share: f64,
 }
 
-/// Measures both decoders on `embeddings` (one row per reference, each its own session),
-/// re-scoring the bank's top `hybrid.rule().rerank_top_k` candidates.
+/// Measures both decoders on `embeddings` (one row per reference, each its own session, rows
+/// in parallel with rayon), re-scoring the bank's top `hybrid.rule().rerank_top_k` candidates.
 pub fn measure(
     hybrid: &HybridDecoder,
     embeddings: ndarray::ArrayView2<f32>,
@@ -359,12 +376,10 @@ pub fn measure(
             embeddings.nrows()
         )));
     }
-    embeddings
-        .rows()
-        .into_iter()
-        .zip(references)
-        .enumerate()
-        .map(|(row, (x, reference))| {
+    (0..references.len())
+        .into_par_iter()
+        .map(|row| {
+            let (x, reference) = (embeddings.row(row), &references[row]);
             let both = hybrid.both_outputs(&x.to_vec()).map_err(|e| Error::AtRow {
                 row,
                 source: Box::new(e),
@@ -393,8 +408,11 @@ pub fn measure(
 /// Re-ranking weights tried by [`calibrate`].
 const RERANK_WEIGHTS: [f32; 6] = [0.0, 0.02, 0.03, 0.05, 0.075, 0.1];
 
+/// Largest similarity gaps to the best candidate tried by [`calibrate`].
+const MAX_GAPS: [f32; 5] = [0.02, 0.05, 0.1, 0.2, f32::MAX];
+
 /// Overlap weights tried by [`calibrate`].
-const OVERLAP_WEIGHTS: [f32; 6] = [0.0, 0.05, 0.1, 0.15, 0.2, 0.3];
+const OVERLAP_WEIGHTS: [f32; 7] = [0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5];
 
 /// Fits the rule that maximises mean token F1 over the measured rows: a grid over the
 /// re-ranking weights, the bank similarity (100 quantiles of the observed values, and "never")
@@ -424,10 +442,13 @@ pub fn calibrate(rows: &[CalibrationRow], base: &HybridConfig) -> Calibration {
         0.0,
         HybridConfig::default(),
     );
-    let weights = RERANK_WEIGHTS
-        .iter()
-        .flat_map(|&w| OVERLAP_WEIGHTS.iter().map(move |&v| (w, v)));
-    for (rerank_weight, overlap_weight) in weights {
+    let weights = RERANK_WEIGHTS.iter().flat_map(|&w| {
+        OVERLAP_WEIGHTS
+            .iter()
+            .flat_map(move |&v| MAX_GAPS.iter().map(move |&g| (w, v, g)))
+    });
+    for (rerank_weight, overlap_weight, rerank_max_gap) in weights {
+        let max_gap = rerank_max_gap;
         let (w, v) = (rerank_weight, overlap_weight);
         // Per row, the bank candidate the re-ranking picks below the threshold: its
         // log-probability, token F1 and whether it differs from the bank's own choice.
@@ -438,10 +459,9 @@ pub fn calibrate(rows: &[CalibrationRow], base: &HybridConfig) -> Calibration {
                 let score = s.bank_similarity + w * s.bank_log_prob + v * s.bank_overlap;
                 let mut pick = (score, s.bank_log_prob, r.bank_f1, false);
                 if base.rerank_top_k > 1 && (w > 0.0 || v > 0.0) {
-                    let ranked = r
-                        .alternatives
-                        .iter()
-                        .filter(|(a, _)| a.rank < base.rerank_top_k);
+                    let ranked = r.alternatives.iter().filter(|(a, _)| {
+                        a.rank < base.rerank_top_k && s.bank_similarity - a.similarity <= max_gap
+                    });
                     for (a, f1) in ranked {
                         let score = a.similarity + w * a.log_prob + v * a.overlap;
                         if score > pick.0 {
@@ -476,6 +496,7 @@ pub fn calibrate(rows: &[CalibrationRow], base: &HybridConfig) -> Calibration {
                         rerank_top_k: base.rerank_top_k,
                         rerank_weight,
                         overlap_weight,
+                        rerank_max_gap,
                     };
                     best = (f1, changed, generated / n, rule);
                 }

@@ -87,22 +87,51 @@ fn default_generative_decoder_decodes_held_out_embeddings() {
 fn quantized_twins_keep_the_float_models_quality() {
     let model = checkpoint().model;
     let s = SampleSet::bundled(VALIDATION).unwrap();
-    let n = 150;
+    let n = 400;
     let float = InferenceModel::from_model(&model, Precision::F32).unwrap();
     let (f32_f1, f32_texts) = mean_f1(&float, &s, n);
-    for (precision, max_loss, min_same) in [(Precision::Q8, 0.03, 0.8), (Precision::Q4, 0.05, 0.5)]
+    // (precision, largest relative token-F1 loss, smallest share of agreeing greedy decisions;
+    // measured on these rows: Q8 -0%, 98.0%; Q4 -2.6%, 89.5%)
+    for (precision, max_loss, min_agree) in
+        [(Precision::Q8, 0.03, 0.97), (Precision::Q4, 0.05, 0.85)]
     {
         let q = InferenceModel::from_model(&model, precision).unwrap();
         let (f1, texts) = mean_f1(&q, &s, n);
         let same = texts.iter().zip(&f32_texts).filter(|(a, b)| a == b).count();
-        eprintln!("{precision:?}: token F1 {f1:.4} (f32 {f32_f1:.4}), {same}/{n} outputs equal");
+        // Every greedy decision of the float model, replayed on the quantized one: whole
+        // outputs diverge after a single different byte, decisions measure the agreement.
+        let (mut agree, mut total) = (0usize, 0usize);
+        for (r, text) in f32_texts.iter().enumerate().take(100) {
+            let e = s.embeddings.row(r);
+            let a = float
+                .teacher_forced_logits(e.as_slice().unwrap(), text.as_bytes())
+                .unwrap();
+            let b = q
+                .teacher_forced_logits(e.as_slice().unwrap(), text.as_bytes())
+                .unwrap();
+            for (x, y) in a.iter().zip(&b) {
+                agree += usize::from(argmax(x) == argmax(y));
+                total += 1;
+            }
+        }
+        let rate = agree as f64 / total as f64;
+        eprintln!(
+            "{precision:?}: token F1 {f1:.4} (f32 {f32_f1:.4}), {same}/{n} outputs equal, \
+             {agree}/{total} greedy decisions agree"
+        );
         assert!(
             f1 >= f32_f1 * (1.0 - max_loss),
             "{precision:?}: token F1 {f1:.4} vs f32 {f32_f1:.4}"
         );
         assert!(
-            same as f64 >= min_same * n as f64,
-            "{precision:?}: {same}/{n} greedy outputs equal f32's"
+            rate >= min_agree,
+            "{precision:?}: decisions agree {rate:.3}"
         );
     }
+}
+
+fn argmax(row: &[f32]) -> usize {
+    (0..row.len())
+        .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+        .unwrap_or(0)
 }

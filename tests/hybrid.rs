@@ -150,6 +150,7 @@ fn decisions_match_the_rule_applied_to_measurements() {
         rerank_top_k: 5,
         rerank_weight: 1.0,
         overlap_weight: 0.5,
+        rerank_max_gap: f32::MAX,
     };
     let h = hybrid(rule.clone(), tmp.path());
     let rows = measure(&h, inputs.view(), &s.texts[..n]).unwrap();

@@ -131,7 +131,7 @@ impl InferenceModel {
             .zip(model.params())
             .map(|(name, t)| {
                 let dtype = if t.rank() == 2 {
-                    precision.ggml_dtype()
+                    precision.matrix_dtype(name)
                 } else {
                     GgmlDType::F32
                 };
@@ -166,7 +166,7 @@ impl InferenceModel {
                 ));
             }
             let want = if expected.len() == 2 {
-                precision.ggml_dtype()
+                precision.matrix_dtype(&name)
             } else {
                 GgmlDType::F32
             };
