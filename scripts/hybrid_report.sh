@@ -11,14 +11,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:-model/generative.q4.gguf}
 shared=${SHARED:-../shared/data}
+target=${CARGO_TARGET_DIR:-target}
 bank=target/eval/train_bank_flat
 cargo build --release --bin lwdec --example hybrid_report
 if [ ! -f "$bank/manifest.json" ]; then
-  ./target/release/lwdec bank build --phrases "$shared/wordnet.txt" \
+  "$target/release/lwdec" bank build --phrases "$shared/wordnet.txt" \
     --embeddings "$shared/wordnet.i8.npy" --scale "$shared/wordnet.scale.npy" \
     --index Flat --exclude-validation --out "$bank"
 fi
-./target/release/examples/hybrid_report --bank "$bank" --model "$model" \
+"$target/release/examples/hybrid_report" --bank "$bank" --model "$model" \
   --out docs/hybrid_report.json --config-out docs/hybrid_config.json
 python=python3
 [ -x .venv/bin/python ] && python=.venv/bin/python
