@@ -251,28 +251,34 @@ fn choose(rule: &HybridConfig, s: &HybridSignals, alternatives: &[Alternative]) 
     if s.bank_similarity >= rule.bank_similarity {
         return Choice::Bank;
     }
-    let (w, v) = (rule.rerank_weight, rule.overlap_weight);
-    let (mut choice, mut score, mut log_prob) = (
-        Choice::Bank,
-        s.bank_similarity + w * s.bank_log_prob + v * s.bank_overlap,
-        s.bank_log_prob,
-    );
-    if rule.reranks() {
-        let close = |a: &&Alternative| {
-            a.rank < rule.rerank_top_k && s.bank_similarity - a.similarity <= rule.rerank_max_gap
-        };
-        for a in alternatives.iter().filter(close) {
-            let candidate = a.similarity + w * a.log_prob + v * a.overlap;
-            if candidate > score {
-                (choice, score, log_prob) = (Choice::Alternative(a.rank), candidate, a.log_prob);
-            }
-        }
-    }
+    let (log_prob, rank) = rerank(rule, s, alternatives.iter().map(|a| (a, a.rank)));
     if s.generator_log_prob - log_prob >= rule.generator_margin {
         Choice::Generator
     } else {
-        choice
+        rank.map_or(Choice::Bank, Choice::Alternative)
     }
+}
+
+/// The re-ranking's pick among the bank's own choice and `alternatives` (each with a tag):
+/// the pick's log-probability, and the tag of the alternative (`None`: the bank's choice).
+fn rerank<'a, T>(
+    rule: &HybridConfig,
+    s: &HybridSignals,
+    alternatives: impl Iterator<Item = (&'a Alternative, T)>,
+) -> (f32, Option<T>) {
+    let (w, v) = (rule.rerank_weight, rule.overlap_weight);
+    let mut score = s.bank_similarity + w * s.bank_log_prob + v * s.bank_overlap;
+    let mut pick = (s.bank_log_prob, None);
+    if rule.reranks() {
+        for (a, tag) in alternatives {
+            let close = s.bank_similarity - a.similarity <= rule.rerank_max_gap;
+            let candidate = a.similarity + w * a.log_prob + v * a.overlap;
+            if a.rank < rule.rerank_top_k && close && candidate > score {
+                (score, pick) = (candidate, (a.log_prob, Some(tag)));
+            }
+        }
+    }
+    pick
 }
 
 impl Decoder for HybridDecoder {
@@ -448,28 +454,23 @@ pub fn calibrate(rows: &[CalibrationRow], base: &HybridConfig) -> Calibration {
             .flat_map(move |&v| MAX_GAPS.iter().map(move |&g| (w, v, g)))
     });
     for (rerank_weight, overlap_weight, rerank_max_gap) in weights {
-        let max_gap = rerank_max_gap;
-        let (w, v) = (rerank_weight, overlap_weight);
+        let reranking = HybridConfig {
+            rerank_top_k: base.rerank_top_k,
+            rerank_weight,
+            overlap_weight,
+            rerank_max_gap,
+            ..HybridConfig::default()
+        };
         // Per row, the bank candidate the re-ranking picks below the threshold: its
         // log-probability, token F1 and whether it differs from the bank's own choice.
         let picks: Vec<(f32, f64, bool)> = rows
             .iter()
             .map(|r| {
-                let s = &r.signals;
-                let score = s.bank_similarity + w * s.bank_log_prob + v * s.bank_overlap;
-                let mut pick = (score, s.bank_log_prob, r.bank_f1, false);
-                if base.rerank_top_k > 1 && (w > 0.0 || v > 0.0) {
-                    let ranked = r.alternatives.iter().filter(|(a, _)| {
-                        a.rank < base.rerank_top_k && s.bank_similarity - a.similarity <= max_gap
-                    });
-                    for (a, f1) in ranked {
-                        let score = a.similarity + w * a.log_prob + v * a.overlap;
-                        if score > pick.0 {
-                            pick = (score, a.log_prob, *f1, true);
-                        }
-                    }
+                let tagged = r.alternatives.iter().map(|(a, f1)| (a, *f1));
+                match rerank(&reranking, &r.signals, tagged) {
+                    (log_prob, Some(f1)) => (log_prob, f1, true),
+                    (log_prob, None) => (log_prob, r.bank_f1, false),
                 }
-                (pick.1, pick.2, pick.3)
             })
             .collect();
         for &bank_similarity in &thresholds {
@@ -493,10 +494,7 @@ pub fn calibrate(rows: &[CalibrationRow], base: &HybridConfig) -> Calibration {
                     let rule = HybridConfig {
                         bank_similarity,
                         generator_margin,
-                        rerank_top_k: base.rerank_top_k,
-                        rerank_weight,
-                        overlap_weight,
-                        rerank_max_gap,
+                        ..reranking.clone()
                     };
                     best = (f1, changed, generated / n, rule);
                 }
