@@ -145,13 +145,14 @@ pub struct BothOutputs {
     pub alternatives: Vec<Alternative>,
 }
 
-/// What the rule picked.
+/// What the rule picked; `T` tags the alternatives (a rank when decoding, a token F1 when
+/// evaluating measured rows).
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Choice {
+enum Choice<T> {
     /// The bank's own output.
     Bank,
-    /// The bank's candidate at this rank instead.
-    Alternative(usize),
+    /// This other bank candidate instead.
+    Alternative(T),
     /// The generated text.
     Generator,
 }
@@ -247,15 +248,19 @@ impl HybridDecoder {
 
 /// The rule's pick: below the similarity threshold, the best bank candidate by similarity plus
 /// weighted log-probability, unless the generated text beats its log-probability by the margin.
-fn choose(rule: &HybridConfig, s: &HybridSignals, alternatives: &[Alternative]) -> Choice {
+fn choose<'a, T>(
+    rule: &HybridConfig,
+    s: &HybridSignals,
+    alternatives: impl Iterator<Item = (&'a Alternative, T)>,
+) -> Choice<T> {
     if s.bank_similarity >= rule.bank_similarity {
         return Choice::Bank;
     }
-    let (log_prob, rank) = rerank(rule, s, alternatives.iter().map(|a| (a, a.rank)));
+    let (log_prob, tag) = rerank(rule, s, alternatives);
     if s.generator_log_prob - log_prob >= rule.generator_margin {
         Choice::Generator
     } else {
-        rank.map_or(Choice::Bank, Choice::Alternative)
+        tag.map_or(Choice::Bank, Choice::Alternative)
     }
 }
 
@@ -300,7 +305,8 @@ impl Decoder for HybridDecoder {
             *session = scratch;
             return Ok(both.bank);
         };
-        match choose(&self.rule, &signals, &both.alternatives) {
+        let ranked = both.alternatives.iter().map(|a| (a, a.rank));
+        match choose(&self.rule, &signals, ranked) {
             Choice::Generator => {
                 session.record(SessionEntry {
                     input: query,
@@ -532,20 +538,16 @@ pub fn evaluate_rule(rule: &HybridConfig, rows: &[CalibrationRow]) -> RuleOutcom
     let (mut generated, mut reranked) = (0.0, 0.0);
     let mut row_f1 = Vec::with_capacity(rows.len());
     for r in rows {
-        let alternatives: Vec<Alternative> =
-            r.alternatives.iter().map(|(a, _)| a.clone()).collect();
-        row_f1.push(match choose(rule, &r.signals, &alternatives) {
+        let scored = r.alternatives.iter().map(|(a, f1)| (a, *f1));
+        row_f1.push(match choose(rule, &r.signals, scored) {
             Choice::Bank => r.bank_f1,
             Choice::Generator => {
                 generated += 1.0;
                 r.generator_f1
             }
-            Choice::Alternative(rank) => {
+            Choice::Alternative(f1) => {
                 reranked += 1.0;
-                r.alternatives
-                    .iter()
-                    .find(|(a, _)| a.rank == rank)
-                    .map_or(0.0, |(_, f1)| *f1)
+                f1
             }
         });
     }

@@ -14,6 +14,9 @@ use lightweight_decoder::generative::{
 };
 use lightweight_decoder::Error;
 
+mod common;
+use common::{argmax, max_abs_diff};
+
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data")
 }
@@ -160,12 +163,7 @@ fn kv_cache_decoding_matches_training_forward() {
             .unwrap();
         assert_eq!(full.len(), text.len() + 1);
         assert_eq!(cached.len(), full.len());
-        let worst = full
-            .iter()
-            .flatten()
-            .zip(cached.iter().flatten())
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
+        let worst = max_abs_diff(&full, &cached);
         assert!(worst < 1e-4, "max difference {worst}");
     }
 }
@@ -199,12 +197,7 @@ fn kv_cache_engine_matches_training_forward_without_data() {
         let full = model.logits(&e, text).unwrap();
         let cached = inference.teacher_forced_logits(&e, text).unwrap();
         assert_eq!(cached.len(), full.len());
-        let worst = full
-            .iter()
-            .flatten()
-            .zip(cached.iter().flatten())
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
+        let worst = max_abs_diff(&full, &cached);
         assert!(worst < 1e-4, "max difference {worst}");
     }
 }
@@ -239,12 +232,6 @@ fn batch_of(model: &GenerativeModel, data: &Dataset, rows: &[usize]) -> Batch {
     let phrases: Vec<&[u8]> = rows.iter().map(|&i| data.phrase(i).as_bytes()).collect();
     let embs: Vec<&[f32]> = rows.iter().map(|&i| data.embedding(i)).collect();
     Batch::new(model.config(), &phrases, &embs, model.device()).unwrap()
-}
-
-fn argmax(row: &[f32]) -> usize {
-    (0..row.len())
-        .max_by(|&a, &b| row[a].total_cmp(&row[b]))
-        .unwrap()
 }
 
 #[test]

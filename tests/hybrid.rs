@@ -112,16 +112,20 @@ fn hybrid_follows_its_rule() {
     }
 }
 
+/// The first `n` validation embeddings with noise to cosine 0.3 (the bank is unsure there).
+fn noisy_rows(s: &SampleSet, n: usize, seed: u64) -> ndarray::Array2<f32> {
+    lightweight_decoder::eval::perturb_rows(
+        &s.embeddings.slice(ndarray::s![..n, ..]).to_owned(),
+        0.3,
+        seed,
+    )
+}
+
 #[test]
 fn calibration_is_never_worse_than_either_decoder() {
     let tmp = tempfile::tempdir().unwrap();
-    let s = SampleSet::bundled(VALIDATION).unwrap();
-    let n = 12;
-    let inputs = lightweight_decoder::eval::perturb_rows(
-        &s.embeddings.slice(ndarray::s![..n, ..]).to_owned(),
-        0.3,
-        5,
-    );
+    let (s, n) = (SampleSet::bundled(VALIDATION).unwrap(), 12);
+    let inputs = noisy_rows(&s, n, 5);
     let h = hybrid(HybridConfig::default(), tmp.path());
     let rows = measure(&h, inputs.view(), &s.texts[..n]).unwrap();
     let fit = calibrate(&rows, &HybridConfig::default());
@@ -136,13 +140,8 @@ fn calibration_is_never_worse_than_either_decoder() {
 #[test]
 fn decisions_match_the_rule_applied_to_measurements() {
     let tmp = tempfile::tempdir().unwrap();
-    let s = SampleSet::bundled(VALIDATION).unwrap();
-    let n = 10;
-    let inputs = lightweight_decoder::eval::perturb_rows(
-        &s.embeddings.slice(ndarray::s![..n, ..]).to_owned(),
-        0.3,
-        9,
-    );
+    let (s, n) = (SampleSet::bundled(VALIDATION).unwrap(), 10);
+    let inputs = noisy_rows(&s, n, 9);
     // Always below the threshold, re-ranking weighted strongly, the generator never chosen.
     let rule = HybridConfig {
         bank_similarity: 2.0,

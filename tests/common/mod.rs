@@ -36,3 +36,19 @@ pub fn small_bank(n: usize) -> PhraseBank {
     )
     .expect("small bank builds")
 }
+
+/// Index of the largest value.
+pub fn argmax(row: &[f32]) -> usize {
+    (0..row.len())
+        .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+        .unwrap_or(0)
+}
+
+/// Largest absolute difference between two tables of logits.
+pub fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+    a.iter()
+        .flatten()
+        .zip(b.iter().flatten())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max)
+}
