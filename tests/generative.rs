@@ -766,6 +766,36 @@ fn trainer_logs_checkpoints_and_resumes() {
 }
 
 #[test]
+fn data_parallel_workers_give_the_same_update() {
+    let Some(data) = wordnet() else { return };
+    let config = TrainConfig {
+        steps: 3,
+        batch_size: 8,
+        warmup_steps: 1,
+        ..TrainConfig::default()
+    };
+    let trainer = |workers| {
+        let model = GenerativeModel::new(small_config(), 4).unwrap();
+        let mut t = Trainer::new(model, config.clone(), data).unwrap();
+        t.set_workers(workers);
+        let stats: Vec<_> = (0..3).map(|_| t.train_step().unwrap()).collect();
+        (t, stats)
+    };
+    let (one, one_stats) = trainer(1);
+    // 8 rows in 3 shards of 3, 3 and 2 rows
+    let (three, three_stats) = trainer(3);
+    for (a, b) in one_stats.iter().zip(&three_stats) {
+        assert_eq!(a.bytes, b.bytes);
+        assert!((a.nats - b.nats).abs() < 1e-3 * a.nats, "{a:?} vs {b:?}");
+    }
+    let e = data.embedding(0);
+    let a = one.model().logits(e, b"the sea").unwrap();
+    let b = three.model().logits(e, b"the sea").unwrap();
+    let worst = max_abs_diff(&a, &b);
+    assert!(worst < 1e-3, "sharded training drifted by {worst}");
+}
+
+#[test]
 fn validation_split_is_fixed_by_fnv1a() {
     assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
     assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);

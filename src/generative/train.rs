@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -227,6 +228,8 @@ pub struct Trainer<'a> {
     val_rows: Vec<usize>,
     /// Batches of the current epoch, and which epoch they are.
     epoch: Option<(usize, Vec<Vec<usize>>)>,
+    /// Data-parallel threads ([`Trainer::set_workers`]).
+    workers: usize,
 }
 
 impl<'a> Trainer<'a> {
@@ -299,7 +302,17 @@ impl<'a> Trainer<'a> {
             train_rows,
             val_rows,
             epoch: None,
+            workers: 1,
         })
+    }
+
+    /// Splits every batch into `workers` shards (alternate rows) whose gradients are computed
+    /// on as many threads and summed: the same update as one shard, up to rounding. With
+    /// this model's small matrices candle's op-level threads mostly wait, so two workers
+    /// whose ops each run on one thread (`CANDLE_NUM_THREADS=1 RAYON_NUM_THREADS=1`, as
+    /// `lwdec train` sets them) train faster than one worker on two threads (plan.md).
+    pub fn set_workers(&mut self, workers: usize) {
+        self.workers = workers.max(1);
     }
 
     /// AdamW over the matrices (decayed) and over the norm parameters (not decayed).
@@ -397,20 +410,74 @@ impl<'a> Trainer<'a> {
         let per_epoch = self.train_rows.len().div_ceil(self.config.batch_size);
         let (epoch, index) = (self.step / per_epoch, self.step % per_epoch);
         let rows = self.batch_rows(epoch, index).to_vec();
-        let batch = self.batch(&rows)?;
+        // shards of alternating rows: equal sizes and, rows being sorted by length, equal work
+        let shards = self.workers.min(rows.len()).max(1);
+        let batches = (0..shards)
+            .map(|k| {
+                let shard: Vec<usize> = rows.iter().skip(k).step_by(shards).copied().collect();
+                self.batch(&shard)
+            })
+            .collect::<Result<Vec<Batch>>>()?;
+        let bytes: usize = batches.iter().map(Batch::predicted_bytes).sum();
         let depth = self.config.depth(self.step, self.model.config().depth);
         let lr = self.config.learning_rate(self.step);
-        let loss_sum = self.model.loss_sum(&batch, depth)?;
+        let model = &self.model;
+        // each shard's summed loss over the whole batch's byte count: the gradients add up
+        // to the gradient of the batch mean
+        let shard_grads = |batch: &Batch| -> Result<(f64, GradStore)> {
+            let loss_sum = model.loss_sum(batch, depth)?;
+            let err = candle_err("training step");
+            let nats = f64::from(loss_sum.to_scalar::<f32>().map_err(&err)?);
+            let grads = (loss_sum / bytes as f64)
+                .and_then(|mean| mean.backward())
+                .map_err(&err)?;
+            Ok((nats, grads))
+        };
+        let results: Vec<Result<(f64, GradStore)>> = if shards == 1 {
+            vec![shard_grads(&batches[0])]
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = batches
+                    .iter()
+                    .map(|b| scope.spawn(move || shard_grads(b)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(Error::InvalidArgument("a training worker panicked".into()))
+                        })
+                    })
+                    .collect()
+            })
+        };
         let err = candle_err("training step");
-        let nats = f64::from(loss_sum.to_scalar::<f32>().map_err(&err)?);
+        let mut nats = 0.0;
+        let mut grads: Option<GradStore> = None;
+        for result in results {
+            let (shard_nats, shard_grads) = result?;
+            nats += shard_nats;
+            grads = Some(match grads {
+                None => shard_grads,
+                Some(mut total) => {
+                    for v in &self.vars {
+                        if let (Some(a), Some(b)) = (total.get(v), shard_grads.get(v)) {
+                            let sum = (a + b).map_err(&err)?;
+                            total.insert(v, sum);
+                        }
+                    }
+                    total
+                }
+            });
+        }
+        let mut grads =
+            grads.ok_or_else(|| Error::InvalidArgument("empty training batch".into()))?;
         if !nats.is_finite() {
             return Err(Error::InvalidConfig(format!(
                 "training diverged at step {} (loss {nats}): lower the learning rate",
                 self.step
             )));
         }
-        let mean = (loss_sum / batch.predicted_bytes() as f64).map_err(&err)?;
-        let mut grads = mean.backward().map_err(&err)?;
         if self.config.grad_clip > 0.0 {
             self.clip(&mut grads).map_err(&err)?;
         }
@@ -419,14 +486,11 @@ impl<'a> Trainer<'a> {
             opt.step(&grads).map_err(&err)?;
         }
         self.step += 1;
-        Ok(StepStats {
-            nats,
-            bytes: batch.predicted_bytes(),
-        })
+        Ok(StepStats { nats, bytes })
     }
 
     /// Scales the gradients so that their global norm is at most `grad_clip`.
-    fn clip(&self, grads: &mut candle_core::backprop::GradStore) -> candle_core::Result<()> {
+    fn clip(&self, grads: &mut GradStore) -> candle_core::Result<()> {
         let mut sum = 0.0f64;
         for v in &self.vars {
             if let Some(g) = grads.get(v) {
