@@ -725,6 +725,10 @@ fn trainer_logs_checkpoints_and_resumes() {
     assert!(entries[1..]
         .iter()
         .all(|e| e.train_bpb.is_some() && e.lr > 0.0));
+    // greedy decodes of the 16 measured validation phrases, scored by token F1
+    assert!(entries
+        .iter()
+        .all(|e| e.val_token_f1.is_some_and(|f1| (0.0..=1.0).contains(&f1))));
     // Two steps, then resume from the step-2 checkpoint for two more: same weights.
     let mut first = Trainer::new(
         GenerativeModel::new(model_config, 9).unwrap(),

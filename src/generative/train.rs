@@ -16,8 +16,12 @@ use serde::{Deserialize, Serialize};
 
 use super::candle_err;
 use super::checkpoint::Checkpoint;
+use super::decode::DecodeOptions;
+use super::inference::InferenceModel;
+use super::quantized::Precision;
 use super::model::{Batch, GenerativeModel, PARAM_NAMES};
 use crate::dataset::Dataset;
+use crate::metrics::token_f1;
 use crate::{Error, Result};
 
 /// Shape of the learning-rate decay after warm-up.
@@ -73,6 +77,10 @@ pub struct TrainConfig {
     pub eval_every: usize,
     /// Number of validation phrases measured (evenly spaced over the validation split).
     pub eval_phrases: usize,
+    /// At every evaluation, also decode this many of those phrases' embeddings greedily and
+    /// log the mean token F1 against the phrases (the metric the generator is judged by;
+    /// 0 = off).
+    pub eval_decodes: usize,
     /// Save a checkpoint every this many steps (and at the end).
     pub checkpoint_every: usize,
 }
@@ -94,6 +102,7 @@ impl Default for TrainConfig {
             depth_schedule: Vec::new(),
             eval_every: 500,
             eval_phrases: 512,
+            eval_decodes: 200,
             checkpoint_every: 1000,
         }
     }
@@ -179,6 +188,10 @@ pub struct TrainLogEntry {
     pub train_bpb: Option<f64>,
     /// Validation bits per byte.
     pub val_bpb: f64,
+    /// Mean token F1 of greedy decodes of validation embeddings (see
+    /// [`TrainConfig::eval_decodes`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_token_f1: Option<f64>,
     /// Learning rate of the last step.
     pub lr: f64,
     /// Depth of the last step.
@@ -526,6 +539,25 @@ impl<'a> Trainer<'a> {
         Ok(nats / bytes as f64 / std::f64::consts::LN_2)
     }
 
+    /// Mean token F1 of greedy decodes (float32, default [`DecodeOptions`]) of `eval_decodes`
+    /// of the validation rows measured by [`Trainer::validation_bpb`], evenly spaced; `None`
+    /// when `eval_decodes` is 0.
+    pub fn validation_token_f1(&self) -> Result<Option<f64>> {
+        let n = self.config.eval_decodes.min(self.val_rows.len());
+        if n == 0 {
+            return Ok(None);
+        }
+        let inference = InferenceModel::from_model(&self.model, Precision::F32)?;
+        let options = DecodeOptions::default();
+        let mut total = 0.0;
+        let len = self.val_rows.len();
+        for i in (0..n).map(|k| self.val_rows[k * len / n]) {
+            let decoded = inference.decode(self.data.embedding(i), &options)?;
+            total += token_f1(&decoded.text, self.data.phrase(i));
+        }
+        Ok(Some(total / n as f64))
+    }
+
     /// Trains until `config.steps`, measuring validation bits per byte every `eval_every`
     /// steps (appended to `out_dir/train_log.jsonl`) and checkpointing into `out_dir` every
     /// `checkpoint_every` steps and at the end. Shows a progress bar if `progress` is true.
@@ -562,6 +594,7 @@ impl<'a> Trainer<'a> {
                 step: 0,
                 train_bpb: None,
                 val_bpb: initial_val_bpb,
+                val_token_f1: self.validation_token_f1()?,
                 lr: 0.0,
                 depth: self.config.depth(0, self.model.config().depth),
                 elapsed_s: 0.0,
@@ -587,10 +620,12 @@ impl<'a> Trainer<'a> {
             if self.step.is_multiple_of(self.config.eval_every) || done {
                 val_bpb = self.validation_bpb()?;
                 let train_bpb = nats / bytes.max(1) as f64 / std::f64::consts::LN_2;
+                let val_token_f1 = self.validation_token_f1()?;
                 let entry = TrainLogEntry {
                     step: self.step,
                     train_bpb: Some(train_bpb),
                     val_bpb,
+                    val_token_f1,
                     lr: self.config.learning_rate(self.step - 1),
                     depth: self.config.depth(self.step - 1, self.model.config().depth),
                     elapsed_s: start.elapsed().as_secs_f64(),
@@ -598,7 +633,8 @@ impl<'a> Trainer<'a> {
                 };
                 write_log(&entry)?;
                 bar.set_message(format!(
-                    "train {train_bpb:.3} val {val_bpb:.3} bpb, {:.0} B/s",
+                    "train {train_bpb:.3} val {val_bpb:.3} bpb, F1 {:.3}, {:.0} B/s",
+                    val_token_f1.unwrap_or(f64::NAN),
                     entry.bytes_per_s
                 ));
                 (nats, bytes, step_time) = (0.0, 0, 0.0);
