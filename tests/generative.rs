@@ -747,12 +747,7 @@ fn trainer_logs_checkpoints_and_resumes() {
     let a = straight.model().logits(e, b"dog").unwrap();
     let b = resumed.model().logits(e, b"dog").unwrap();
     // The optimizer moments restart on resume, so weights are close but not identical.
-    let worst = a
-        .iter()
-        .flatten()
-        .zip(b.iter().flatten())
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0f32, f32::max);
+    let worst = max_abs_diff(&a, &b);
     assert!(worst < 0.5, "resumed run drifted by {worst}");
     // Checkpoints are readable and checked.
     let ck = Checkpoint::read(&dir.path().join("a/step-0000004.json")).unwrap();
