@@ -22,7 +22,7 @@ fn bundled_path() -> PathBuf {
 
 /// The committed checkpoint the bundled model was exported from.
 fn checkpoint() -> Checkpoint {
-    Checkpoint::read(&root().join("training/checkpoints/run2/latest.json")).unwrap()
+    Checkpoint::read(&root().join("training/checkpoints/run4/latest.json")).unwrap()
 }
 
 /// Mean token F1 of greedy outputs over the first `n` validation rows.
