@@ -465,26 +465,20 @@ impl<'a> Trainer<'a> {
             })
         };
         let err = candle_err("training step");
-        let mut nats = 0.0;
-        let mut grads: Option<GradStore> = None;
+        let mut results = results.into_iter();
+        let (mut nats, mut grads) = results
+            .next()
+            .unwrap_or_else(|| Err(Error::InvalidArgument("empty training batch".into())))?;
         for result in results {
             let (shard_nats, shard_grads) = result?;
             nats += shard_nats;
-            grads = Some(match grads {
-                None => shard_grads,
-                Some(mut total) => {
-                    for v in &self.vars {
-                        if let (Some(a), Some(b)) = (total.get(v), shard_grads.get(v)) {
-                            let sum = (a + b).map_err(&err)?;
-                            total.insert(v, sum);
-                        }
-                    }
-                    total
+            for v in &self.vars {
+                if let (Some(a), Some(b)) = (grads.get(v), shard_grads.get(v)) {
+                    let sum = (a + b).map_err(&err)?;
+                    grads.insert(v, sum);
                 }
-            });
+            }
         }
-        let mut grads =
-            grads.ok_or_else(|| Error::InvalidArgument("empty training batch".into()))?;
         if !nats.is_finite() {
             return Err(Error::InvalidConfig(format!(
                 "training diverged at step {} (loss {nats}): lower the learning rate",
