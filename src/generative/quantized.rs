@@ -2,8 +2,8 @@
 //!
 //! Weight matrices are stored as float32, or block-quantized with candle's GGML types: Q8_0
 //! (blocks of 32 weights, 8-bit integers + one f16 scale: 8.5 bits/weight) or Q4_0 (4-bit
-//! integers + one f16 scale: 4.5 bits/weight; the INT4 model keeps two matrices at Q8_0, see
-//! [`Q4_KEPT_AT_Q8`]). Every matrix's inner dimension (256, 384 or 768
+//! integers + one f16 scale: 4.5 bits/weight; the INT4 model keeps the byte embedding and the
+//! MLP at Q8_0, see [`Q4_KEPT_AT_Q8`]). Every matrix's inner dimension (256, 384 or 768
 //! by default) is a multiple of the 32-weight block. Layer norms always stay float32. The file
 //! records the configuration as JSON and a SHA-256 of every tensor, so that a truncated or
 //! corrupted file, or one whose tensors do not match its configuration, is rejected with
