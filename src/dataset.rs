@@ -174,3 +174,48 @@ fn check_rows(path: &Path, rows: usize, phrases: usize) -> Result<()> {
         ))
     }
 }
+
+impl Dataset {
+    /// For every row, the nearest *training* row by embedding (inner product) whose phrase
+    /// differs from the row's own: what a bank of the training phrases, which never holds a
+    /// validation phrase, retrieves for it. Used as the draft a retrieval-augmented generator
+    /// reads. `None` where no such row is found among the `k` nearest.
+    ///
+    /// Exact search (`Flat`) below 50,000 training rows, else `IVF1024,Flat` searching 16
+    /// lists (FAISS parallelises the batch itself).
+    pub fn nearest_training_rows(&self, k: usize) -> Result<Vec<Option<usize>>> {
+        use crate::phrase_bank::SharedIndex;
+        let train = self.split().train;
+        if train.is_empty() {
+            return Err(Error::InvalidArgument(
+                "the dataset has no training rows".into(),
+            ));
+        }
+        let spec = if train.len() < 50_000 {
+            "Flat"
+        } else {
+            "IVF1024,Flat"
+        };
+        let mut index = SharedIndex::from_factory(self.dim, spec)?;
+        let mut vectors = Vec::with_capacity(train.len() * self.dim);
+        for &i in &train {
+            vectors.extend_from_slice(self.embedding(i));
+        }
+        index.train(&vectors)?;
+        index.add(&vectors)?;
+        index.set_nprobe(16);
+        let mut nearest = Vec::with_capacity(self.len());
+        for start in (0..self.len()).step_by(8192) {
+            let end = (start + 8192).min(self.len());
+            let hits = index.search(&self.embeddings[start * self.dim..end * self.dim], k)?;
+            for (q, ids) in (start..end).zip(hits.ids.chunks(k)) {
+                nearest.push(
+                    ids.iter()
+                        .filter_map(|&id| usize::try_from(id).ok().map(|id| train[id]))
+                        .find(|&row| row != q && self.phrases[row] != self.phrases[q]),
+                );
+            }
+        }
+        Ok(nearest)
+    }
+}

@@ -1,6 +1,7 @@
 //! [`GenerativeDecoder`]: the compact byte-level transformer behind the [`Decoder`] trait.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::decoder::{Decoded, Decoder, Source};
@@ -8,12 +9,18 @@ use crate::embedding;
 use crate::error::Result;
 use crate::generative::{DecodeOptions, InferenceModel};
 use crate::monitoring::{Monitor, Statistics};
+use crate::phrase_bank::PhraseBank;
 use crate::session::{Session, SessionEntry};
 
 /// Environment variable that overrides the location of the default generative model.
 pub const MODEL_PATH_ENV: &str = "LWDEC_MODEL";
 
 /// Generates text byte by byte from the embedding, so it can say what no bank phrase says.
+///
+/// A model that reads drafts (`max_draft` > 0) is retrieval-augmented: given a draft bank
+/// ([`GenerativeDecoder::with_draft_bank`]), each input's nearest bank phrase is read first as
+/// a draft that the model copies from and edits; without one it generates from the embedding
+/// alone (it was trained both ways).
 ///
 /// Confidence is the geometric-mean probability per byte of the output under the model
 /// (`exp(mean log-probability)`).
@@ -22,6 +29,7 @@ pub struct GenerativeDecoder {
     options: DecodeOptions,
     window: usize,
     monitor: Monitor,
+    draft_bank: Option<Arc<PhraseBank>>,
 }
 
 impl GenerativeDecoder {
@@ -32,6 +40,35 @@ impl GenerativeDecoder {
             options,
             window: 4,
             monitor: Monitor::default(),
+            draft_bank: None,
+        }
+    }
+
+    /// Reads each input's nearest phrase of `bank` as the draft, if the model reads drafts
+    /// (otherwise the bank is not searched). Share one bank between decoders through the
+    /// `Arc`; FAISS searches it concurrently.
+    pub fn with_draft_bank(mut self, bank: Arc<PhraseBank>) -> Self {
+        self.draft_bank = Some(bank);
+        self
+    }
+
+    /// The bank drafts come from, if any.
+    pub fn draft_bank(&self) -> Option<&Arc<PhraseBank>> {
+        self.draft_bank.as_ref()
+    }
+
+    /// The draft read for a unit-norm `query`: the nearest phrase of the draft bank, or ""
+    /// when the model reads no drafts or there is no bank.
+    pub fn draft_for(&self, query: &[f32]) -> Result<String> {
+        match &self.draft_bank {
+            Some(bank) if self.model.config().max_draft > 0 => Ok(bank
+                .search(query, 1)?
+                .first()
+                .and_then(|hits| hits.first())
+                .and_then(|hit| bank.phrase(hit.id))
+                .unwrap_or_default()
+                .to_string()),
+            _ => Ok(String::new()),
         }
     }
 
@@ -76,9 +113,33 @@ impl Decoder for GenerativeDecoder {
     }
 
     fn decode_in_session(&self, input: &[f32], session: &mut Session) -> Result<Decoded> {
+        self.generate(input, None, session)
+    }
+}
+
+impl GenerativeDecoder {
+    /// Decodes `input` reading `draft` (when the model reads drafts) instead of searching the
+    /// draft bank: for callers that already searched a bank, such as the hybrid decoder.
+    pub fn decode_with_draft(&self, input: &[f32], draft: &str) -> Result<Decoded> {
+        self.generate(input, Some(draft), &mut self.new_session())
+    }
+
+    /// One decode: the given draft, or the draft bank's nearest phrase when `None`.
+    fn generate(
+        &self,
+        input: &[f32],
+        draft: Option<&str>,
+        session: &mut Session,
+    ) -> Result<Decoded> {
         let started = Instant::now();
         let result = embedding::normalized(input, self.dim()).and_then(|query| {
-            let generated = self.model.decode(&query, &self.options)?;
+            let draft = match draft {
+                Some(d) => d.to_string(),
+                None => self.draft_for(&query)?,
+            };
+            let generated = self
+                .model
+                .decode_with_draft(&query, &draft, &self.options)?;
             session.record(SessionEntry {
                 input: query,
                 output: None,

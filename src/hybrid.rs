@@ -198,7 +198,9 @@ impl HybridDecoder {
                 alternatives: Vec::new(),
             });
         }
-        let generated = self.generator.decode(query)?;
+        // the bank's best match is the generator's draft (if it reads drafts): no second search
+        let draft = bank.candidates.first().map_or("", |c| c.text.as_str());
+        let generated = self.generator.decode_with_draft(query, draft)?;
         let model = self.generator.model();
         // Score raw bank phrases (as the generator was trained on), not post-processed text.
         let single = match &bank.source {

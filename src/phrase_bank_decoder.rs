@@ -74,6 +74,13 @@ impl PhraseBankDecoder {
         &self.bank
     }
 
+    /// The bank as a shared handle, e.g. as a generator's draft bank
+    /// ([`GenerativeDecoder::with_draft_bank`](crate::GenerativeDecoder::with_draft_bank)),
+    /// so that both search one copy.
+    pub fn shared_bank(&self) -> Arc<PhraseBank> {
+        Arc::clone(&self.bank)
+    }
+
     /// The decoder's settings.
     pub fn config(&self) -> &DecoderConfig {
         &self.config

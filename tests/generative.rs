@@ -169,6 +169,53 @@ fn kv_cache_decoding_matches_training_forward() {
 }
 
 #[test]
+fn drafts_are_read_alike_in_training_and_inference() {
+    let Some(data) = wordnet() else { return };
+    let config = GenerativeConfig {
+        max_draft: 24,
+        ..GenerativeConfig::default()
+    };
+    let model = GenerativeModel::new(config.clone(), 4).unwrap();
+    let inference = InferenceModel::from_model(&model, Precision::F32).unwrap();
+    let rows = validation_rows(data, 3);
+    for (k, &row) in rows.iter().enumerate() {
+        // another real phrase as the draft (cut to 24 bytes at a space); texts differ
+        let draft = data.phrase(rows[(k + 1) % rows.len()]);
+        let bytes = config.draft_bytes(draft);
+        assert!(!bytes.is_empty() && bytes.len() <= 24);
+        assert!(draft.as_bytes().starts_with(&bytes));
+        let text = data.phrase(row).as_bytes();
+        let e = data.embedding(row);
+        let full = model.logits_with_draft(e, &bytes, text).unwrap();
+        let cached = inference
+            .teacher_forced_logits_with_draft(e, draft, text)
+            .unwrap();
+        assert_eq!(full.len(), text.len() + 1);
+        assert_eq!(cached.len(), full.len());
+        let worst = max_abs_diff(&full, &cached);
+        assert!(worst < 1e-4, "max difference {worst}");
+        // the draft changes what the model predicts
+        let plain = inference.teacher_forced_logits(e, text).unwrap();
+        assert!(max_abs_diff(&plain, &cached) > 1e-3);
+        // a batch of rows with and without drafts gives each row its own logits
+        let batch = Batch::with_drafts(
+            &config,
+            &[text, text],
+            &[&bytes, &[]],
+            &[e, e],
+            model.device(),
+        )
+        .unwrap();
+        assert_eq!(batch.predicted_bytes(), 2 * (text.len() + 1));
+    }
+    assert_eq!(config.draft_bytes("short"), b"short".to_vec());
+    assert_eq!(
+        GenerativeConfig::default().draft_bytes("anything"),
+        Vec::<u8>::new()
+    );
+}
+
+#[test]
 fn kv_cache_engine_matches_training_forward_without_data() {
     // Odd sizes exercise the scalar tails of the float32 kernels; both prefix modes.
     let configs = [
@@ -937,4 +984,52 @@ fn smoke_training() {
         );
     }
     assert!(summary.final_val_bpb < summary.initial_val_bpb);
+}
+
+#[test]
+fn drafts_are_checked_and_trained_on() {
+    let Some(data) = wordnet() else { return };
+    let train = TrainConfig {
+        steps: 2,
+        batch_size: 4,
+        eval_phrases: 4,
+        eval_decodes: 0,
+        ..TrainConfig::default()
+    };
+    let plain = GenerativeModel::new(
+        GenerativeConfig {
+            depth: 1,
+            ..small_config()
+        },
+        1,
+    )
+    .unwrap();
+    let mut trainer = Trainer::new(plain, train.clone(), data).unwrap();
+    let neighbours: Vec<Option<usize>> = (0..data.len())
+        .map(|r| Some((r + 1) % data.len()))
+        .collect();
+    // a model without drafts refuses them
+    assert!(matches!(
+        trainer.set_drafts(neighbours.clone(), 0.2, 0.3),
+        Err(Error::InvalidConfig(_))
+    ));
+    let config = GenerativeConfig {
+        depth: 1,
+        max_draft: 32,
+        ..small_config()
+    };
+    let model = GenerativeModel::new(config, 1).unwrap();
+    let mut trainer = Trainer::new(model, train, data).unwrap();
+    assert!(trainer
+        .set_drafts(neighbours[1..].to_vec(), 0.2, 0.3)
+        .is_err());
+    let mut out_of_range = neighbours.clone();
+    out_of_range[0] = Some(data.len());
+    assert!(trainer.set_drafts(out_of_range, 0.2, 0.3).is_err());
+    assert!(trainer.set_drafts(neighbours.clone(), 0.8, 0.3).is_err());
+    trainer.set_drafts(neighbours, 0.2, 0.3).unwrap();
+    let before = trainer.validation_bpb().unwrap();
+    let stats = trainer.train_step().unwrap();
+    assert!(stats.nats.is_finite() && stats.bytes > 0);
+    assert!(trainer.validation_bpb().unwrap().is_finite() && before.is_finite());
 }

@@ -128,6 +128,10 @@ struct DecoderArgs {
     /// Sampling temperature of --mbr.
     #[arg(long, default_value_t = 0.6)]
     mbr_temperature: f32,
+    /// Generate without drafts even if the model reads them (by default a retrieval-augmented
+    /// model reads each input's nearest phrase of the bank, `--bank`, as its draft).
+    #[arg(long)]
+    no_drafts: bool,
 }
 
 #[derive(Subcommand)]
@@ -226,6 +230,15 @@ enum Command {
         /// available cores).
         #[arg(long)]
         workers: Option<usize>,
+        /// For a model that reads drafts (`max_draft` > 0): how often a training phrase goes
+        /// without its draft (the nearest other training phrase, computed once and kept as
+        /// `drafts.json` in the output directory).
+        #[arg(long, default_value_t = 0.2)]
+        draft_dropout: f64,
+        /// How often a training phrase reads itself, with words dropped, as its draft (a
+        /// denoising task that teaches the model to copy from drafts).
+        #[arg(long, default_value_t = 0.3)]
+        draft_self_share: f64,
     },
     /// Inspect generative model files.
     Model {
@@ -389,6 +402,8 @@ fn run(cli: Cli) -> Result<()> {
             depth,
             seed,
             workers,
+            draft_dropout,
+            draft_self_share,
         } => {
             let workers = workers.unwrap_or_else(|| {
                 std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
@@ -434,6 +449,10 @@ fn run(cli: Cli) -> Result<()> {
                 }
             };
             trainer.set_workers(workers);
+            if trainer.model().config().max_draft > 0 {
+                let drafts = training_drafts(&data, &out)?;
+                trainer.set_drafts(drafts, draft_dropout, draft_self_share)?;
+            }
             let summary = trainer.run(&out, true)?;
             println!("{}", serde_json::to_string_pretty(&summary)?);
             Ok(())
@@ -490,6 +509,23 @@ fn run(cli: Cli) -> Result<()> {
 /// the CPU time went to the kernel) and give each worker thread its own arena; with one arena
 /// that keeps its memory two workers train 1.8x faster than one worker on two threads
 /// (plan.md).
+/// The nearest other training row of every row ([`Dataset::nearest_training_rows`]), read
+/// from `out/drafts.json` if a previous run wrote it (so that a resumed run keeps its drafts),
+/// else computed and written there.
+fn training_drafts(data: &Dataset, out: &Path) -> Result<Vec<Option<usize>>> {
+    let path = out.join("drafts.json");
+    if path.exists() {
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        return serde_json::from_str(&text)
+            .map_err(|e| Error::InvalidConfig(format!("{}: {e}", path.display())));
+    }
+    eprintln!("finding the nearest other training phrase of every phrase ...");
+    let drafts = data.nearest_training_rows(8)?;
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    write_atomic(&path, serde_json::to_string(&drafts)?.as_bytes())?;
+    Ok(drafts)
+}
+
 fn tune_allocator_for_training() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes glibc's allocator parameters, which is sound at any time;
@@ -538,6 +574,15 @@ fn build_decoder(args: &DecoderArgs, config: DecoderConfig) -> Result<Box<dyn De
 }
 
 fn generative_decoder(args: &DecoderArgs) -> Result<GenerativeDecoder> {
+    generative_decoder_with_bank(args, None)
+}
+
+/// The generative decoder; a model that reads drafts gets `bank` (else `--bank` or the
+/// default bank) as its draft bank unless `--no-drafts`.
+fn generative_decoder_with_bank(
+    args: &DecoderArgs,
+    bank: Option<std::sync::Arc<PhraseBank>>,
+) -> Result<GenerativeDecoder> {
     let options = DecodeOptions {
         strategy: if args.mbr > 0 {
             Strategy::Mbr {
@@ -556,13 +601,22 @@ fn generative_decoder(args: &DecoderArgs) -> Result<GenerativeDecoder> {
         .model
         .clone()
         .unwrap_or_else(GenerativeDecoder::default_model_path);
-    GenerativeDecoder::load(&path, options)
+    let decoder = GenerativeDecoder::load(&path, options)?;
+    if decoder.model().config().max_draft == 0 || args.no_drafts {
+        return Ok(decoder);
+    }
+    let bank = match bank {
+        Some(bank) => bank,
+        None => std::sync::Arc::new(load_bank(args.bank.as_deref())?),
+    };
+    Ok(decoder.with_draft_bank(bank))
 }
 
 fn hybrid_decoder(args: &DecoderArgs, config: DecoderConfig) -> Result<HybridDecoder> {
     let rule = config.hybrid.clone();
     let bank = PhraseBankDecoder::new(load_bank(args.bank.as_deref())?, config)?;
-    HybridDecoder::new(bank, generative_decoder(args)?, rule)
+    let generator = generative_decoder_with_bank(args, Some(bank.shared_bank()))?;
+    HybridDecoder::new(bank, generator, rule)
 }
 
 /// The decoders `--decoder` names, each with its name (several for `all`).

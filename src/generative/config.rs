@@ -4,6 +4,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
+/// Byte that ends a draft: it never occurs in text (like byte 0, which ends the text).
+pub const DRAFT_END: u8 = 1;
+
 /// Shape of the generative decoder. The default has exactly 722,944 trainable parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -22,6 +25,11 @@ pub struct GenerativeConfig {
     pub depth: usize,
     /// Longest text, in bytes, the model is trained on and generates.
     pub max_len: usize,
+    /// Longest draft, in bytes, read before the text (0: the model takes no draft). A draft
+    /// is a related text, such as the nearest phrase of a bank, that the model may copy from
+    /// and edit; it follows the embedding prefix and ends with [`DRAFT_END`]. Drafts add
+    /// positions, not parameters.
+    pub max_draft: usize,
     /// Add the embedding prefix to the hidden state at the input of every depth iteration.
     pub inject_every_depth: bool,
     /// Base of the rotary position frequencies.
@@ -40,6 +48,7 @@ impl Default for GenerativeConfig {
             vocab: 256,
             depth: 4,
             max_len: 128,
+            max_draft: 0,
             inject_every_depth: true,
             rope_theta: 10_000.0,
             ln_eps: 1e-5,
@@ -83,6 +92,12 @@ impl GenerativeConfig {
         if self.max_len == 0 || self.max_len > 4096 {
             return bad(format!("max_len must be in 1..=4096, got {}", self.max_len));
         }
+        if self.max_draft > 4096 {
+            return bad(format!(
+                "max_draft must be at most 4096, got {}",
+                self.max_draft
+            ));
+        }
         if !(self.rope_theta.is_finite() && self.rope_theta > 1.0) {
             return bad(format!(
                 "rope_theta must be finite and > 1, got {}",
@@ -96,6 +111,42 @@ impl GenerativeConfig {
             ));
         }
         Ok(())
+    }
+
+    /// Positions of the longest sequence: the embedding prefix, a draft and its end byte, and
+    /// the text.
+    pub fn positions(&self) -> usize {
+        let draft = if self.max_draft > 0 {
+            self.max_draft + 1
+        } else {
+            0
+        };
+        1 + draft + self.max_len
+    }
+
+    /// The draft bytes the model reads for `text`: none when the model takes no draft;
+    /// otherwise `text` cut to at most `max_draft` bytes (at the last space that fits, or at a
+    /// character boundary), without bytes 0 and [`DRAFT_END`].
+    pub fn draft_bytes(&self, text: &str) -> Vec<u8> {
+        if self.max_draft == 0 {
+            return Vec::new();
+        }
+        let mut end = text.len().min(self.max_draft);
+        if end < text.len() {
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            if let Some(space) = text[..end].rfind(' ') {
+                if text.as_bytes()[end] != b' ' && space > 0 {
+                    end = space;
+                }
+            }
+        }
+        text.as_bytes()[..end]
+            .iter()
+            .copied()
+            .filter(|&b| b != 0 && b != DRAFT_END)
+            .collect()
     }
 
     /// Size of one attention head.

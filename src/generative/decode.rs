@@ -207,6 +207,22 @@ fn sample(
 impl InferenceModel {
     /// Decodes an embedding (validated, then normalised) into text.
     pub fn decode(&self, embedding: &[f32], options: &DecodeOptions) -> Result<Decoded> {
+        self.decode_with_draft(embedding, "", options)
+    }
+
+    /// Decodes an embedding after reading `draft`, a related text such as the nearest phrase
+    /// of a bank, which the model may copy from and edit. Models that take no drafts
+    /// (`max_draft` 0) ignore it; longer drafts are cut (see
+    /// [`GenerativeConfig::draft_bytes`](super::GenerativeConfig::draft_bytes)). An empty
+    /// draft decodes like [`InferenceModel::decode`].
+    pub fn decode_with_draft(
+        &self,
+        embedding: &[f32],
+        draft: &str,
+        options: &DecodeOptions,
+    ) -> Result<Decoded> {
+        let draft = self.config().draft_bytes(draft);
+        let draft = draft.as_slice();
         let max_len = options.max_len;
         if max_len > self.config().max_len {
             return Err(Error::InvalidArgument(format!(
@@ -215,16 +231,20 @@ impl InferenceModel {
             )));
         }
         match options.strategy {
-            Strategy::Greedy => {
-                self.decode_single(embedding, max_len, options.stop_on_repeated_words, None)
-            }
+            Strategy::Greedy => self.decode_single(
+                embedding,
+                draft,
+                max_len,
+                options.stop_on_repeated_words,
+                None,
+            ),
             Strategy::Beam { width } => {
                 if width == 0 {
                     return Err(Error::InvalidArgument(
                         "beam width must be at least 1".into(),
                     ));
                 }
-                self.decode_beam(embedding, max_len, width)
+                self.decode_beam(embedding, draft, max_len, width)
             }
             Strategy::Sample {
                 temperature,
@@ -242,7 +262,7 @@ impl InferenceModel {
                         "top_p must be in (0, 1], got {top_p}"
                     )));
                 }
-                self.decode_sampled(embedding, options, temperature, top_k, top_p, seed)
+                self.decode_sampled(embedding, draft, options, temperature, top_k, top_p, seed)
             }
             Strategy::Mbr {
                 samples,
@@ -257,6 +277,7 @@ impl InferenceModel {
                 }
                 let mut outputs = vec![self.decode_single(
                     embedding,
+                    draft,
                     max_len,
                     options.stop_on_repeated_words,
                     None,
@@ -265,6 +286,7 @@ impl InferenceModel {
                     let seed = seed.wrapping_add(k);
                     outputs.push(self.decode_sampled(
                         embedding,
+                        draft,
                         options,
                         temperature,
                         0,
@@ -290,9 +312,11 @@ impl InferenceModel {
     }
 
     /// One seeded sample.
+    #[allow(clippy::too_many_arguments)]
     fn decode_sampled(
         &self,
         embedding: &[f32],
+        draft: &[u8],
         options: &DecodeOptions,
         temperature: f32,
         top_k: usize,
@@ -304,6 +328,7 @@ impl InferenceModel {
             |lp: &[f32], cands: &[u8]| sample(lp, cands, temperature, top_k, top_p, &mut rng);
         self.decode_single(
             embedding,
+            draft,
             options.max_len,
             options.stop_on_repeated_words,
             Some(&mut pick),
@@ -314,13 +339,14 @@ impl InferenceModel {
     fn decode_single(
         &self,
         embedding: &[f32],
+        draft: &[u8],
         max_len: usize,
         repeat_words: usize,
         mut pick: Option<Picker<'_>>,
     ) -> Result<Decoded> {
         // log-probability of the text up to each byte, to drop a repetition's share
         let mut cumulative: Vec<f64> = Vec::with_capacity(max_len);
-        let mut seq = self.start(embedding)?;
+        let mut seq = self.start_with_draft(embedding, draft)?;
         let mut hyp = Hypothesis {
             bytes: Vec::with_capacity(max_len),
             state: Utf8State::default(),
@@ -367,8 +393,14 @@ impl InferenceModel {
 
     /// Beam search of the given width: one decoding state per hypothesis; a surviving
     /// hypothesis copies its parent's state into a recycled buffer.
-    fn decode_beam(&self, embedding: &[f32], max_len: usize, width: usize) -> Result<Decoded> {
-        let mut states: Vec<Sequence> = vec![self.start(embedding)?];
+    fn decode_beam(
+        &self,
+        embedding: &[f32],
+        draft: &[u8],
+        max_len: usize,
+        width: usize,
+    ) -> Result<Decoded> {
+        let mut states: Vec<Sequence> = vec![self.start_with_draft(embedding, draft)?];
         let mut spare: Vec<Sequence> = Vec::new();
         let mut beams = vec![Hypothesis {
             bytes: Vec::new(),

@@ -19,7 +19,7 @@
 //! * for quantised weights the activation vector is rounded to Q8_0-like blocks once per
 //!   matrix-vector product (as ggml and candle's `QMatMul` do, but with an f32 scale) and each
 //!   block product is an integer dot product, dequantised by the two block scales;
-//! * the key/value cache of each sequence is preallocated for `max_len + 1` positions, rotary
+//! * the key/value cache of each sequence is preallocated for its longest sequence, rotary
 //!   positions come from precomputed tables, and every intermediate lives in scratch buffers
 //!   reused from byte to byte, so the hot loop allocates nothing;
 //! * on x86-64 the per-position code is compiled a second time with AVX2 + FMA and chosen at
@@ -57,7 +57,7 @@ pub(crate) struct Sequence {
     /// Embedding prefix `[hidden]`.
     prefix: Vec<f32>,
     /// Per depth iteration: keys and values, `[position][hidden]` flattened, with capacity for
-    /// every position up to `max_len` (so pushing never reallocates).
+    /// every position of the longest sequence (so pushing never reallocates).
     keys: Vec<Vec<f32>>,
     values: Vec<Vec<f32>>,
     /// Number of positions already processed.
@@ -117,7 +117,8 @@ pub struct InferenceModel {
     attn_norm: Norm,
     mlp_norm: Norm,
     final_norm: Norm,
-    /// Rotary tables `[positions][head_dim]` ("rotate half" layout), positions `0..=max_len`.
+    /// Rotary tables `[positions][head_dim]` ("rotate half" layout), every position of the
+    /// longest sequence.
     cos: Vec<f32>,
     sin: Vec<f32>,
 }
@@ -244,7 +245,7 @@ impl InferenceModel {
         let h = c.hidden;
         let kv = || {
             (0..c.depth)
-                .map(|_| Vec::with_capacity((c.max_len + 1) * h))
+                .map(|_| Vec::with_capacity(c.positions() * h))
                 .collect()
         };
         Sequence {
@@ -259,7 +260,7 @@ impl InferenceModel {
             attn: vec![0.0; h],
             proj: vec![0.0; h],
             mlp: vec![0.0; self.up.rows()],
-            scores: vec![0.0; c.max_len + 1],
+            scores: vec![0.0; c.positions()],
             quantized: QuantizedVector::default(),
         }
     }
@@ -278,11 +279,33 @@ impl InferenceModel {
         Ok(seq)
     }
 
+    /// [`Self::start`], then reads `draft` (bytes from
+    /// [`GenerativeConfig::draft_bytes`]; empty: none) and its end byte: the state's logits
+    /// are those of the first text byte.
+    pub(crate) fn start_with_draft(&self, embedding: &[f32], draft: &[u8]) -> Result<Sequence> {
+        let mut seq = self.start(embedding)?;
+        if !draft.is_empty() {
+            if draft.len() > self.config.max_draft {
+                return Err(Error::InvalidArgument(format!(
+                    "draft of {} bytes exceeds the model's max_draft {}",
+                    draft.len(),
+                    self.config.max_draft
+                )));
+            }
+            for &b in draft {
+                self.step(&mut seq, b)?;
+            }
+            self.step(&mut seq, super::config::DRAFT_END)?;
+        }
+        Ok(seq)
+    }
+
     /// Feeds one byte; afterwards the state's logits are those of the next byte.
     pub(crate) fn step(&self, seq: &mut Sequence, byte: u8) -> Result<()> {
-        if seq.len > self.config.max_len {
+        if seq.len >= self.config.positions() {
             return Err(Error::InvalidArgument(format!(
-                "cannot decode beyond max_len {} bytes",
+                "cannot decode beyond {} positions (max_len {} bytes)",
+                self.config.positions(),
                 self.config.max_len
             )));
         }
@@ -296,6 +319,17 @@ impl InferenceModel {
     /// Teacher-forced logits `[text.len() + 1][vocab]` computed incrementally with the cache:
     /// row `t` predicts byte `t + 1` of `text` (the end byte after the last one).
     pub fn teacher_forced_logits(&self, embedding: &[f32], text: &[u8]) -> Result<Vec<Vec<f32>>> {
+        self.teacher_forced_logits_with_draft(embedding, "", text)
+    }
+
+    /// [`Self::teacher_forced_logits`] of a text written after reading the draft of `draft`
+    /// (see [`GenerativeConfig::draft_bytes`]; empty: none).
+    pub fn teacher_forced_logits_with_draft(
+        &self,
+        embedding: &[f32],
+        draft: &str,
+        text: &[u8],
+    ) -> Result<Vec<Vec<f32>>> {
         if text.len() > self.config.max_len {
             return Err(Error::InvalidArgument(format!(
                 "text of {} bytes exceeds max_len {}",
@@ -303,7 +337,7 @@ impl InferenceModel {
                 self.config.max_len
             )));
         }
-        let mut seq = self.start(embedding)?;
+        let mut seq = self.start_with_draft(embedding, &self.config.draft_bytes(draft))?;
         let mut rows = vec![seq.logits().to_vec()];
         for &b in text {
             self.step(&mut seq, b)?;
@@ -439,12 +473,12 @@ impl InferenceModel {
     }
 }
 
-/// Rotary position tables `[positions][head_dim]` for positions `0..=max_len`, computed like
-/// the training forward's.
+/// Rotary position tables `[positions][head_dim]` for every position of the longest sequence,
+/// computed like the training forward's.
 fn rope_tables(config: &GenerativeConfig) -> (Vec<f32>, Vec<f32>) {
     let hd = config.head_dim();
     let half = hd / 2;
-    let positions = config.max_len + 1;
+    let positions = config.positions();
     let mut cos = Vec::with_capacity(positions * hd);
     let mut sin = Vec::with_capacity(positions * hd);
     for p in 0..positions {

@@ -243,6 +243,16 @@ pub struct Trainer<'a> {
     epoch: Option<(usize, Vec<Vec<usize>>)>,
     /// Data-parallel threads ([`Trainer::set_workers`]).
     workers: usize,
+    /// Drafts read before each phrase ([`Trainer::set_drafts`]).
+    drafts: Option<Drafts>,
+}
+
+/// Per dataset row, the row whose phrase is its draft, and how often training leaves it out.
+#[derive(Debug, Clone)]
+struct Drafts {
+    rows: Vec<Option<usize>>,
+    dropout: f64,
+    self_share: f64,
 }
 
 impl<'a> Trainer<'a> {
@@ -316,6 +326,7 @@ impl<'a> Trainer<'a> {
             val_rows,
             epoch: None,
             workers: 1,
+            drafts: None,
         })
     }
 
@@ -326,6 +337,92 @@ impl<'a> Trainer<'a> {
     /// `lwdec train` sets them) train faster than one worker on two threads (plan.md).
     pub fn set_workers(&mut self, workers: usize) {
         self.workers = workers.max(1);
+    }
+
+    /// Gives every row the phrase of row `rows[i]` as its draft (see
+    /// [`GenerativeConfig::max_draft`](super::GenerativeConfig::max_draft)), for example its
+    /// nearest other training phrase; in training, a row goes without its draft with
+    /// probability `dropout`, so that the model also decodes without one, and reads its own
+    /// phrase with words dropped with probability `self_share` (see `Trainer::draft`).
+    /// Validation always reads the given drafts.
+    ///
+    /// Fails if the model takes no drafts, `rows` does not have one entry per dataset row or
+    /// names a row out of range, or `dropout` is not in [0, 1].
+    pub fn set_drafts(
+        &mut self,
+        rows: Vec<Option<usize>>,
+        dropout: f64,
+        self_share: f64,
+    ) -> Result<()> {
+        if self.model.config().max_draft == 0 {
+            return Err(Error::InvalidConfig(
+                "the model takes no drafts (max_draft is 0)".into(),
+            ));
+        }
+        if rows.len() != self.data.len() || rows.iter().flatten().any(|&r| r >= self.data.len()) {
+            return Err(Error::InvalidArgument(format!(
+                "drafts need one row index (< {0}) per dataset row, got {1} entries",
+                self.data.len(),
+                rows.len()
+            )));
+        }
+        if !(dropout >= 0.0 && self_share >= 0.0 && dropout + self_share <= 1.0) {
+            return Err(Error::InvalidConfig(format!(
+                "draft dropout ({dropout}) and self share ({self_share}) must be non-negative \
+                 with a sum of at most 1"
+            )));
+        }
+        self.drafts = Some(Drafts {
+            rows,
+            dropout,
+            self_share,
+        });
+        self.epoch = None;
+        Ok(())
+    }
+
+    /// The draft bytes of `row` in `epoch` (`None`: validation, which always reads the
+    /// nearest other phrase). In training a row draws, afresh every epoch: no draft
+    /// (`dropout`), its own phrase with each word kept with probability 0.7 (`self_share`: a
+    /// denoising task that teaches copying from the draft, which nearest phrases alone did
+    /// not within 1,000 steps), or its nearest other phrase.
+    fn draft(&self, row: usize, epoch: Option<usize>) -> Vec<u8> {
+        let Some(drafts) = &self.drafts else {
+            return Vec::new();
+        };
+        let config = self.model.config();
+        let Some(epoch) = epoch else {
+            return drafts.rows[row]
+                .map_or_else(Vec::new, |r| config.draft_bytes(self.data.phrase(r)));
+        };
+        let draw = |salt: u64| {
+            let key = crate::dataset::fnv1a64(
+                &[
+                    self.config.seed.to_le_bytes(),
+                    (epoch as u64).to_le_bytes(),
+                    (row as u64).to_le_bytes(),
+                    salt.to_le_bytes(),
+                ]
+                .concat(),
+            );
+            (key >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let u = draw(u64::MAX);
+        if u < drafts.dropout {
+            return Vec::new();
+        }
+        if u < drafts.dropout + drafts.self_share {
+            let words: Vec<&str> = self
+                .data
+                .phrase(row)
+                .split(' ')
+                .enumerate()
+                .filter(|&(i, _)| draw(i as u64) < 0.7)
+                .map(|(_, w)| w)
+                .collect();
+            return config.draft_bytes(&words.join(" "));
+        }
+        drafts.rows[row].map_or_else(Vec::new, |r| config.draft_bytes(self.data.phrase(r)))
     }
 
     /// AdamW over the matrices (decayed) and over the norm parameters (not decayed).
@@ -389,7 +486,9 @@ impl<'a> Trainer<'a> {
             );
             let mut rows = self.train_rows.clone();
             rows.shuffle(&mut rng);
-            rows.sort_by_key(|&i| self.data.phrase(i).len());
+            rows.sort_by_cached_key(|&i| {
+                self.data.phrase(i).len() + self.draft(i, Some(epoch)).len()
+            });
             let mut batches: Vec<Vec<usize>> = rows
                 .chunks(self.config.batch_size)
                 .map(<[usize]>::to_vec)
@@ -403,16 +502,22 @@ impl<'a> Trainer<'a> {
             .map_or(&[], Vec::as_slice)
     }
 
-    /// Builds the batch of the given rows.
-    fn batch(&self, rows: &[usize]) -> Result<Batch> {
+    /// Builds the batch of the given rows, with their drafts of `epoch` (`None`: validation).
+    fn batch(&self, rows: &[usize], epoch: Option<usize>) -> Result<Batch> {
         let phrases: Vec<&[u8]> = rows
             .iter()
             .map(|&i| self.data.phrase(i).as_bytes())
             .collect();
+        let owned: Vec<Vec<u8>> = match self.drafts {
+            Some(_) => rows.iter().map(|&i| self.draft(i, epoch)).collect(),
+            None => Vec::new(),
+        };
+        let drafts: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
         let embeddings: Vec<&[f32]> = rows.iter().map(|&i| self.data.embedding(i)).collect();
-        Batch::new(
+        Batch::with_drafts(
             self.model.config(),
             &phrases,
+            &drafts,
             &embeddings,
             self.model.device(),
         )
@@ -428,7 +533,7 @@ impl<'a> Trainer<'a> {
         let batches = (0..shards)
             .map(|k| {
                 let shard: Vec<usize> = rows.iter().skip(k).step_by(shards).copied().collect();
-                self.batch(&shard)
+                self.batch(&shard, Some(epoch))
             })
             .collect::<Result<Vec<Batch>>>()?;
         let bytes: usize = batches.iter().map(Batch::predicted_bytes).sum();
@@ -521,11 +626,11 @@ impl<'a> Trainer<'a> {
     /// current step.
     pub fn validation_bpb(&self) -> Result<f64> {
         let mut rows = self.val_rows.clone();
-        rows.sort_by_key(|&i| self.data.phrase(i).len());
+        rows.sort_by_cached_key(|&i| self.data.phrase(i).len() + self.draft(i, None).len());
         let depth = self.config.depth(self.step, self.model.config().depth);
         let (mut nats, mut bytes) = (0.0f64, 0usize);
         for chunk in rows.chunks(self.config.batch_size) {
-            let batch = self.batch(chunk)?;
+            let batch = self.batch(chunk, None)?;
             let loss = self.model.loss_sum(&batch, depth)?;
             nats += f64::from(loss.to_scalar::<f32>().map_err(candle_err("validation"))?);
             bytes += batch.predicted_bytes();
@@ -546,7 +651,12 @@ impl<'a> Trainer<'a> {
         let mut total = 0.0;
         let len = self.val_rows.len();
         for i in (0..n).map(|k| self.val_rows[k * len / n]) {
-            let decoded = inference.decode(self.data.embedding(i), &options)?;
+            let draft = self
+                .drafts
+                .as_ref()
+                .and_then(|d| d.rows[i])
+                .map_or("", |r| self.data.phrase(r));
+            let decoded = inference.decode_with_draft(self.data.embedding(i), draft, &options)?;
             total += token_f1(&decoded.text, self.data.phrase(i));
         }
         Ok(Some(total / n as f64))
