@@ -10,21 +10,7 @@ use lightweight_decoder::generative::InferenceModel;
 use lightweight_decoder::samples::read_lines;
 
 fn mean_lp(m: &InferenceModel, e: &[f32], draft: &str, text: &str) -> f64 {
-    let rows = m
-        .teacher_forced_logits_with_draft(e, draft, text.as_bytes())
-        .unwrap();
-    let mut total = 0.0;
-    for (row, t) in rows.iter().zip(text.bytes().chain([0])) {
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let ls = f64::from(max)
-            + row
-                .iter()
-                .map(|&l| f64::from(l - max).exp())
-                .sum::<f64>()
-                .ln();
-        total += f64::from(row[usize::from(t)]) - ls;
-    }
-    total / rows.len() as f64
+    f64::from(m.mean_log_prob_with_draft(e, draft, text).unwrap())
 }
 
 fn main() -> lightweight_decoder::Result<()> {

@@ -350,11 +350,22 @@ impl InferenceModel {
     /// `embedding`: how well the text explains the embedding, comparable with
     /// [`Decoded::mean_log_prob`](super::Decoded::mean_log_prob).
     pub fn mean_log_prob(&self, embedding: &[f32], text: &str) -> Result<f32> {
+        self.mean_log_prob_with_draft(embedding, "", text)
+    }
+
+    /// [`Self::mean_log_prob`] of `text` written after reading the draft of `draft` (see
+    /// [`GenerativeConfig::draft_bytes`]; empty: none).
+    pub fn mean_log_prob_with_draft(
+        &self,
+        embedding: &[f32],
+        draft: &str,
+        text: &str,
+    ) -> Result<f32> {
         let bytes = text.as_bytes();
         if bytes.contains(&0) {
             return Err(Error::InvalidArgument("text contains byte 0".into()));
         }
-        let rows = self.teacher_forced_logits(embedding, bytes)?;
+        let rows = self.teacher_forced_logits_with_draft(embedding, draft, bytes)?;
         let mut total = 0.0f64;
         for (row, target) in rows.iter().zip(bytes.iter().copied().chain([0])) {
             let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
