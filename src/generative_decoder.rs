@@ -1,5 +1,6 @@
 //! [`GenerativeDecoder`]: the compact byte-level transformer behind the [`Decoder`] trait.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -118,8 +119,9 @@ impl Decoder for GenerativeDecoder {
 }
 
 impl GenerativeDecoder {
-    /// Decodes `input` reading `draft` (when the model reads drafts) instead of searching the
-    /// draft bank: for callers that already searched a bank, such as the hybrid decoder.
+    /// Decodes `input` reading `draft` instead of searching the draft bank, when drafts are on
+    /// (the model reads them and a draft bank is set; otherwise `draft` is ignored): for
+    /// callers that already searched a bank, such as the hybrid decoder.
     pub fn decode_with_draft(&self, input: &[f32], draft: &str) -> Result<Decoded> {
         self.generate(input, Some(draft), &mut self.new_session())
     }
@@ -133,9 +135,10 @@ impl GenerativeDecoder {
     ) -> Result<Decoded> {
         let started = Instant::now();
         let result = embedding::normalized(input, self.dim()).and_then(|query| {
-            let draft = match draft {
-                Some(d) => d.to_string(),
-                None => self.draft_for(&query)?,
+            let draft = match (draft, &self.draft_bank) {
+                (_, None) => Cow::Borrowed(""),
+                (Some(d), Some(_)) => Cow::Borrowed(d),
+                (None, Some(_)) => Cow::Owned(self.draft_for(&query)?),
             };
             let generated = self
                 .model

@@ -504,11 +504,6 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// Training allocates and frees megabyte-sized tensors at every op. glibc's defaults return
-/// that memory to the kernel and take it back again (page faults: with two workers, 38% of
-/// the CPU time went to the kernel) and give each worker thread its own arena; with one arena
-/// that keeps its memory two workers train 1.8x faster than one worker on two threads
-/// (plan.md).
 /// The nearest other training row of every row ([`Dataset::nearest_training_rows`]), read
 /// from `out/drafts.json` if a previous run wrote it (so that a resumed run keeps its drafts),
 /// else computed and written there.
@@ -526,6 +521,11 @@ fn training_drafts(data: &Dataset, out: &Path) -> Result<Vec<Option<usize>>> {
     Ok(drafts)
 }
 
+/// Training allocates and frees megabyte-sized tensors at every op. glibc's defaults return
+/// that memory to the kernel and take it back again (page faults: with two workers, 38% of
+/// the CPU time went to the kernel) and give each worker thread its own arena; with one arena
+/// that keeps its memory two workers train 1.8x faster than one worker on two threads
+/// (plan.md).
 fn tune_allocator_for_training() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes glibc's allocator parameters, which is sound at any time;

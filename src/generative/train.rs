@@ -347,7 +347,8 @@ impl<'a> Trainer<'a> {
     /// Validation always reads the given drafts.
     ///
     /// Fails if the model takes no drafts, `rows` does not have one entry per dataset row or
-    /// names a row out of range, or `dropout` is not in [0, 1].
+    /// names a row out of range, or `dropout` and `self_share` are negative or sum to more
+    /// than 1.
     pub fn set_drafts(
         &mut self,
         rows: Vec<Option<usize>>,
@@ -384,16 +385,17 @@ impl<'a> Trainer<'a> {
     /// The draft bytes of `row` in `epoch` (`None`: validation, which always reads the
     /// nearest other phrase). In training a row draws, afresh every epoch: no draft
     /// (`dropout`), its own phrase with each word kept with probability 0.7 (`self_share`: a
-    /// denoising task that teaches copying from the draft, which nearest phrases alone did
-    /// not within 1,000 steps), or its nearest other phrase.
+    /// denoising task meant to teach copying from the draft, which nearest phrases alone did
+    /// not in 5,000 steps; plan.md), or its nearest other phrase.
     fn draft(&self, row: usize, epoch: Option<usize>) -> Vec<u8> {
         let Some(drafts) = &self.drafts else {
             return Vec::new();
         };
         let config = self.model.config();
+        let nearest =
+            || drafts.rows[row].map_or_else(Vec::new, |r| config.draft_bytes(self.data.phrase(r)));
         let Some(epoch) = epoch else {
-            return drafts.rows[row]
-                .map_or_else(Vec::new, |r| config.draft_bytes(self.data.phrase(r)));
+            return nearest();
         };
         let draw = |salt: u64| {
             let key = crate::dataset::fnv1a64(
@@ -422,7 +424,7 @@ impl<'a> Trainer<'a> {
                 .collect();
             return config.draft_bytes(&words.join(" "));
         }
-        drafts.rows[row].map_or_else(Vec::new, |r| config.draft_bytes(self.data.phrase(r)))
+        nearest()
     }
 
     /// AdamW over the matrices (decayed) and over the norm parameters (not decayed).
