@@ -4,6 +4,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+use super::guide::Guide;
 use super::inference::{InferenceModel, Sequence};
 use super::utf8::Utf8State;
 use crate::metrics::token_f1;
@@ -221,6 +222,20 @@ impl InferenceModel {
         draft: &str,
         options: &DecodeOptions,
     ) -> Result<Decoded> {
+        self.decode_guided(embedding, draft, None, options)
+    }
+
+    /// Decodes with retrieval guidance: at every step the `guide`'s texts propose the bytes
+    /// that continue what was written where they match it, mixed into the model's
+    /// distribution (see [`Guide`]); the reported mean log-probability is the mixture's.
+    pub fn decode_guided(
+        &self,
+        embedding: &[f32],
+        draft: &str,
+        guide: Option<&Guide>,
+        options: &DecodeOptions,
+    ) -> Result<Decoded> {
+        let guide = guide.filter(|g| !g.is_empty());
         let draft = self.config().draft_bytes(draft);
         let draft = draft.as_slice();
         let max_len = options.max_len;
@@ -234,6 +249,7 @@ impl InferenceModel {
             Strategy::Greedy => self.decode_single(
                 embedding,
                 draft,
+                guide,
                 max_len,
                 options.stop_on_repeated_words,
                 None,
@@ -244,7 +260,7 @@ impl InferenceModel {
                         "beam width must be at least 1".into(),
                     ));
                 }
-                self.decode_beam(embedding, draft, max_len, width)
+                self.decode_beam(embedding, draft, guide, max_len, width)
             }
             Strategy::Sample {
                 temperature,
@@ -262,7 +278,16 @@ impl InferenceModel {
                         "top_p must be in (0, 1], got {top_p}"
                     )));
                 }
-                self.decode_sampled(embedding, draft, options, temperature, top_k, top_p, seed)
+                self.decode_sampled(
+                    embedding,
+                    draft,
+                    guide,
+                    options,
+                    temperature,
+                    top_k,
+                    top_p,
+                    seed,
+                )
             }
             Strategy::Mbr {
                 samples,
@@ -278,6 +303,7 @@ impl InferenceModel {
                 let mut outputs = vec![self.decode_single(
                     embedding,
                     draft,
+                    guide,
                     max_len,
                     options.stop_on_repeated_words,
                     None,
@@ -287,6 +313,7 @@ impl InferenceModel {
                     outputs.push(self.decode_sampled(
                         embedding,
                         draft,
+                        guide,
                         options,
                         temperature,
                         0,
@@ -317,6 +344,7 @@ impl InferenceModel {
         &self,
         embedding: &[f32],
         draft: &[u8],
+        guide: Option<&Guide>,
         options: &DecodeOptions,
         temperature: f32,
         top_k: usize,
@@ -329,6 +357,7 @@ impl InferenceModel {
         self.decode_single(
             embedding,
             draft,
+            guide,
             options.max_len,
             options.stop_on_repeated_words,
             Some(&mut pick),
@@ -340,6 +369,7 @@ impl InferenceModel {
         &self,
         embedding: &[f32],
         draft: &[u8],
+        guide: Option<&Guide>,
         max_len: usize,
         repeat_words: usize,
         mut pick: Option<Picker<'_>>,
@@ -356,6 +386,9 @@ impl InferenceModel {
         let mut candidates: Vec<u8> = Vec::with_capacity(256);
         loop {
             log_softmax(seq.logits(), &mut lp);
+            if let Some(guide) = guide {
+                guide.mix(&hyp.bytes, &mut lp);
+            }
             candidates.clear();
             candidates.extend(allowed(&hyp, max_len));
             let byte = match pick.as_mut() {
@@ -397,6 +430,7 @@ impl InferenceModel {
         &self,
         embedding: &[f32],
         draft: &[u8],
+        guide: Option<&Guide>,
         max_len: usize,
         width: usize,
     ) -> Result<Decoded> {
@@ -413,6 +447,9 @@ impl InferenceModel {
             let mut candidates: Vec<(usize, u8, f64)> = Vec::new();
             for (i, (hyp, state)) in beams.iter().zip(&states).enumerate() {
                 log_softmax(state.logits(), &mut lp);
+                if let Some(guide) = guide {
+                    guide.mix(&hyp.bytes, &mut lp);
+                }
                 candidates.extend(
                     allowed(hyp, max_len)
                         .map(|b| (i, b, hyp.log_prob + f64::from(lp[usize::from(b)]))),
@@ -448,7 +485,10 @@ impl InferenceModel {
                 }
             }
         }
-        let score = |h: &Hypothesis| h.log_prob / (h.bytes.len() + 1) as f64;
+        let score = |h: &Hypothesis| {
+            h.log_prob / (h.bytes.len() + 1) as f64
+                + guide.map_or(0.0, |g| g.consensus(&String::from_utf8_lossy(&h.bytes)))
+        };
         finished
             .into_iter()
             .max_by(|a, b| score(a).total_cmp(&score(b)))

@@ -11,10 +11,13 @@
 //! * [`InferenceModel`]: key/value-cached incremental decoder, float32 or block-quantized
 //!   (saved and loaded as GGUF), with greedy, beam and sampled decoding that always yields
 //!   valid UTF-8.
+//! * [`Guide`] / [`GuideSettings`]: retrieval guidance, the nearest bank phrases proposing
+//!   the bytes that continue what was written ([`InferenceModel::decode_guided`]).
 
 mod checkpoint;
 mod config;
 mod decode;
+mod guide;
 mod inference;
 mod kernels;
 mod model;
@@ -26,6 +29,7 @@ mod utf8;
 pub use checkpoint::{Checkpoint, CheckpointState};
 pub use config::GenerativeConfig;
 pub use decode::{DecodeOptions, Decoded, Strategy};
+pub use guide::{Guide, GuideSettings};
 pub use inference::InferenceModel;
 pub use model::{Batch, GenerativeModel};
 pub use quantized::Precision;

@@ -1,0 +1,138 @@
+//! Measure retrieval-guided decoding (research aid): token F1 of the generator guided by a
+//! bank's nearest phrases, for several settings, against the bank's own top phrase.
+//!
+//! `cargo run --release --example guided_probe -- MODEL BANK INPUT.npy SCALE.npy REFS.txt FROM TO K,TAU,WEIGHT,MIN[,BEAM[,CONSENSUS_WEIGHT[,CONSENSUS_TAU]]] ...`
+
+use std::path::Path;
+
+use lightweight_decoder::embedding::{load_embeddings, normalized};
+use lightweight_decoder::generative::{
+    DecodeOptions, Guide, GuideSettings, InferenceModel, Strategy,
+};
+use lightweight_decoder::metrics::{corpus_bleu, token_f1};
+use lightweight_decoder::phrase_bank::PhraseBank;
+use lightweight_decoder::samples::read_lines;
+use rayon::prelude::*;
+
+fn main() -> lightweight_decoder::Result<()> {
+    let a: Vec<String> = std::env::args().collect();
+    let model = InferenceModel::load(Path::new(&a[1]))?;
+    let bank = PhraseBank::load(Path::new(&a[2]))?;
+    let emb = load_embeddings(Path::new(&a[3]), Some(Path::new(&a[4])))?;
+    let refs = read_lines(Path::new(&a[5]))?;
+    let from: usize = a[6].parse().unwrap();
+    let to: usize = a[7].parse::<usize>().unwrap().min(emb.nrows());
+    let rows: Vec<usize> = (from..to).collect();
+    let queries: Vec<Vec<f32>> = rows
+        .iter()
+        .map(|&r| normalized(&emb.row(r).to_vec(), 768).unwrap())
+        .collect();
+    let flat: Vec<f32> = queries.concat();
+    let hits = bank.search(&flat, 16)?;
+    let cands: Vec<Vec<(String, f32)>> = hits
+        .iter()
+        .map(|h| {
+            h.iter()
+                .map(|x| (bank.phrase(x.id).unwrap().to_string(), x.similarity))
+                .collect()
+        })
+        .collect();
+    let references: Vec<String> = rows.iter().map(|&r| refs[r].clone()).collect();
+    let top1: Vec<String> = cands.iter().map(|c| c[0].0.clone()).collect();
+    let f1 = |h: &[String]| {
+        h.iter()
+            .zip(&references)
+            .map(|(h, r)| token_f1(h, r))
+            .sum::<f64>()
+            / h.len() as f64
+    };
+    println!(
+        "rows {from}..{to}: bank top-1 F1 {:.4} BLEU {:.2}",
+        f1(&top1),
+        corpus_bleu(&top1, &references)
+    );
+    for tau in [0.01f32, 0.03, 0.1] {
+        let pick: Vec<String> = cands
+            .iter()
+            .map(|c| {
+                let c = &c[..8.min(c.len())];
+                let w: Vec<f64> = c
+                    .iter()
+                    .map(|x| f64::from((x.1 - c[0].1) / tau).exp())
+                    .collect();
+                let score = |i: usize| -> f64 {
+                    c.iter()
+                        .zip(&w)
+                        .map(|(y, wj)| wj * token_f1(&c[i].0, &y.0))
+                        .sum()
+                };
+                let best = (0..c.len())
+                    .max_by(|&i, &j| score(i).total_cmp(&score(j)))
+                    .unwrap();
+                c[best].0.clone()
+            })
+            .collect();
+        println!(
+            "bank consensus (top 8, tau {tau}): F1 {:.4} BLEU {:.2}",
+            f1(&pick),
+            corpus_bleu(&pick, &references)
+        );
+    }
+    for spec in &a[8..] {
+        let v: Vec<f32> = spec.split(',').map(|x| x.parse().unwrap()).collect();
+        let settings = GuideSettings {
+            candidates: v[0] as usize,
+            temperature: v[1],
+            weight: v[2],
+            min_match: v[3] as usize,
+            consensus_weight: v.get(5).copied().unwrap_or(0.0),
+            consensus_temperature: v.get(6).copied().unwrap_or(0.3),
+        };
+        let strategy = match v.get(4) {
+            Some(&w) if w > 1.0 => Strategy::Beam { width: w as usize },
+            _ => Strategy::Greedy,
+        };
+        let options = DecodeOptions {
+            strategy,
+            ..DecodeOptions::default()
+        };
+        let started = std::time::Instant::now();
+        let out: Vec<String> = queries
+            .par_iter()
+            .zip(&cands)
+            .map(|(q, c)| {
+                let guide = Guide::new(c.iter().map(|(t, s)| (t.as_str(), *s)), &settings).unwrap();
+                model
+                    .decode_guided(q, "", Some(&guide), &options)
+                    .unwrap()
+                    .text
+            })
+            .collect();
+        let copies = out
+            .iter()
+            .zip(&cands)
+            .filter(|(o, c)| c.iter().any(|(t, _)| t == *o))
+            .count();
+        if let Ok(path) = std::env::var("GUIDED_DUMP") {
+            let lines: Vec<String> = out
+                .iter()
+                .zip(&cands)
+                .zip(&references)
+                .map(|((o, c), r)| {
+                    serde_json::json!({"spec": spec, "out": o, "ref": r, "top1": c[0].0,
+                        "sim": c[0].1, "f1": token_f1(o, r), "f1_top1": token_f1(&c[0].0, r)})
+                    .to_string()
+                })
+                .collect();
+            std::fs::write(format!("{path}.{spec}.jsonl"), lines.join("\n")).unwrap();
+        }
+        println!(
+            "{spec:>22}: F1 {:.4} BLEU {:.2} verbatim-candidate {:.1}% ({:.1} s)",
+            f1(&out),
+            corpus_bleu(&out, &references),
+            100.0 * copies as f64 / out.len() as f64,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
