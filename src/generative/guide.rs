@@ -84,13 +84,25 @@ impl GuideSettings {
 /// The related texts of one decode and their weights.
 #[derive(Debug, Clone)]
 pub struct Guide {
-    texts: Vec<Vec<u8>>,
-    similarities: Vec<f32>,
+    texts: Vec<String>,
     shares: Vec<f32>,
     weight: f32,
     min_match: usize,
-    consensus_weight: f32,
-    consensus_temperature: f32,
+    consensus_shares: Vec<f64>,
+}
+
+/// Softmax of `similarities` at `temperature`.
+fn softmax(similarities: &[f32], temperature: f32) -> Vec<f32> {
+    let best = similarities
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
+    let w: Vec<f32> = similarities
+        .iter()
+        .map(|s| ((s - best) / temperature).exp())
+        .collect();
+    let total: f32 = w.iter().sum();
+    w.into_iter().map(|x| x / total).collect()
 }
 
 /// Longest match looked at, in bytes.
@@ -125,68 +137,38 @@ impl Guide {
         settings: &GuideSettings,
     ) -> Result<Guide> {
         settings.validate()?;
-        let (texts, similarities): (Vec<Vec<u8>>, Vec<f32>) = texts
+        let (texts, similarities): (Vec<String>, Vec<f32>) = texts
             .into_iter()
             .take(settings.candidates)
-            .map(|(t, s)| {
-                let bytes = t.as_bytes();
-                let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-                (bytes[..end].to_vec(), s)
-            })
+            .map(|(t, s)| (t.split('\0').next().unwrap_or_default().to_string(), s))
             .unzip();
         if similarities.iter().any(|s| !s.is_finite()) {
             return Err(Error::InvalidArgument(
                 "guide similarities must be finite".into(),
             ));
         }
-        let best = similarities
-            .iter()
-            .copied()
-            .fold(f32::NEG_INFINITY, f32::max);
-        let mut shares: Vec<f32> = similarities
-            .iter()
-            .map(|s| ((s - best) / settings.temperature).exp())
+        let consensus_shares = softmax(&similarities, settings.consensus_temperature)
+            .into_iter()
+            .map(|w| f64::from(settings.consensus_weight * w))
             .collect();
-        let total: f32 = shares.iter().sum();
-        for s in &mut shares {
-            *s /= total;
-        }
         Ok(Guide {
+            shares: softmax(&similarities, settings.temperature),
             texts,
-            similarities,
-            shares,
             weight: settings.weight,
             min_match: settings.min_match,
-            consensus_weight: settings.consensus_weight,
-            consensus_temperature: settings.consensus_temperature,
+            consensus_shares,
         })
     }
 
-    /// The weighted consensus of `text` with the guide's texts: `consensus_weight` times its
-    /// token F1 against each, weighted by a softmax of the similarities at
-    /// `consensus_temperature`.
+    /// The consensus of `text` with the guide's texts: `consensus_weight` times its token F1
+    /// against each, weighted by a softmax of the similarities at `consensus_temperature`.
     pub fn consensus(&self, text: &str) -> f64 {
-        if self.consensus_weight == 0.0 {
-            return 0.0;
-        }
-        let best = self
-            .similarities
+        self.texts
             .iter()
-            .copied()
-            .fold(f32::NEG_INFINITY, f32::max);
-        let w: Vec<f64> = self
-            .similarities
-            .iter()
-            .map(|s| f64::from((s - best) / self.consensus_temperature).exp())
-            .collect();
-        let total: f64 = w.iter().sum();
-        let agreement: f64 = self
-            .texts
-            .iter()
-            .zip(&w)
-            .map(|(t, &s)| s / total * token_f1(text, &String::from_utf8_lossy(t)))
-            .sum();
-        f64::from(self.consensus_weight) * agreement
+            .zip(&self.consensus_shares)
+            .filter(|(_, &w)| w > 0.0)
+            .map(|(t, &w)| w * token_f1(text, t))
+            .sum()
     }
 
     /// Whether the guide holds no text.
@@ -201,6 +183,7 @@ impl Guide {
         let mut total = 0.0f32;
         let mut positions = Vec::new();
         for (text, &share) in self.texts.iter().zip(&self.shares) {
+            let text = text.as_bytes();
             positions.clear();
             if written.is_empty() {
                 positions.push(0);
