@@ -8,7 +8,7 @@ use std::time::Instant;
 use crate::decoder::{Decoded, Decoder, Source};
 use crate::embedding;
 use crate::error::Result;
-use crate::generative::{DecodeOptions, InferenceModel};
+use crate::generative::{DecodeOptions, Guide, GuideSettings, InferenceModel};
 use crate::monitoring::{Monitor, Statistics};
 use crate::phrase_bank::PhraseBank;
 use crate::session::{Session, SessionEntry};
@@ -23,6 +23,9 @@ pub const MODEL_PATH_ENV: &str = "LWDEC_MODEL";
 /// a draft that the model copies from and edits; without one it generates from the embedding
 /// alone (it was trained both ways).
 ///
+/// With a guide bank ([`GenerativeDecoder::with_guide`]) decoding is retrieval-guided: the
+/// input's nearest bank phrases propose the bytes that continue what was written (plan.md).
+///
 /// Confidence is the geometric-mean probability per byte of the output under the model
 /// (`exp(mean log-probability)`).
 pub struct GenerativeDecoder {
@@ -31,6 +34,7 @@ pub struct GenerativeDecoder {
     window: usize,
     monitor: Monitor,
     draft_bank: Option<Arc<PhraseBank>>,
+    guide: Option<(Arc<PhraseBank>, GuideSettings)>,
 }
 
 impl GenerativeDecoder {
@@ -42,6 +46,7 @@ impl GenerativeDecoder {
             window: 4,
             monitor: Monitor::default(),
             draft_bank: None,
+            guide: None,
         }
     }
 
@@ -51,6 +56,28 @@ impl GenerativeDecoder {
     pub fn with_draft_bank(mut self, bank: Arc<PhraseBank>) -> Self {
         self.draft_bank = Some(bank);
         self
+    }
+
+    /// Guides decoding with each input's `settings.candidates` nearest phrases of `bank`
+    /// (retrieval-guided decoding, [`Guide`]; plan.md has the measured settings). Settings that
+    /// guide nothing (`candidates` or `weight` 0) turn guidance off.
+    pub fn with_guide(mut self, bank: Arc<PhraseBank>, settings: GuideSettings) -> Result<Self> {
+        settings.validate()?;
+        self.guide = settings.enabled().then_some((bank, settings));
+        Ok(self)
+    }
+
+    /// The guide of one input: its nearest phrases of the guide bank, if guidance is on.
+    fn guide_for(&self, query: &[f32]) -> Result<Option<Guide>> {
+        let Some((bank, settings)) = &self.guide else {
+            return Ok(None);
+        };
+        let hits = bank.search(query, settings.candidates)?;
+        let texts = hits
+            .iter()
+            .flatten()
+            .filter_map(|hit| Some((bank.phrase(hit.id)?, hit.similarity)));
+        Ok(Some(Guide::new(texts, settings)?))
     }
 
     /// The bank drafts come from, if any.
@@ -140,9 +167,10 @@ impl GenerativeDecoder {
                 (Some(d), Some(_)) => Cow::Borrowed(d),
                 (None, Some(_)) => Cow::Owned(self.draft_for(&query)?),
             };
-            let generated = self
-                .model
-                .decode_with_draft(&query, &draft, &self.options)?;
+            let guide = self.guide_for(&query)?;
+            let generated =
+                self.model
+                    .decode_guided(&query, &draft, guide.as_ref(), &self.options)?;
             session.record(SessionEntry {
                 input: query,
                 output: None,

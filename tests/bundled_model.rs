@@ -184,3 +184,61 @@ fn retrieval_guided_decoding_beats_the_unguided_generator_on_held_out_rows() {
         "guided {guided:.3} against the nearest other phrase {top1:.3}"
     );
 }
+
+#[test]
+fn a_guided_decoder_copies_the_bank_phrase_of_an_input_in_its_bank() {
+    use std::sync::Arc;
+
+    use lightweight_decoder::generative::GuideSettings;
+    use lightweight_decoder::phrase_bank::PhraseBank;
+
+    // the validation phrases are in the default bank: guidance should find and copy them
+    let s = SampleSet::bundled(VALIDATION).unwrap();
+    let bank = Arc::new(PhraseBank::load_default().unwrap());
+    let settings = GuideSettings {
+        candidates: 8,
+        temperature: 0.03,
+        weight: 0.7,
+        ..GuideSettings::default()
+    };
+    let plain = GenerativeDecoder::with_default_model(DecodeOptions::default()).unwrap();
+    let guided = GenerativeDecoder::with_default_model(DecodeOptions::default())
+        .unwrap()
+        .with_guide(bank.clone(), settings.clone())
+        .unwrap();
+    let n = 40;
+    let f1 = |d: &GenerativeDecoder| {
+        (0..n)
+            .map(|r| {
+                let out = d.decode(s.embeddings.row(r).as_slice().unwrap()).unwrap();
+                assert_eq!(out.source, Source::Generative);
+                token_f1(&out.text, &s.texts[r])
+            })
+            .sum::<f64>()
+            / n as f64
+    };
+    let (plain_f1, guided_f1) = (f1(&plain), f1(&guided));
+    eprintln!("plain {plain_f1:.4} guided {guided_f1:.4}");
+    assert!(guided_f1 > 0.8, "guided {guided_f1:.3}");
+    assert!(guided_f1 > plain_f1 + 0.3, "plain {plain_f1:.3}");
+    let off = GuideSettings {
+        weight: 0.0,
+        ..settings
+    };
+    let unguided = GenerativeDecoder::with_default_model(DecodeOptions::default())
+        .unwrap()
+        .with_guide(bank.clone(), off)
+        .unwrap();
+    assert_eq!(f1(&unguided), plain_f1, "weight 0 turns guidance off");
+    let bad = GuideSettings {
+        weight: 2.0,
+        ..GuideSettings::default()
+    };
+    let bank = Arc::new(PhraseBank::load_default().unwrap());
+    assert!(
+        GenerativeDecoder::with_default_model(DecodeOptions::default())
+            .unwrap()
+            .with_guide(bank, bad)
+            .is_err()
+    );
+}
