@@ -25,7 +25,7 @@ fn main() -> lightweight_decoder::Result<()> {
     let rows: Vec<usize> = (from..to).collect();
     let queries: Vec<Vec<f32>> = rows
         .iter()
-        .map(|&r| normalized(&emb.row(r).to_vec(), 768).unwrap())
+        .map(|&r| normalized(&emb.row(r).to_vec(), model.config().embed_dim).unwrap())
         .collect();
     let flat: Vec<f32> = queries.concat();
     let hits = bank.search(&flat, 16)?;
@@ -52,21 +52,20 @@ fn main() -> lightweight_decoder::Result<()> {
         corpus_bleu(&top1, &references)
     );
     for tau in [0.01f32, 0.03, 0.1] {
+        // the bank alone: the top-8 phrase that agrees most with the others (no generator)
+        let consensus = GuideSettings {
+            candidates: 8,
+            consensus_weight: 1.0,
+            consensus_temperature: tau,
+            ..GuideSettings::default()
+        };
         let pick: Vec<String> = cands
             .iter()
             .map(|c| {
-                let c = &c[..8.min(c.len())];
-                let w: Vec<f64> = c
-                    .iter()
-                    .map(|x| f64::from((x.1 - c[0].1) / tau).exp())
-                    .collect();
-                let score = |i: usize| -> f64 {
-                    c.iter()
-                        .zip(&w)
-                        .map(|(y, wj)| wj * token_f1(&c[i].0, &y.0))
-                        .sum()
-                };
-                let best = (0..c.len())
+                let guide =
+                    Guide::new(c.iter().map(|(t, s)| (t.as_str(), *s)), &consensus).unwrap();
+                let score = |i: usize| guide.consensus(&c[i].0);
+                let best = (0..c.len().min(8))
                     .max_by(|&i, &j| score(i).total_cmp(&score(j)))
                     .unwrap();
                 c[best].0.clone()

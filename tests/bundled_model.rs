@@ -234,7 +234,6 @@ fn a_guided_decoder_copies_the_bank_phrase_of_an_input_in_its_bank() {
         weight: 2.0,
         ..GuideSettings::default()
     };
-    let bank = Arc::new(PhraseBank::load_default().unwrap());
     assert!(
         GenerativeDecoder::with_default_model(DecodeOptions::default())
             .unwrap()

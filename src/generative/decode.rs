@@ -245,15 +245,18 @@ impl InferenceModel {
                 self.config().max_len
             )));
         }
-        match options.strategy {
-            Strategy::Greedy => self.decode_single(
+        let greedy = || {
+            self.decode_single(
                 embedding,
                 draft,
                 guide,
                 max_len,
                 options.stop_on_repeated_words,
                 None,
-            ),
+            )
+        };
+        match options.strategy {
+            Strategy::Greedy => greedy(),
             Strategy::Beam { width } => {
                 if width == 0 {
                     return Err(Error::InvalidArgument(
@@ -300,14 +303,7 @@ impl InferenceModel {
                          got {samples} and {temperature}"
                     )));
                 }
-                let mut outputs = vec![self.decode_single(
-                    embedding,
-                    draft,
-                    guide,
-                    max_len,
-                    options.stop_on_repeated_words,
-                    None,
-                )?];
+                let mut outputs = vec![greedy()?];
                 for k in 0..samples as u64 {
                     let seed = seed.wrapping_add(k);
                     outputs.push(self.decode_sampled(
