@@ -3,10 +3,12 @@
 //!
 //! Uses the bundled model when present (`model/generative.q4.gguf` or `$LWDEC_MODEL`); until one
 //! is bundled, a seeded untrained model, which runs to the 96-byte limit: the worst case.
+//! With the bundled model and bank, also retrieval-guided greedy and beam-8 decoding.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use lightweight_decoder::generative::{
-    DecodeOptions, GenerativeConfig, GenerativeModel, InferenceModel, Precision, Strategy,
+    DecodeOptions, GenerativeConfig, GenerativeModel, GuideSettings, InferenceModel, Precision,
+    Strategy,
 };
 use lightweight_decoder::samples::{SampleSet, VALIDATION};
 use lightweight_decoder::{Decoder, GenerativeDecoder};
@@ -59,6 +61,32 @@ fn benches(c: &mut Criterion) {
                 one_thread.install(|| d.decode(&rows[i]).expect("decode"))
             })
         });
+    }
+    // retrieval-guided decoding with the bundled bank (a quality mode): greedy and beam 8
+    if let Ok(bank) = lightweight_decoder::PhraseBank::load_default() {
+        let bank = std::sync::Arc::new(bank);
+        for (name, strategy) in [
+            ("guided_greedy", Strategy::Greedy),
+            ("guided_beam8", Strategy::Beam { width: 8 }),
+        ] {
+            let options = DecodeOptions {
+                strategy,
+                ..options()
+            };
+            let Ok(d) = GenerativeDecoder::with_default_model(options) else {
+                break;
+            };
+            let d = d
+                .with_guide(bank.clone(), GuideSettings::fitted())
+                .expect("fitted settings are valid");
+            let mut i = 0;
+            group.bench_function(format!("{name}_one_thread_bundled"), |b| {
+                b.iter(|| {
+                    i = (i + 1) % rows.len();
+                    one_thread.install(|| d.decode(&rows[i]).expect("decode"))
+                })
+            });
+        }
     }
     group.finish();
     let batch = sample.embeddings.slice(ndarray::s![..32, ..]).to_owned();

@@ -28,16 +28,22 @@ fn main() -> lightweight_decoder::Result<()> {
         .map(|&r| normalized(&emb.row(r).to_vec(), model.config().embed_dim).unwrap())
         .collect();
     let flat: Vec<f32> = queries.concat();
-    let hits = bank.search(&flat, 16)?;
+    let references: Vec<String> = rows.iter().map(|&r| refs[r].clone()).collect();
+    // GUIDED_EXCLUDE_SELF=1: drop each row's own phrase from its candidates (for a bank that
+    // holds the evaluated phrases, such as the bundled one)
+    let exclude_self = std::env::var_os("GUIDED_EXCLUDE_SELF").is_some();
+    let hits = bank.search(&flat, 17)?;
     let cands: Vec<Vec<(String, f32)>> = hits
         .iter()
-        .map(|h| {
+        .zip(&references)
+        .map(|(h, r)| {
             h.iter()
                 .map(|x| (bank.phrase(x.id).unwrap().to_string(), x.similarity))
+                .filter(|(t, _)| !(exclude_self && t == r))
+                .take(16)
                 .collect()
         })
         .collect();
-    let references: Vec<String> = rows.iter().map(|&r| refs[r].clone()).collect();
     let top1: Vec<String> = cands.iter().map(|c| c[0].0.clone()).collect();
     let f1 = |h: &[String]| {
         h.iter()

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use lightweight_decoder::dataset::is_validation;
-use lightweight_decoder::generative::{DecodeOptions, Strategy};
+use lightweight_decoder::generative::{DecodeOptions, GuideSettings, Strategy};
 use lightweight_decoder::hybrid::{calibrate, evaluate_rule, measure, CalibrationRow};
 use lightweight_decoder::samples::{SampleSet, VALIDATION, WORDNET_SAMPLE};
 use lightweight_decoder::{
@@ -49,6 +49,12 @@ struct Args {
     /// Generate by minimum Bayes risk over this many samples (0: greedy).
     #[arg(long, default_value_t = 0)]
     mbr: usize,
+    /// Beam width of the generator (1: greedy; ignored with --mbr).
+    #[arg(long, default_value_t = 1)]
+    beam: usize,
+    /// Guide the generator with the bank's nearest phrases (`GuideSettings::fitted()`).
+    #[arg(long)]
+    guide: bool,
 }
 
 /// Rows `parity`, `parity + 2`, ... of a sample, at most `limit`.
@@ -113,12 +119,20 @@ fn main() -> Result<()> {
                 temperature: 0.6,
                 seed: 0,
             }
+        } else if args.beam > 1 {
+            Strategy::Beam { width: args.beam }
         } else {
             Strategy::Greedy
         },
         ..DecodeOptions::default()
     };
-    let generator = GenerativeDecoder::load(&args.model, options)?;
+    let guide = if args.guide {
+        GuideSettings::fitted()
+    } else {
+        GuideSettings::default()
+    };
+    let generator = GenerativeDecoder::load(&args.model, options)?
+        .with_guide(bank.shared_bank(), guide.clone())?;
     let hybrid = HybridDecoder::new(bank, generator, HybridConfig::default())?;
 
     let home = SampleSet::bundled(VALIDATION)?;
@@ -154,12 +168,14 @@ fn main() -> Result<()> {
         summary("mix 50/50", &mix, &fit.rule),
     ];
     let report = json!({
-        "bank": args.bank, "model": args.model, "mbr_samples": args.mbr,
+        "bank": args.bank, "model": args.model, "mbr_samples": args.mbr, "beam": args.beam,
+        "guide": guide,
         "calibration": fit, "report_sets": sets,
     });
     if let Some(path) = &args.config_out {
         let config = DecoderConfig {
             hybrid: fit.rule.clone(),
+            guide,
             ..DecoderConfig::default()
         };
         lightweight_decoder::save_config(&config, path)?;

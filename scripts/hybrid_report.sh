@@ -7,6 +7,8 @@
 # docs/hybrid_config.json (for that bank and model), and, when matplotlib is available (.venv from
 # scripts/install-encoder.sh plus `pip install matplotlib`), docs/hybrid_report.png.
 # Usage: bash scripts/hybrid_report.sh [MODEL]   (default: the bundled model)
+# With GUIDE=1 the generator is retrieval-guided by the same bank (GuideSettings::fitted(), beam
+# 8) and the outputs are docs/hybrid_guided_{report.json,config.json,report.png}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:-model/generative.q4.gguf}
@@ -19,12 +21,18 @@ if [ ! -f "$bank/manifest.json" ]; then
     --embeddings "$shared/wordnet.i8.npy" --scale "$shared/wordnet.scale.npy" \
     --index Flat --exclude-validation --out "$bank"
 fi
+name=hybrid
+extra=()
+if [ "${GUIDE:-0}" = 1 ]; then
+  name=hybrid_guided
+  extra=(--guide --beam 8)
+fi
 "$target/release/examples/hybrid_report" --bank "$bank" --model "$model" \
-  --out docs/hybrid_report.json --config-out docs/hybrid_config.json
+  --out "docs/${name}_report.json" --config-out "docs/${name}_config.json" "${extra[@]}"
 python=python3
 [ -x .venv/bin/python ] && python=.venv/bin/python
 if "$python" -c "import matplotlib" 2>/dev/null; then
-  "$python" scripts/hybrid_plot.py docs/hybrid_report.json docs/hybrid_report.png
+  "$python" scripts/hybrid_plot.py "docs/${name}_report.json" "docs/${name}_report.png"
 else
-  echo "matplotlib not installed: skipped docs/hybrid_report.png"
+  echo "matplotlib not installed: skipped docs/${name}_report.png"
 fi

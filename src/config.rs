@@ -199,7 +199,8 @@ impl Default for HealthConfig {
     }
 }
 
-/// Every setting of a [`crate::PhraseBankDecoder`].
+/// Every setting of the decoders: a [`crate::PhraseBankDecoder`]'s, the hybrid's rule and the
+/// generator's guidance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DecoderConfig {
@@ -227,6 +228,9 @@ pub struct DecoderConfig {
     pub health: HealthConfig,
     /// Decision rule of the hybrid decoder (calibrate with `lwdec calibrate`).
     pub hybrid: crate::hybrid::HybridConfig,
+    /// Retrieval guidance of the generative decoder, also the hybrid's generator (off by
+    /// default; [`crate::generative::GuideSettings::fitted`] holds the measured settings).
+    pub guide: crate::generative::GuideSettings,
 }
 
 impl Default for DecoderConfig {
@@ -244,6 +248,7 @@ impl Default for DecoderConfig {
             cache: CacheConfig::default(),
             health: HealthConfig::default(),
             hybrid: crate::hybrid::HybridConfig::default(),
+            guide: crate::generative::GuideSettings::default(),
         }
     }
 }
@@ -337,6 +342,7 @@ impl DecoderConfig {
             "cache.quantization_step must be positive",
         )?;
         self.hybrid.validate()?;
+        self.guide.validate()?;
         let h = &self.health;
         check(
             (0.0..=1.0).contains(&h.degraded_error_rate)

@@ -194,6 +194,8 @@ fn bad_config_values_are_rejected() {
         (r#"{"similarity_threshold": 2.5}"#, "similarity_threshold"),
         (r#"{"beam": {"width": 0}}"#, "beam.width"),
         (r#"{"context": {"decay": 1.5}}"#, "context.decay"),
+        (r#"{"guide": {"weight": 1.5}}"#, "guide.weight"),
+        (r#"{"guide": {"temperature": 0}}"#, "guide.temperature"),
         (r#"{"method": "telepathy"}"#, "malformed"),
         (r#"{"top_k": "#, "malformed"),
     ] {

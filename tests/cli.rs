@@ -192,3 +192,38 @@ fn eval_scores_decoders_against_references() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("1 references for 40 embeddings"));
 }
+
+#[test]
+fn guide_flag_makes_the_generator_copy_the_bank_phrases_of_in_bank_inputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.npy");
+    let n = 8;
+    write_npy(&input, &sample_rows(n));
+    let texts =
+        std::fs::read_to_string(samples_dir().join(format!("{WORDNET_SAMPLE}.txt"))).unwrap();
+    let recovered = |extra: &[&str]| {
+        let mut args = vec![
+            "decode",
+            "--decoder",
+            "generative",
+            "--input",
+            input.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = lwdec(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .zip(texts.lines())
+            .filter(|(line, text)| {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                assert_eq!(v["source"]["decoder"], "generative");
+                v["text"].as_str().unwrap().eq_ignore_ascii_case(text)
+            })
+            .count()
+    };
+    let (plain, guided) = (recovered(&[]), recovered(&["--guide"]));
+    eprintln!("recovered exactly: plain {plain}/{n}, guided {guided}/{n}");
+    assert!(guided >= n - 1, "guided {guided}/{n}");
+    assert!(plain < guided, "plain {plain}/{n}");
+}

@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -12,8 +13,8 @@ use lightweight_decoder::embedding::load_embeddings;
 use lightweight_decoder::eval::{evaluate, perturb_rows, same_text};
 use lightweight_decoder::fsutil::write_atomic;
 use lightweight_decoder::generative::{
-    Checkpoint, DecodeOptions, GenerativeConfig, GenerativeModel, InferenceModel, Precision,
-    Strategy, TrainConfig, Trainer,
+    Checkpoint, DecodeOptions, GenerativeConfig, GenerativeModel, GuideSettings, InferenceModel,
+    Precision, Strategy, TrainConfig, Trainer,
 };
 use lightweight_decoder::hybrid::{calibrate, measure};
 use lightweight_decoder::metrics::token_f1;
@@ -132,6 +133,11 @@ struct DecoderArgs {
     /// model reads each input's nearest phrase of the bank, `--bank`, as its draft).
     #[arg(long)]
     no_drafts: bool,
+    /// Retrieval-guided generation (generative and hybrid decoders): the bank's nearest phrases
+    /// (`--bank`) propose continuations mixed into the generator's next-byte distribution, with
+    /// `GuideSettings::fitted()` unless the config sets `guide`. Measured best with `--beam 8`.
+    #[arg(long)]
+    guide: bool,
 }
 
 #[derive(Subcommand)]
@@ -555,6 +561,9 @@ fn decoder_config(args: &DecoderArgs) -> Result<DecoderConfig> {
     if let Some(k) = args.top_k {
         config.top_k = k;
     }
+    if args.guide && !config.guide.enabled() {
+        config.guide = GuideSettings::fitted();
+    }
     config.validate()?;
     Ok(config)
 }
@@ -565,7 +574,7 @@ fn build_decoder(args: &DecoderArgs, config: DecoderConfig) -> Result<Box<dyn De
             load_bank(args.bank.as_deref())?,
             config,
         )?)),
-        DecoderKind::Generative => Ok(Box::new(generative_decoder(args)?)),
+        DecoderKind::Generative => Ok(Box::new(generative_decoder(args, &config, None)?)),
         DecoderKind::Hybrid => Ok(Box::new(hybrid_decoder(args, config)?)),
         DecoderKind::All => Err(Error::InvalidArgument(
             "--decoder all is only for `lwdec eval`".into(),
@@ -573,15 +582,13 @@ fn build_decoder(args: &DecoderArgs, config: DecoderConfig) -> Result<Box<dyn De
     }
 }
 
-fn generative_decoder(args: &DecoderArgs) -> Result<GenerativeDecoder> {
-    generative_decoder_with_bank(args, None)
-}
-
-/// The generative decoder; a model that reads drafts gets `bank` (else `--bank` or the
-/// default bank) as its draft bank unless `--no-drafts`.
-fn generative_decoder_with_bank(
+/// The generative decoder. A model that reads drafts gets `bank` (else `--bank` or the default
+/// bank) as its draft bank unless `--no-drafts`; the same bank guides decoding when the config's
+/// `guide` is on.
+fn generative_decoder(
     args: &DecoderArgs,
-    bank: Option<std::sync::Arc<PhraseBank>>,
+    config: &DecoderConfig,
+    bank: Option<Arc<PhraseBank>>,
 ) -> Result<GenerativeDecoder> {
     let options = DecodeOptions {
         strategy: if args.mbr > 0 {
@@ -601,21 +608,25 @@ fn generative_decoder_with_bank(
         .model
         .clone()
         .unwrap_or_else(GenerativeDecoder::default_model_path);
-    let decoder = GenerativeDecoder::load(&path, options)?;
-    if decoder.model().config().max_draft == 0 || args.no_drafts {
+    let mut decoder = GenerativeDecoder::load(&path, options)?;
+    let drafts = decoder.model().config().max_draft > 0 && !args.no_drafts;
+    if !drafts && !config.guide.enabled() {
         return Ok(decoder);
     }
     let bank = match bank {
         Some(bank) => bank,
-        None => std::sync::Arc::new(load_bank(args.bank.as_deref())?),
+        None => Arc::new(load_bank(args.bank.as_deref())?),
     };
-    Ok(decoder.with_draft_bank(bank))
+    if drafts {
+        decoder = decoder.with_draft_bank(bank.clone());
+    }
+    decoder.with_guide(bank, config.guide.clone())
 }
 
 fn hybrid_decoder(args: &DecoderArgs, config: DecoderConfig) -> Result<HybridDecoder> {
     let rule = config.hybrid.clone();
-    let bank = PhraseBankDecoder::new(load_bank(args.bank.as_deref())?, config)?;
-    let generator = generative_decoder_with_bank(args, Some(bank.shared_bank()))?;
+    let bank = PhraseBankDecoder::new(load_bank(args.bank.as_deref())?, config.clone())?;
+    let generator = generative_decoder(args, &config, Some(bank.shared_bank()))?;
     HybridDecoder::new(bank, generator, rule)
 }
 
@@ -750,7 +761,7 @@ fn eval(
 /// Greedy (or beam) decoding of validation embeddings: one at a time on one thread, then the
 /// batch over every core.
 fn bench_generative(queries: usize, as_json: bool, args: &DecoderArgs) -> Result<()> {
-    let decoder = build_decoder(args, DecoderConfig::default())?;
+    let decoder = build_decoder(args, decoder_config(args)?)?;
     let sample = SampleSet::bundled(VALIDATION)?;
     let n = queries.clamp(1, sample.texts.len());
     let inputs = sample.embeddings.slice(s![..n, ..]).to_owned();
@@ -992,7 +1003,8 @@ fn demo(rows: usize, args: &DecoderArgs) -> Result<()> {
 
 /// The demo's second part: the bundled generative model on held-out validation embeddings.
 fn demo_generator(rows: usize, args: &DecoderArgs) -> Result<()> {
-    let generator = generative_decoder(args)?;
+    // unguided: the bundled bank holds these phrases, a guide would copy them
+    let generator = generative_decoder(args, &DecoderConfig::default(), None)?;
     let held_out = SampleSet::bundled(VALIDATION)?;
     let rows = rows.min(held_out.texts.len());
     let config = generator.model().config();
