@@ -125,7 +125,8 @@ fn main() -> lightweight_decoder::Result<()> {
                 .zip(&references)
                 .map(|((o, c), r)| {
                     serde_json::json!({"spec": spec, "out": o, "ref": r, "top1": c[0].0,
-                        "sim": c[0].1, "f1": token_f1(o, r), "f1_top1": token_f1(&c[0].0, r)})
+                        "sim": c[0].1, "f1": token_f1(o, r), "f1_top1": token_f1(&c[0].0, r),
+                        "cands": c.iter().take(8).collect::<Vec<_>>()})
                     .to_string()
                 })
                 .collect();

@@ -227,7 +227,9 @@ impl InferenceModel {
 
     /// Decodes with retrieval guidance: at every step the `guide`'s texts propose the bytes
     /// that continue what was written where they match it, mixed into the model's
-    /// distribution (see [`Guide`]); the reported mean log-probability is the mixture's.
+    /// distribution (see [`Guide`]); the reported mean log-probability is the mixture's. With
+    /// greedy and beam search, a guide that votes then may replace the output by one of its
+    /// texts ([`Guide::most_agreed`]).
     pub fn decode_guided(
         &self,
         embedding: &[f32],
@@ -236,6 +238,7 @@ impl InferenceModel {
         options: &DecodeOptions,
     ) -> Result<Decoded> {
         let guide = guide.filter(|g| !g.is_empty());
+        let draft_text = draft;
         let draft = self.config().draft_bytes(draft);
         let draft = draft.as_slice();
         let max_len = options.max_len;
@@ -255,15 +258,31 @@ impl InferenceModel {
                 None,
             )
         };
+        // the deterministic strategies give way to the guide text the others agree with most
+        let agreed = |decoded: Decoded| match guide {
+            Some(guide) if guide.votes() => match guide.most_agreed(&decoded.text, max_len) {
+                Some(i) => {
+                    let text = guide.texts()[i].clone();
+                    Ok(Decoded {
+                        mean_log_prob: self
+                            .guided_mean_log_prob(embedding, draft_text, guide, &text)?,
+                        text,
+                        truncated: false,
+                    })
+                }
+                None => Ok(decoded),
+            },
+            _ => Ok(decoded),
+        };
         match options.strategy {
-            Strategy::Greedy => greedy(),
+            Strategy::Greedy => agreed(greedy()?),
             Strategy::Beam { width } => {
                 if width == 0 {
                     return Err(Error::InvalidArgument(
                         "beam width must be at least 1".into(),
                     ));
                 }
-                self.decode_beam(embedding, draft, guide, max_len, width)
+                agreed(self.decode_beam(embedding, draft, guide, max_len, width)?)
             }
             Strategy::Sample {
                 temperature,
@@ -332,6 +351,27 @@ impl InferenceModel {
                 Ok(outputs.swap_remove(best.0))
             }
         }
+    }
+
+    /// Mean log-probability per byte of `text` (and the end byte) under the model's
+    /// distribution mixed with `guide`'s proposals, as decoding scores its own output.
+    fn guided_mean_log_prob(
+        &self,
+        embedding: &[f32],
+        draft: &str,
+        guide: &Guide,
+        text: &str,
+    ) -> Result<f32> {
+        let bytes = text.as_bytes();
+        let rows = self.teacher_forced_logits_with_draft(embedding, draft, bytes)?;
+        let mut lp = vec![0.0f32; 256];
+        let mut total = 0.0f64;
+        for (i, (row, target)) in rows.iter().zip(bytes.iter().chain([&0])).enumerate() {
+            log_softmax(row, &mut lp);
+            guide.mix(&bytes[..i], &mut lp);
+            total += f64::from(lp[usize::from(*target)]);
+        }
+        Ok((total / rows.len().max(1) as f64) as f32)
     }
 
     /// One seeded sample.

@@ -21,9 +21,11 @@ pub struct GuideSettings {
     /// A candidate proposes its next byte only where at least this many of the last bytes
     /// written match it (at the start, its first byte is proposed).
     pub min_match: usize,
-    /// Beam search only: each finished hypothesis scores its mean log-probability plus this
-    /// times its consensus, the token F1 against the candidates weighted by similarity
-    /// (0 turns it off).
+    /// Consensus, the token F1 against the candidates weighted by similarity: beam search
+    /// ranks each finished hypothesis by its mean log-probability plus this times its
+    /// consensus, and greedy and beam search then return whichever of the decoded text and
+    /// the candidates the other candidates agree with most ([`Guide::most_agreed`]); 0 turns
+    /// both off.
     pub consensus_weight: f32,
     /// Softmax temperature over the similarities for the consensus (flatter than
     /// `temperature`: every candidate is evidence of the words the input's text holds).
@@ -46,8 +48,9 @@ impl Default for GuideSettings {
 
 impl GuideSettings {
     /// The settings measured best for the bundled model (plan.md, "Retrieval-guided
-    /// decoding"): the 8 nearest phrases, most of the probability to their continuations, and
-    /// (with beam search, width 8 measured) hypotheses ranked with their consensus. Fitted on
+    /// decoding"): the 8 nearest phrases, most of the probability to their continuations,
+    /// beam hypotheses ranked with their consensus, and the output checked against the
+    /// candidates ([`Guide::most_agreed`]). Greedy is the fast mode, beam 8 the best measured. Fitted on
     /// validation rows 1000-1999 with the bundled and an exact bank, and on out-of-domain text
     /// (`scripts/ood_texts.py`), where a flatter temperature than the WordNet optimum helps.
     pub fn fitted() -> Self {
@@ -179,12 +182,46 @@ impl Guide {
     /// The consensus of `text` with the guide's texts: `consensus_weight` times its token F1
     /// against each, weighted by a softmax of the similarities at `consensus_temperature`.
     pub fn consensus(&self, text: &str) -> f64 {
+        self.consensus_without(text, None)
+    }
+
+    /// [`Self::consensus`] leaving out the guide's text number `skip` (a text's own vote).
+    fn consensus_without(&self, text: &str, skip: Option<usize>) -> f64 {
         self.texts
             .iter()
             .zip(&self.consensus_shares)
-            .filter(|(_, &w)| w > 0.0)
-            .map(|(t, &w)| w * token_f1(text, t))
+            .enumerate()
+            .filter(|&(i, (_, &w))| w > 0.0 && Some(i) != skip)
+            .map(|(_, (t, &w))| w * token_f1(text, t))
             .sum()
+    }
+
+    /// Whether the guide's texts vote (`consensus_weight` > 0).
+    pub fn votes(&self) -> bool {
+        self.consensus_shares.iter().any(|&w| w > 0.0)
+    }
+
+    /// Which of `decoded` and the guide's texts the others agree with most (leave-one-out
+    /// consensus: a guide text does not vote for itself): `None` for `decoded`, else the
+    /// number of a guide text. Ties keep `decoded`; texts over `max_bytes` bytes are not
+    /// chosen.
+    pub fn most_agreed(&self, decoded: &str, max_bytes: usize) -> Option<usize> {
+        let mut best = (None, self.consensus(decoded));
+        for (i, text) in self.texts.iter().enumerate() {
+            if text.len() > max_bytes {
+                continue;
+            }
+            let score = self.consensus_without(text, Some(i));
+            if score > best.1 {
+                best = (Some(i), score);
+            }
+        }
+        best.0
+    }
+
+    /// The guide's texts, in the order given.
+    pub fn texts(&self) -> &[String] {
+        &self.texts
     }
 
     /// Whether the guide holds no text.
@@ -298,5 +335,37 @@ mod tests {
             ..GuideSettings::default()
         };
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn the_text_the_others_agree_with_most_wins_without_voting_for_itself() {
+        let settings = GuideSettings {
+            candidates: 3,
+            consensus_weight: 1.0,
+            consensus_temperature: 1.0,
+            ..GuideSettings::default()
+        };
+        let texts = [
+            ("a cat sleeps", 0.9),
+            ("a dog barks loudly", 0.8),
+            ("the dog barks", 0.8),
+        ];
+        let guide = Guide::new(texts, &settings).unwrap();
+        assert!(guide.votes());
+        // "a dog barks" shares words with all three: it stays
+        assert_eq!(guide.most_agreed("a dog barks", 96), None);
+        // an unrelated text gives way to the candidate the other two agree with most
+        assert_eq!(guide.most_agreed("xyz", 96), Some(1));
+        assert_eq!(
+            guide.most_agreed("xyz", 5),
+            None,
+            "candidates over max_bytes stay out"
+        );
+        let silent = GuideSettings {
+            consensus_weight: 0.0,
+            ..settings
+        };
+        let silent = Guide::new(texts, &silent).unwrap();
+        assert!(!silent.votes());
     }
 }

@@ -12,7 +12,8 @@
 //!   (saved and loaded as GGUF), with greedy, beam and sampled decoding that always yields
 //!   valid UTF-8.
 //! * [`Guide`] / [`GuideSettings`]: retrieval guidance, the nearest bank phrases proposing
-//!   the bytes that continue what was written ([`InferenceModel::decode_guided`]).
+//!   the bytes that continue what was written and voting on the result
+//!   ([`InferenceModel::decode_guided`]).
 
 mod checkpoint;
 mod config;
