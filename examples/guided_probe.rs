@@ -2,6 +2,10 @@
 //! bank's nearest phrases, for several settings, against the bank's own top phrase.
 //!
 //! `cargo run --release --example guided_probe -- MODEL BANK INPUT.npy SCALE.npy REFS.txt FROM TO K,TAU,WEIGHT,MIN[,BEAM[,CONSENSUS_WEIGHT[,CONSENSUS_TAU]]] ...`
+//!
+//! Environment: `GUIDED_DUMP=PATH` (JSONL per spec), `GUIDED_EXCLUDE_SELF=1` (drop each row's own
+//! phrase), `GUIDED_NOISE=C` (inputs at cosine C), `GUIDED_DENOISE=L` (the generator reads the
+//! input pulled towards its candidates' embeddings).
 
 use std::path::Path;
 
@@ -23,6 +27,11 @@ fn main() -> lightweight_decoder::Result<()> {
     let from: usize = a[6].parse().unwrap();
     let to: usize = a[7].parse::<usize>().unwrap().min(emb.nrows());
     let rows: Vec<usize> = (from..to).collect();
+    // GUIDED_NOISE=C: inputs perturbed to cosine C with their clean embeddings
+    let emb = match std::env::var("GUIDED_NOISE") {
+        Ok(c) => lightweight_decoder::eval::perturb_rows(&emb, c.parse().unwrap(), 2026),
+        Err(_) => emb,
+    };
     let queries: Vec<Vec<f32>> = rows
         .iter()
         .map(|&r| normalized(&emb.row(r).to_vec(), model.config().embed_dim).unwrap())
@@ -44,6 +53,34 @@ fn main() -> lightweight_decoder::Result<()> {
                 .collect()
         })
         .collect();
+    // GUIDED_DENOISE=L: the generator reads the input plus L times the similarity-weighted
+    // (softmax at 0.05) mean of its 8 candidates' embeddings, renormalised
+    let queries: Vec<Vec<f32>> = match std::env::var("GUIDED_DENOISE") {
+        Ok(l) => {
+            let l: f32 = l.parse().unwrap();
+            let ids = bank.search(&flat, 8)?;
+            queries
+                .iter()
+                .zip(&ids)
+                .map(|(q, hits)| {
+                    let best = hits[0].similarity;
+                    let w: Vec<f32> = hits
+                        .iter()
+                        .map(|h| ((h.similarity - best) / 0.05).exp())
+                        .collect();
+                    let z: f32 = w.iter().sum();
+                    let mut out = q.clone();
+                    for (h, w) in hits.iter().zip(&w) {
+                        for (o, e) in out.iter_mut().zip(bank.embedding(h.id).unwrap()) {
+                            *o += l * w / z * e;
+                        }
+                    }
+                    normalized(&out, out.len()).unwrap()
+                })
+                .collect()
+        }
+        Err(_) => queries,
+    };
     let top1: Vec<String> = cands.iter().map(|c| c[0].0.clone()).collect();
     let f1 = |h: &[String]| {
         h.iter()
