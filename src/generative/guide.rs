@@ -50,9 +50,10 @@ impl GuideSettings {
     /// The settings measured best for the bundled model (plan.md, "Retrieval-guided
     /// decoding"): the 8 nearest phrases, most of the probability to their continuations,
     /// beam hypotheses ranked with their consensus, and the output checked against the
-    /// candidates ([`Guide::most_agreed`]). Greedy is the fast mode, beam 8 the best measured. Fitted on
-    /// validation rows 1000-1999 with the bundled and an exact bank, and on out-of-domain text
-    /// (`scripts/ood_texts.py`), where a flatter temperature than the WordNet optimum helps.
+    /// candidates ([`Guide::most_agreed`]). Greedy is the fast mode, beam 8 the best
+    /// measured. Fitted on validation rows 1000-1999 with the bundled and an exact bank, and
+    /// on out-of-domain text (`scripts/ood_texts.py`), where a flatter temperature than the
+    /// WordNet optimum helps.
     pub fn fitted() -> Self {
         GuideSettings {
             candidates: 8,
