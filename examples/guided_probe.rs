@@ -58,11 +58,18 @@ fn main() -> lightweight_decoder::Result<()> {
     let queries: Vec<Vec<f32>> = match std::env::var("GUIDED_DENOISE") {
         Ok(l) => {
             let l: f32 = l.parse().unwrap();
-            let ids = bank.search(&flat, 8)?;
             queries
                 .iter()
-                .zip(&ids)
-                .map(|(q, hits)| {
+                .zip(&hits)
+                .zip(&references)
+                .map(|((q, hits), r)| {
+                    // the candidates' own hits (the search above), each row's phrase excluded
+                    // as for the candidates
+                    let hits: Vec<_> = hits
+                        .iter()
+                        .filter(|h| !(exclude_self && bank.phrase(h.id) == Some(r.as_str())))
+                        .take(8)
+                        .collect();
                     let best = hits[0].similarity;
                     let w: Vec<f32> = hits
                         .iter()
