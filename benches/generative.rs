@@ -77,7 +77,7 @@ fn benches(c: &mut Criterion) {
                 break;
             };
             let d = d
-                .with_guide(bank.clone(), GuideSettings::fitted())
+                .with_guide(bank.clone(), GuideSettings::default())
                 .expect("fitted settings are valid");
             let mut i = 0;
             group.bench_function(format!("{name}_one_thread_bundled"), |b| {

@@ -8,6 +8,9 @@
 //!   validation split);
 //! - mix: the two report halves, 50/50.
 //!
+//! With `--noise-cosine 1,0.9,0.8` each set is measured at every level (inputs perturbed to
+//! that cosine), the rule is calibrated on all of them and reported per level.
+//!
 //! ```text
 //! cargo run --release --example hybrid_report -- --bank target/eval/train_bank_flat \
 //!     --model model/generative.q4.gguf --out docs/hybrid_report.json \
@@ -19,6 +22,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use lightweight_decoder::dataset::is_validation;
+use lightweight_decoder::eval::perturb_rows;
 use lightweight_decoder::generative::{DecodeOptions, GuideSettings, Strategy};
 use lightweight_decoder::hybrid::{calibrate, evaluate_rule, measure, CalibrationRow};
 use lightweight_decoder::samples::{SampleSet, VALIDATION, WORDNET_SAMPLE};
@@ -52,9 +56,14 @@ struct Args {
     /// Beam width of the generator (1: greedy; ignored with --mbr).
     #[arg(long, default_value_t = 1)]
     beam: usize,
-    /// Guide the generator with the bank's nearest phrases (`GuideSettings::fitted()`).
+    /// Guide the generator with the bank's nearest phrases (`GuideSettings::default()`).
     #[arg(long)]
     guide: bool,
+    /// Noise levels: every set is also measured with its inputs perturbed to each of these
+    /// cosines (seeded), the rule is calibrated on all levels together and reported per level
+    /// (1 = clean inputs only).
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    noise_cosine: Vec<f32>,
 }
 
 /// Rows `parity`, `parity + 2`, ... of a sample, at most `limit`.
@@ -127,9 +136,9 @@ fn main() -> Result<()> {
         ..DecodeOptions::default()
     };
     let guide = if args.guide {
-        GuideSettings::fitted()
-    } else {
         GuideSettings::default()
+    } else {
+        GuideSettings::off()
     };
     let generator = GenerativeDecoder::load(&args.model, options)?
         .with_guide(bank.shared_bank(), guide.clone())?;
@@ -142,34 +151,58 @@ fn main() -> Result<()> {
         .filter(|&r| !is_validation(&in_bank.texts[r]))
         .collect();
 
+    // measured[parity][level][set]
     let mut measured = Vec::new();
     for parity in 0..2 {
-        let mut halves = Vec::new();
-        for (set, keep) in [(&home, &home_rows), (&in_bank, &in_bank_rows)] {
-            let (x, texts) = half(set, keep, parity, args.rows);
-            halves.push(measure(&hybrid, x.view(), &texts)?);
+        let mut levels = Vec::new();
+        for (level, &cosine) in args.noise_cosine.iter().enumerate() {
+            let mut halves = Vec::new();
+            for (set, keep) in [(&home, &home_rows), (&in_bank, &in_bank_rows)] {
+                let (x, texts) = half(set, keep, parity, args.rows);
+                let x = if cosine < 1.0 {
+                    perturb_rows(&x, cosine, 1000 + level as u64)
+                } else {
+                    x
+                };
+                halves.push(measure(&hybrid, x.view(), &texts)?);
+            }
+            levels.push(halves);
         }
-        measured.push(halves);
+        measured.push(levels);
     }
-    let calibration: Vec<CalibrationRow> = measured[0].concat();
+    let calibration: Vec<CalibrationRow> = measured[0].concat().concat();
     let fit = calibrate(&calibration, &HybridConfig::default());
     println!("calibrated on {} rows: {:?}", calibration.len(), fit.rule);
 
-    let [home_report, bank_report] = [&measured[1][0], &measured[1][1]];
-    let n = home_report.len().min(bank_report.len());
-    let mix: Vec<CalibrationRow> = home_report[..n]
-        .iter()
-        .chain(&bank_report[..n])
-        .cloned()
-        .collect();
-    let sets = vec![
-        summary("generator's home", home_report, &fit.rule),
-        summary("bank's home", bank_report, &fit.rule),
-        summary("mix 50/50", &mix, &fit.rule),
-    ];
+    let mut sets = Vec::new();
+    for (level, &cosine) in args.noise_cosine.iter().enumerate() {
+        let [home_report, bank_report] = [&measured[1][level][0], &measured[1][level][1]];
+        let n = home_report.len().min(bank_report.len());
+        let mix: Vec<CalibrationRow> = home_report[..n]
+            .iter()
+            .chain(&bank_report[..n])
+            .cloned()
+            .collect();
+        let suffix = if cosine < 1.0 {
+            format!(", cosine {cosine}")
+        } else {
+            String::new()
+        };
+        sets.push(summary(
+            &format!("generator's home{suffix}"),
+            home_report,
+            &fit.rule,
+        ));
+        sets.push(summary(
+            &format!("bank's home{suffix}"),
+            bank_report,
+            &fit.rule,
+        ));
+        sets.push(summary(&format!("mix 50/50{suffix}"), &mix, &fit.rule));
+    }
     let report = json!({
         "bank": args.bank, "model": args.model, "mbr_samples": args.mbr, "beam": args.beam,
-        "guide": guide,
+        "guide": guide, "noise_cosine": args.noise_cosine,
         "calibration": fit, "report_sets": sets,
     });
     if let Some(path) = &args.config_out {

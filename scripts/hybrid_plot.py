@@ -17,7 +17,7 @@ def main():
     sets = report["report_sets"]
     names = ["bank_f1", "generator_f1", "hybrid_f1"]
     labels = ["phrase bank", "generator", "hybrid"]
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = plt.subplots(figsize=(max(8, 2.7 * len(sets)), 4))
     width = 0.26
     for i, (key, label) in enumerate(zip(names, labels)):
         xs = [j + (i - 1) * width for j in range(len(sets))]

@@ -7,7 +7,7 @@
 # docs/hybrid_config.json (for that bank and model), and, when matplotlib is available (.venv from
 # scripts/install-encoder.sh plus `pip install matplotlib`), docs/hybrid_report.png.
 # Usage: bash scripts/hybrid_report.sh [MODEL]   (default: the bundled model)
-# With GUIDE=1 the generator is retrieval-guided by the same bank (GuideSettings::fitted(), beam
+# With GUIDE=1 the generator is retrieval-guided by the same bank (GuideSettings::default(), beam
 # 8) and the outputs are docs/hybrid_guided_{report.json,config.json,report.png}.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -228,8 +228,8 @@ pub struct DecoderConfig {
     pub health: HealthConfig,
     /// Decision rule of the hybrid decoder (calibrate with `lwdec calibrate`).
     pub hybrid: crate::hybrid::HybridConfig,
-    /// Retrieval guidance of the generative decoder, also the hybrid's generator (off by
-    /// default; [`crate::generative::GuideSettings::fitted`] holds the measured settings).
+    /// Retrieval guidance of the generative decoder, also the hybrid's generator (the
+    /// measured settings by default; [`crate::generative::GuideSettings::off`] turns it off).
     pub guide: crate::generative::GuideSettings,
 }
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::decoder::{Decoded, Decoder, Source};
+use crate::decoder::{Candidate, Decoded, Decoder, Source};
 use crate::embedding;
 use crate::error::Result;
 use crate::generative::{DecodeOptions, Guide, GuideSettings, InferenceModel};
@@ -25,6 +25,8 @@ pub const MODEL_PATH_ENV: &str = "LWDEC_MODEL";
 ///
 /// With a guide bank ([`GenerativeDecoder::with_guide`]) decoding is retrieval-guided: the
 /// input's nearest bank phrases propose the bytes that continue what was written (plan.md).
+/// That is the shipped configuration ([`GenerativeDecoder::bundled`], `lwdec` unless
+/// `--no-guide`): on held-out text it beats both the nearest phrase and the model alone.
 ///
 /// Confidence is the geometric-mean probability per byte of the output under the model
 /// (`exp(mean log-probability)`).
@@ -67,11 +69,22 @@ impl GenerativeDecoder {
         Ok(self)
     }
 
+    /// The bank and settings that guide decoding, if guidance is on.
+    pub fn guide(&self) -> Option<(&Arc<PhraseBank>, &GuideSettings)> {
+        self.guide.as_ref().map(|(bank, settings)| (bank, settings))
+    }
+
     /// The guide of one input: its nearest phrases of the guide bank, if guidance is on.
-    fn guide_for(&self, query: &[f32]) -> Result<Option<Guide>> {
+    /// `searched` holds that bank's nearest phrases of this input, best first, when the caller
+    /// already searched it (enough of them: no second search).
+    fn guide_for(&self, query: &[f32], searched: Option<&[Candidate]>) -> Result<Option<Guide>> {
         let Some((bank, settings)) = &self.guide else {
             return Ok(None);
         };
+        if let Some(found) = searched.filter(|c| c.len() >= settings.candidates.min(bank.len())) {
+            let texts = found.iter().map(|c| (c.text.as_str(), c.similarity));
+            return Ok(Some(Guide::new(texts, settings)?));
+        }
         let hits = bank.search(query, settings.candidates)?;
         let texts = hits
             .iter()
@@ -115,9 +128,16 @@ impl GenerativeDecoder {
             })
     }
 
-    /// Loads the bundled model.
+    /// Loads the bundled model, unguided (it decodes from the embedding alone).
     pub fn with_default_model(options: DecodeOptions) -> Result<Self> {
         Self::load(&Self::default_model_path(), options)
+    }
+
+    /// The shipped configuration: the bundled model guided by the bundled bank
+    /// ([`PhraseBank::load_default`]) with [`GuideSettings::default`].
+    pub fn bundled(options: DecodeOptions) -> Result<Self> {
+        let bank = Arc::new(PhraseBank::load_default()?);
+        Self::with_default_model(options)?.with_guide(bank, GuideSettings::default())
     }
 
     /// The model.
@@ -141,7 +161,7 @@ impl Decoder for GenerativeDecoder {
     }
 
     fn decode_in_session(&self, input: &[f32], session: &mut Session) -> Result<Decoded> {
-        self.generate(input, None, session)
+        self.generate(input, None, None, session)
     }
 }
 
@@ -150,14 +170,35 @@ impl GenerativeDecoder {
     /// (the model reads them and a draft bank is set; otherwise `draft` is ignored): for
     /// callers that already searched a bank, such as the hybrid decoder.
     pub fn decode_with_draft(&self, input: &[f32], draft: &str) -> Result<Decoded> {
-        self.generate(input, Some(draft), &mut self.new_session())
+        self.generate(input, Some(draft), None, &mut self.new_session())
     }
 
-    /// One decode: the given draft, or the draft bank's nearest phrase when `None`.
+    /// Decodes `input` for a caller that already searched a bank for it, such as the hybrid
+    /// decoder: `found` holds that bank's nearest phrases, best first. The best is the draft
+    /// (as in [`GenerativeDecoder::decode_with_draft`]), and when `bank` is the guide bank
+    /// (the same `Arc`) they guide decoding without a second search.
+    pub fn decode_with_found(
+        &self,
+        input: &[f32],
+        bank: &Arc<PhraseBank>,
+        found: &[Candidate],
+    ) -> Result<Decoded> {
+        let draft = found.first().map_or("", |c| c.text.as_str());
+        let same_bank = self
+            .guide
+            .as_ref()
+            .is_some_and(|(guide_bank, _)| Arc::ptr_eq(guide_bank, bank));
+        let searched = same_bank.then_some(found);
+        self.generate(input, Some(draft), searched, &mut self.new_session())
+    }
+
+    /// One decode: the given draft, or the draft bank's nearest phrase when `None`; the guide
+    /// from `searched` when given (see [`GenerativeDecoder::guide_for`]).
     fn generate(
         &self,
         input: &[f32],
         draft: Option<&str>,
+        searched: Option<&[Candidate]>,
         session: &mut Session,
     ) -> Result<Decoded> {
         let started = Instant::now();
@@ -167,7 +208,7 @@ impl GenerativeDecoder {
                 (Some(d), Some(_)) => Cow::Borrowed(d),
                 (None, Some(_)) => Cow::Owned(self.draft_for(&query)?),
             };
-            let guide = self.guide_for(&query)?;
+            let guide = self.guide_for(&query, searched)?;
             let generated =
                 self.model
                     .decode_guided(&query, &draft, guide.as_ref(), &self.options)?;

@@ -55,6 +55,18 @@ impl Default for HybridConfig {
 }
 
 impl HybridConfig {
+    /// Never leave the bank's choice: the generator does not run.
+    pub fn bank_only() -> Self {
+        HybridConfig {
+            bank_similarity: 0.0,
+            generator_margin: f32::MAX,
+            rerank_top_k: 5,
+            rerank_weight: 0.0,
+            overlap_weight: 0.0,
+            rerank_max_gap: f32::MAX,
+        }
+    }
+
     /// Whether the rule re-ranks the bank's candidates.
     pub fn reranks(&self) -> bool {
         self.rerank_top_k > 1 && (self.rerank_weight > 0.0 || self.overlap_weight > 0.0)
@@ -198,9 +210,11 @@ impl HybridDecoder {
                 alternatives: Vec::new(),
             });
         }
-        // the bank's best match is the generator's draft (if it reads drafts): no second search
-        let draft = bank.candidates.first().map_or("", |c| c.text.as_str());
-        let generated = self.generator.decode_with_draft(query, draft)?;
+        // the bank's best match is the generator's draft (if it reads drafts) and its top
+        // candidates the guide (if it is guided by this bank): no second search
+        let generated =
+            self.generator
+                .decode_with_found(query, &self.bank.shared_bank(), &bank.candidates)?;
         let model = self.generator.model();
         // Score raw bank phrases (as the generator was trained on), not post-processed text.
         let single = match &bank.source {

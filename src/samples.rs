@@ -20,6 +20,9 @@ pub const SESSIONS_DEV: &str = "sessions_dev";
 pub const SESSIONS_TEST: &str = "sessions_test";
 /// Phrases of the generator's held-out validation split (never trained on).
 pub const VALIDATION: &str = "validation";
+/// Texts unlike WordNet that no bank holds (crate descriptions, Python docstrings;
+/// `scripts/make_ood_sample.sh`), for out-of-domain checks only: never trained on or banked.
+pub const OUT_OF_DOMAIN: &str = "ood";
 
 /// One sample set: texts, their embeddings, bank ids and optional session boundaries.
 #[derive(Debug, Clone)]
@@ -28,7 +31,7 @@ pub struct SampleSet {
     pub texts: Vec<String>,
     /// Embeddings, one row per phrase (not normalised).
     pub embeddings: Array2<f32>,
-    /// Row of each phrase in the default bank.
+    /// Row of each phrase in the default bank (empty for a set the bank does not hold).
     pub bank_ids: Vec<usize>,
     /// First row of each session, when the set is grouped into sessions.
     pub boundaries: Option<Vec<usize>>,
@@ -45,14 +48,21 @@ impl SampleSet {
         let file = |ext: &str| dir.join(format!("{name}.{ext}"));
         let texts = read_lines(&file("txt"))?;
         let embeddings = load_embeddings(&file("i8.npy"), Some(&file("scale.npy")))?;
-        let bank_ids = parse_numbers(&file("ids.txt"))?;
+        let ids_path = file("ids.txt");
+        let bank_ids = if ids_path.exists() {
+            parse_numbers(&ids_path)?
+        } else {
+            Vec::new()
+        };
         let boundaries_path = file("boundaries.txt");
         let boundaries = if boundaries_path.exists() {
             Some(parse_numbers(&boundaries_path)?)
         } else {
             None
         };
-        if texts.len() != embeddings.nrows() || bank_ids.len() != texts.len() {
+        if texts.len() != embeddings.nrows()
+            || !(bank_ids.is_empty() || bank_ids.len() == texts.len())
+        {
             return Err(Error::InvalidArgument(format!(
                 "sample set {name}: {} texts, {} embeddings, {} ids",
                 texts.len(),

@@ -629,9 +629,10 @@ fn gguf_round_trip_and_corruption_are_detected() {
         sizes.push(std::fs::metadata(&path).unwrap().len());
     }
     // Q8_0 is 8.5 bits and Q4_0 4.5 bits per matrix weight, against 32 (the INT4 model keeps
-    // the byte embedding and the MLP's two matrices at Q8_0: 5.95 bits on average).
+    // the byte embedding, the MLP's two matrices and the attention output at Q8_0: 6.3 bits on
+    // average with the default config).
     assert!(
-        sizes[1] * 3 < sizes[0] && sizes[2] * 5 < sizes[0],
+        sizes[1] * 3 < sizes[0] && sizes[2] * 4 < sizes[0],
         "{sizes:?}"
     );
     assert!(sizes[2] < sizes[1]);

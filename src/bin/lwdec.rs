@@ -21,7 +21,7 @@ use lightweight_decoder::metrics::token_f1;
 use lightweight_decoder::monitoring::percentile;
 use lightweight_decoder::phrase_bank::{BankBuildOptions, BuildProgress, PhraseBank};
 use lightweight_decoder::samples::{
-    read_lines, SampleSet, SESSIONS_TEST, VALIDATION, WORDNET_SAMPLE,
+    read_lines, SampleSet, OUT_OF_DOMAIN, SESSIONS_TEST, VALIDATION, WORDNET_SAMPLE,
 };
 use lightweight_decoder::{
     load_config, save_config, AssemblyMethod, Decoder, DecoderConfig, Error, GenerativeDecoder,
@@ -133,11 +133,12 @@ struct DecoderArgs {
     /// model reads each input's nearest phrase of the bank, `--bank`, as its draft).
     #[arg(long)]
     no_drafts: bool,
-    /// Retrieval-guided generation (generative and hybrid decoders): the bank's nearest phrases
-    /// (`--bank`) propose continuations mixed into the generator's next-byte distribution, with
-    /// `GuideSettings::fitted()` unless the config sets `guide`. Measured best with `--beam 8`.
+    /// Generate from the embedding alone. By default the generative decoder (and the hybrid's
+    /// generator) is retrieval-guided: the bank's nearest phrases (`--bank`) propose
+    /// continuations mixed into its next-byte distribution, with the config's `guide` settings
+    /// (`GuideSettings::default()`, measured best with `--beam 8`).
     #[arg(long)]
-    guide: bool,
+    no_guide: bool,
 }
 
 #[derive(Subcommand)]
@@ -561,8 +562,8 @@ fn decoder_config(args: &DecoderArgs) -> Result<DecoderConfig> {
     if let Some(k) = args.top_k {
         config.top_k = k;
     }
-    if args.guide && !config.guide.enabled() {
-        config.guide = GuideSettings::fitted();
+    if args.no_guide {
+        config.guide = GuideSettings::off();
     }
     config.validate()?;
     Ok(config)
@@ -1001,30 +1002,61 @@ fn demo(rows: usize, args: &DecoderArgs) -> Result<()> {
     demo_generator(rows, args)
 }
 
-/// The demo's second part: the bundled generative model on held-out validation embeddings.
+/// The demo's second part: the bundled generative model alone on held-out validation
+/// embeddings, then guided by the bank (the default) on text unlike WordNet that no bank holds.
 fn demo_generator(rows: usize, args: &DecoderArgs) -> Result<()> {
-    // unguided: the bundled bank holds these phrases, a guide would copy them
-    let generator = generative_decoder(args, &DecoderConfig::default(), None)?;
+    // alone: the bundled bank holds the validation phrases, a guide would copy them
+    let alone = DecoderConfig {
+        guide: GuideSettings::off(),
+        ..DecoderConfig::default()
+    };
+    let generator = generative_decoder(args, &alone, None)?;
     let held_out = SampleSet::bundled(VALIDATION)?;
-    let rows = rows.min(held_out.texts.len());
+    let n = rows.min(held_out.texts.len());
     let config = generator.model().config();
     println!(
         "\nThe generative decoder ({} parameters, {:?}, depth {}) writes text byte by byte; \
-         here on {rows} held-out phrases that training never saw:\n",
+         here alone, on {n} held-out phrases that training never saw:\n",
         config.parameter_count(),
         generator.model().precision(),
         config.depth
     );
-    let decoded = generator.batch_decode(held_out.embeddings.slice(s![..rows, ..]))?;
+    let decoded = generator.batch_decode(held_out.embeddings.slice(s![..n, ..]))?;
     let mut f1 = 0.0;
     for (d, reference) in decoded.iter().zip(&held_out.texts) {
         f1 += token_f1(&d.text, reference);
         println!("original : {reference}");
         println!("generated: {}\n", d.text);
     }
+    println!("mean token F1 {:.3} over these rows", f1 / n.max(1) as f64);
+
+    let config = decoder_config(args)?;
+    if !config.guide.enabled() {
+        return Ok(());
+    }
+    let bank = PhraseBankDecoder::new(load_bank(args.bank.as_deref())?, config.clone())?;
+    let guided = generative_decoder(args, &config, Some(bank.shared_bank()))?;
+    let unlike = SampleSet::bundled(OUT_OF_DOMAIN)?;
+    let n = rows.min(unlike.texts.len());
     println!(
-        "mean token F1 {:.3} over these rows",
-        f1 / rows.max(1) as f64
+        "\nBy default it is guided by the bank's nearest phrases, which it weighs, copies from and \
+         splices; here on {n} texts unlike WordNet that no bank holds (samples/ood):\n"
+    );
+    let inputs = unlike.embeddings.slice(s![..n, ..]);
+    let nearest = bank.batch_decode(inputs)?;
+    let written = guided.batch_decode(inputs)?;
+    let (mut bank_f1, mut guided_f1) = (0.0, 0.0);
+    for ((b, g), reference) in nearest.iter().zip(&written).zip(&unlike.texts) {
+        bank_f1 += token_f1(&b.text, reference);
+        guided_f1 += token_f1(&g.text, reference);
+        println!("original : {reference}");
+        println!("bank     : {}", b.text);
+        println!("guided   : {}\n", g.text);
+    }
+    println!(
+        "mean token F1 over these rows: nearest bank phrase {:.3}, guided generator {:.3}",
+        bank_f1 / n.max(1) as f64,
+        guided_f1 / n.max(1) as f64
     );
     Ok(())
 }

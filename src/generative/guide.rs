@@ -33,28 +33,14 @@ pub struct GuideSettings {
 }
 
 impl Default for GuideSettings {
-    /// Off; the values fitted for the bundled model are in plan.md.
-    fn default() -> Self {
-        GuideSettings {
-            candidates: 0,
-            temperature: 0.02,
-            weight: 0.5,
-            min_match: 2,
-            consensus_weight: 0.0,
-            consensus_temperature: 0.3,
-        }
-    }
-}
-
-impl GuideSettings {
     /// The settings measured best for the bundled model (plan.md, "Retrieval-guided
     /// decoding"): the 8 nearest phrases, most of the probability to their continuations,
     /// beam hypotheses ranked with their consensus, and the output checked against the
     /// candidates ([`Guide::most_agreed`]). Greedy is the fast mode, beam 8 the best
     /// measured. Fitted on validation rows 1000-1999 with the bundled and an exact bank, and
     /// on out-of-domain text (`scripts/ood_texts.py`), where a flatter temperature than the
-    /// WordNet optimum helps.
-    pub fn fitted() -> Self {
+    /// WordNet optimum helps. [`GuideSettings::off`] turns guidance off.
+    fn default() -> Self {
         GuideSettings {
             candidates: 8,
             temperature: 0.05,
@@ -62,6 +48,16 @@ impl GuideSettings {
             min_match: 2,
             consensus_weight: 3.0,
             consensus_temperature: 0.3,
+        }
+    }
+}
+
+impl GuideSettings {
+    /// No guidance: the generator decodes from the embedding alone.
+    pub fn off() -> Self {
+        GuideSettings {
+            candidates: 0,
+            ..GuideSettings::default()
         }
     }
 

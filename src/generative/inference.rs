@@ -136,7 +136,7 @@ impl InferenceModel {
                 } else {
                     GgmlDType::F32
                 };
-                let q = QTensor::quantize(&t.detach().contiguous()?, dtype)?;
+                let q = super::quantized::quantize_tensor(&t.detach().contiguous()?, dtype)?;
                 Ok((name.to_string(), q))
             })
             .collect::<candle_core::Result<Vec<_>>>()
@@ -166,15 +166,20 @@ impl InferenceModel {
                     t.shape().dims()
                 ));
             }
-            let want = if expected.len() == 2 {
-                precision.matrix_dtype(&name)
+            let allowed = if expected.len() == 2 {
+                precision.matrix_dtypes()
             } else {
-                GgmlDType::F32
+                &[GgmlDType::F32]
             };
-            if t.dtype() != want {
+            if !allowed.contains(&t.dtype()) {
                 return Err(format!(
-                    "tensor {name} is stored as {:?}, expected {want:?}",
-                    t.dtype()
+                    "tensor {name} is stored as {:?}, expected {}",
+                    t.dtype(),
+                    allowed
+                        .iter()
+                        .map(|d| format!("{d:?}"))
+                        .collect::<Vec<_>>()
+                        .join(" or ")
                 ));
             }
             slots[i] = Some(Arc::new(t));

@@ -33,7 +33,7 @@ pub use decode::{DecodeOptions, Decoded, Strategy};
 pub use guide::{Guide, GuideSettings};
 pub use inference::InferenceModel;
 pub use model::{Batch, GenerativeModel};
-pub use quantized::Precision;
+pub use quantized::{quantize_tensor, Precision};
 pub use train::{Decay, DepthStage, StepStats, TrainConfig, TrainLogEntry, TrainSummary, Trainer};
 
 use crate::Error;
