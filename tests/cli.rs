@@ -228,3 +228,26 @@ fn the_guided_generator_copies_the_bank_phrases_of_in_bank_inputs_unless_no_guid
     assert!(guided >= n - 1, "guided {guided}/{n}");
     assert!(plain < guided, "plain {plain}/{n}");
 }
+
+#[test]
+fn demo_decodes_with_the_bank_the_model_alone_and_the_guided_model() {
+    let o = lwdec(&["demo"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("recovered exactly:"), "{out}");
+    assert!(out.contains("here alone, on"), "{out}");
+    // the last line compares the bank and the guided model over all out-of-domain rows
+    let last = out.lines().last().unwrap();
+    let numbers: Vec<f64> = last
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .filter(|w| w.starts_with("0."))
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(numbers.len(), 4, "{last}");
+    let (bank_all, guided_all) = (numbers[2], numbers[3]);
+    assert!(guided_all > bank_all, "{last}");
+    // the no-guide demo stops after the model alone
+    let o = lwdec(&["demo", "--no-guide"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("guided   :"));
+}
