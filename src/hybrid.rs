@@ -4,8 +4,10 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::config::DecoderConfig;
 use crate::decoder::{Decoded, Decoder, Source};
 use crate::error::{Error, Result};
+use crate::generative::DecodeOptions;
 use crate::generative_decoder::GenerativeDecoder;
 use crate::metrics::token_f1;
 use crate::phrase_bank_decoder::PhraseBankDecoder;
@@ -37,25 +39,30 @@ pub struct HybridConfig {
 }
 
 impl Default for HybridConfig {
-    /// Uncalibrated: never leave the bank's choice. A rule depends on the bank's similarity
-    /// scale (a compressed bank scores a phrase's own embedding about 0.9, an exact one 1.0)
-    /// and on the model, so fit one with [`calibrate`] (`lwdec calibrate`); the rule fitted for
-    /// the bundled model and an exact bank of the training phrases is in
-    /// `docs/hybrid_config.json` (written by `scripts/hybrid_report.sh`).
+    /// The rule fitted for the shipped configuration: the bundled model guided by a compressed
+    /// (`IVF1024,PQ96`) bank like the default one, calibrated on clean inputs and on inputs
+    /// with noise to cosine 0.9 and 0.8 (`DEFAULT=1 bash scripts/hybrid_report.sh`,
+    /// `docs/hybrid_default_report.json`). The bank phrase when its similarity is at least
+    /// 0.793; below, a bank candidate re-ranked by similarity, log-probability and overlap with
+    /// the generated text, unless the generated text's log-probability per byte beats it by
+    /// 0.8. A rule depends on the bank's similarity scale and on the generator: fit your own
+    /// with [`calibrate`] (`lwdec calibrate`) for another bank or model, and use
+    /// [`HybridConfig::bank_only`] with an unguided generator.
     fn default() -> Self {
         HybridConfig {
-            bank_similarity: 0.0,
-            generator_margin: f32::MAX,
+            bank_similarity: 0.793,
+            generator_margin: 0.8,
             rerank_top_k: 5,
-            rerank_weight: 0.0,
-            overlap_weight: 0.0,
-            rerank_max_gap: f32::MAX,
+            rerank_weight: 0.05,
+            overlap_weight: 0.05,
+            rerank_max_gap: 0.1,
         }
     }
 }
 
 impl HybridConfig {
-    /// Never leave the bank's choice: the generator does not run.
+    /// Never leave the bank's choice: the generator does not run (the rule for an unguided
+    /// generator until one is calibrated; `lwdec` uses it with `--no-guide`).
     pub fn bank_only() -> Self {
         HybridConfig {
             bank_similarity: 0.0,
@@ -189,6 +196,28 @@ impl HybridDecoder {
             generator,
             rule,
         })
+    }
+
+    /// The shipped configuration: the default bank, and the bundled model guided by that same
+    /// bank with `config.guide` (one bank in memory, searched once per input), decided by
+    /// `config.hybrid`.
+    pub fn with_defaults(config: DecoderConfig, options: DecodeOptions) -> Result<Self> {
+        let rule = config.hybrid.clone();
+        let guide = config.guide.clone();
+        let bank = PhraseBankDecoder::with_default_bank(config)?;
+        let generator = GenerativeDecoder::with_default_model(options)?
+            .with_guide(bank.shared_bank(), guide)?;
+        Self::new(bank, generator, rule)
+    }
+
+    /// The bank decoder.
+    pub fn bank(&self) -> &PhraseBankDecoder {
+        &self.bank
+    }
+
+    /// The generative decoder.
+    pub fn generator(&self) -> &GenerativeDecoder {
+        &self.generator
     }
 
     /// The decision rule.

@@ -372,3 +372,35 @@ fn searched_q4_scales_cut_the_weight_error_in_the_ggml_format() {
         assert!(ours < 0.9 * theirs, "{name}: {ours} against {theirs}");
     }
 }
+
+#[test]
+fn the_default_hybrid_is_at_least_the_better_decoder_on_text_unlike_wordnet_and_in_the_bank() {
+    use lightweight_decoder::samples::{OUT_OF_DOMAIN, WORDNET_SAMPLE};
+    use lightweight_decoder::{DecoderConfig, HybridDecoder};
+
+    let hybrid =
+        HybridDecoder::with_defaults(DecoderConfig::default(), DecodeOptions::default()).unwrap();
+    let (bank, generator) = (hybrid.bank(), hybrid.generator());
+    for (name, rows) in [(OUT_OF_DOMAIN, 200), (WORDNET_SAMPLE, 100)] {
+        let s = SampleSet::bundled(name).unwrap();
+        let x = s.embeddings.slice(ndarray::s![..rows, ..]);
+        let f1 = |decoded: Vec<lightweight_decoder::Decoded>| {
+            decoded
+                .iter()
+                .zip(&s.texts)
+                .map(|(d, t)| token_f1(&d.text, t))
+                .sum::<f64>()
+                / rows as f64
+        };
+        let (b, g, h) = (
+            f1(bank.batch_decode(x).unwrap()),
+            f1(generator.batch_decode(x).unwrap()),
+            f1(hybrid.batch_decode(x).unwrap()),
+        );
+        eprintln!("{name}: bank {b:.4} guided generator {g:.4} hybrid {h:.4}");
+        assert!(
+            h >= b.max(g) - 1e-9,
+            "{name}: hybrid {h:.4}, bank {b:.4}, generator {g:.4}"
+        );
+    }
+}

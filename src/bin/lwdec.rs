@@ -25,7 +25,7 @@ use lightweight_decoder::samples::{
 };
 use lightweight_decoder::{
     load_config, save_config, AssemblyMethod, Decoded, Decoder, DecoderConfig, Error,
-    GenerativeDecoder, HybridDecoder, PhraseBankDecoder, Result,
+    GenerativeDecoder, HybridConfig, HybridDecoder, PhraseBankDecoder, Result,
 };
 use ndarray::{s, Array2};
 use serde_json::json;
@@ -564,6 +564,10 @@ fn decoder_config(args: &DecoderArgs) -> Result<DecoderConfig> {
     }
     if args.no_guide {
         config.guide = GuideSettings::off();
+        if args.config.is_none() {
+            // the default rule was fitted for the guided generator
+            config.hybrid = HybridConfig::bank_only();
+        }
     }
     config.validate()?;
     Ok(config)
