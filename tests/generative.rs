@@ -843,6 +843,39 @@ fn data_parallel_workers_give_the_same_update() {
 }
 
 #[test]
+fn training_noise_is_validated_seeded_and_reaches_the_model() {
+    for bad in [
+        TrainConfig {
+            noise_share: 1.5,
+            ..TrainConfig::default()
+        },
+        TrainConfig {
+            noise_min_cosine: 0.0,
+            ..TrainConfig::default()
+        },
+    ] {
+        assert!(matches!(bad.validate(), Err(Error::InvalidConfig(_))));
+    }
+    let Some(data) = wordnet() else { return };
+    let first_loss = |noise_share: f64| {
+        let config = TrainConfig {
+            steps: 1,
+            batch_size: 8,
+            warmup_steps: 1,
+            noise_share,
+            noise_min_cosine: 0.3,
+            ..TrainConfig::default()
+        };
+        let model = GenerativeModel::new(small_config(), 4).unwrap();
+        let mut t = Trainer::new(model, config, data).unwrap();
+        t.train_step().unwrap().nats
+    };
+    let (clean, noisy) = (first_loss(0.0), first_loss(1.0));
+    assert_ne!(clean, noisy, "perturbed embeddings change the loss");
+    assert_eq!(noisy, first_loss(1.0), "the noise is seeded");
+}
+
+#[test]
 fn validation_split_is_fixed_by_fnv1a() {
     assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
     assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);

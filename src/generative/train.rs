@@ -11,7 +11,7 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
+use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::candle_err;
@@ -83,6 +83,15 @@ pub struct TrainConfig {
     pub eval_decodes: usize,
     /// Save a checkpoint every this many steps (and at the end).
     pub checkpoint_every: usize,
+    /// Share of training rows whose embedding is perturbed, afresh at every step, to a random
+    /// cosine in [`noise_min_cosine`, 1] with Gaussian noise orthogonal to it, so that the model
+    /// learns to decode the inexact vectors an upstream network emits (0 = off; validation
+    /// never sees noise).
+    ///
+    /// [`noise_min_cosine`]: TrainConfig::noise_min_cosine
+    pub noise_share: f64,
+    /// Lowest cosine of a perturbed training embedding with its clean one.
+    pub noise_min_cosine: f32,
 }
 
 impl Default for TrainConfig {
@@ -104,6 +113,8 @@ impl Default for TrainConfig {
             eval_phrases: 512,
             eval_decodes: 200,
             checkpoint_every: 1000,
+            noise_share: 0.0,
+            noise_min_cosine: 0.8,
         }
     }
 }
@@ -138,6 +149,14 @@ impl TrainConfig {
         }
         if !(self.weight_decay >= 0.0 && self.grad_clip >= 0.0) {
             return bad("weight_decay and grad_clip must be non-negative".into());
+        }
+        if !(0.0..=1.0).contains(&self.noise_share)
+            || !(self.noise_min_cosine > 0.0 && self.noise_min_cosine <= 1.0)
+        {
+            return bad(format!(
+                "noise_share must be in [0, 1] and noise_min_cosine in (0, 1], got {} and {}",
+                self.noise_share, self.noise_min_cosine
+            ));
         }
         if self.depth_schedule.iter().any(|s| s.depth == 0)
             || self
@@ -504,6 +523,29 @@ impl<'a> Trainer<'a> {
             .map_or(&[], Vec::as_slice)
     }
 
+    /// The embedding of training row `i` at this step: with probability `noise_share`
+    /// perturbed to a cosine drawn uniformly from [`noise_min_cosine`, 1]; deterministic in
+    /// (seed, step, row).
+    ///
+    /// [`noise_min_cosine`]: TrainConfig::noise_min_cosine
+    fn noisy_embedding(&self, i: usize) -> Vec<f32> {
+        let clean = self.data.embedding(i);
+        let mut rng = StdRng::seed_from_u64(
+            self.config.seed
+                ^ (self.step as u64).wrapping_mul(0xA24B_AED4_963E_E407)
+                ^ (i as u64).wrapping_mul(0x9FB2_1C65_1E98_DF25),
+        );
+        if rng.random::<f64>() >= self.config.noise_share {
+            return clean.to_vec();
+        }
+        let low = self.config.noise_min_cosine;
+        let cosine = low + (1.0 - low) * rng.random::<f32>();
+        match crate::embedding::normalized(clean, clean.len()) {
+            Ok(unit) => crate::eval::perturb_to_cosine(&unit, cosine, &mut rng),
+            Err(_) => clean.to_vec(),
+        }
+    }
+
     /// Builds the batch of the given rows, with their drafts of `epoch` (`None`: validation).
     fn batch(&self, rows: &[usize], epoch: Option<usize>) -> Result<Batch> {
         let phrases: Vec<&[u8]> = rows
@@ -515,7 +557,16 @@ impl<'a> Trainer<'a> {
             None => Vec::new(),
         };
         let drafts: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
-        let embeddings: Vec<&[f32]> = rows.iter().map(|&i| self.data.embedding(i)).collect();
+        let noisy: Vec<Vec<f32>> = match epoch {
+            Some(_) if self.config.noise_share > 0.0 => {
+                rows.iter().map(|&i| self.noisy_embedding(i)).collect()
+            }
+            _ => rows
+                .iter()
+                .map(|&i| self.data.embedding(i).to_vec())
+                .collect(),
+        };
+        let embeddings: Vec<&[f32]> = noisy.iter().map(Vec::as_slice).collect();
         Batch::with_drafts(
             self.model.config(),
             &phrases,
