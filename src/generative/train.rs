@@ -150,9 +150,10 @@ impl TrainConfig {
         if !(self.weight_decay >= 0.0 && self.grad_clip >= 0.0) {
             return bad("weight_decay and grad_clip must be non-negative".into());
         }
-        if !(0.0..=1.0).contains(&self.noise_share)
-            || !(self.noise_min_cosine > 0.0 && self.noise_min_cosine <= 1.0)
-        {
+        let noise_ok = (0.0..=1.0).contains(&self.noise_share)
+            && self.noise_min_cosine > 0.0
+            && self.noise_min_cosine <= 1.0;
+        if !noise_ok {
             return bad(format!(
                 "noise_share must be in [0, 1] and noise_min_cosine in (0, 1], got {} and {}",
                 self.noise_share, self.noise_min_cosine
