@@ -65,7 +65,7 @@ impl HybridConfig {
     /// generator until one is calibrated; `lwdec` uses it with `--no-guide`).
     pub fn bank_only() -> Self {
         HybridConfig {
-            bank_similarity: 0.0,
+            bank_similarity: -1.0,
             generator_margin: f32::MAX,
             rerank_top_k: 5,
             rerank_weight: 0.0,

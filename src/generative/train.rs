@@ -558,7 +558,7 @@ impl<'a> Trainer<'a> {
             None => Vec::new(),
         };
         let drafts: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
-        let noisy: Vec<Vec<f32>> = match epoch {
+        let vectors: Vec<Vec<f32>> = match epoch {
             Some(_) if self.config.noise_share > 0.0 => {
                 rows.iter().map(|&i| self.noisy_embedding(i)).collect()
             }
@@ -567,7 +567,7 @@ impl<'a> Trainer<'a> {
                 .map(|&i| self.data.embedding(i).to_vec())
                 .collect(),
         };
-        let embeddings: Vec<&[f32]> = noisy.iter().map(Vec::as_slice).collect();
+        let embeddings: Vec<&[f32]> = vectors.iter().map(Vec::as_slice).collect();
         Batch::with_drafts(
             self.model.config(),
             &phrases,
