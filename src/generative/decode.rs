@@ -142,7 +142,7 @@ fn repeated_words_start(bytes: &[u8], n: usize) -> Option<usize> {
 }
 
 /// Log-softmax of `logits` into `out` (same length).
-fn log_softmax(logits: &[f32], out: &mut [f32]) {
+pub(crate) fn log_softmax(logits: &[f32], out: &mut [f32]) {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let sum: f32 = logits.iter().map(|&l| (l - max).exp()).sum();
     let log_sum = max + sum.ln();
@@ -264,8 +264,12 @@ impl InferenceModel {
                 Some(i) => {
                     let text = guide.texts()[i].clone();
                     Ok(Decoded {
-                        mean_log_prob: self
-                            .guided_mean_log_prob(embedding, draft_text, guide, &text)?,
+                        mean_log_prob: self.mean_log_prob_guided(
+                            embedding,
+                            draft_text,
+                            &text,
+                            Some(guide),
+                        )?,
                         text,
                         truncated: false,
                     })
@@ -351,27 +355,6 @@ impl InferenceModel {
                 Ok(outputs.swap_remove(best.0))
             }
         }
-    }
-
-    /// Mean log-probability per byte of `text` (and the end byte) under the model's
-    /// distribution mixed with `guide`'s proposals, as decoding scores its own output.
-    fn guided_mean_log_prob(
-        &self,
-        embedding: &[f32],
-        draft: &str,
-        guide: &Guide,
-        text: &str,
-    ) -> Result<f32> {
-        let bytes = text.as_bytes();
-        let rows = self.teacher_forced_logits_with_draft(embedding, draft, bytes)?;
-        let mut lp = vec![0.0f32; 256];
-        let mut total = 0.0f64;
-        for (i, (row, target)) in rows.iter().zip(bytes.iter().chain([&0])).enumerate() {
-            log_softmax(row, &mut lp);
-            guide.mix(&bytes[..i], &mut lp);
-            total += f64::from(lp[usize::from(*target)]);
-        }
-        Ok((total / rows.len().max(1) as f64) as f32)
     }
 
     /// One seeded sample.

@@ -366,21 +366,48 @@ impl InferenceModel {
         draft: &str,
         text: &str,
     ) -> Result<f32> {
+        self.mean_log_prob_guided(embedding, draft, text, None)
+    }
+
+    /// [`Self::mean_log_prob_with_draft`] under the model's distribution mixed with `guide`'s
+    /// proposals when given, as guided decoding scores its own output.
+    pub(crate) fn mean_log_prob_guided(
+        &self,
+        embedding: &[f32],
+        draft: &str,
+        text: &str,
+        guide: Option<&super::Guide>,
+    ) -> Result<f32> {
         let bytes = text.as_bytes();
         if bytes.contains(&0) {
             return Err(Error::InvalidArgument("text contains byte 0".into()));
         }
         let rows = self.teacher_forced_logits_with_draft(embedding, draft, bytes)?;
+        let mut mixed = vec![0.0f32; 256];
         let mut total = 0.0f64;
-        for (row, target) in rows.iter().zip(bytes.iter().copied().chain([0])) {
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let log_sum = f64::from(max)
-                + row
-                    .iter()
-                    .map(|&l| f64::from(l - max).exp())
-                    .sum::<f64>()
-                    .ln();
-            total += f64::from(row[usize::from(target)]) - log_sum;
+        for (i, (row, target)) in rows
+            .iter()
+            .zip(bytes.iter().copied().chain([0]))
+            .enumerate()
+        {
+            let target = usize::from(target);
+            total += match guide {
+                Some(guide) => {
+                    super::decode::log_softmax(row, &mut mixed);
+                    guide.mix(&bytes[..i], &mut mixed);
+                    f64::from(mixed[target])
+                }
+                None => {
+                    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let log_sum = f64::from(max)
+                        + row
+                            .iter()
+                            .map(|&l| f64::from(l - max).exp())
+                            .sum::<f64>()
+                            .ln();
+                    f64::from(row[target]) - log_sum
+                }
+            };
         }
         Ok((total / rows.len() as f64) as f32)
     }
