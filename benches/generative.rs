@@ -6,11 +6,11 @@
 //! With the bundled model and bank, also retrieval-guided greedy and beam-8 decoding.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use lightweight_decoder::eval::samples::{SampleSet, VALIDATION};
 use lightweight_decoder::generative::{
     DecodeOptions, GenerativeConfig, GenerativeModel, GuideSettings, InferenceModel, Precision,
     Strategy,
 };
-use lightweight_decoder::samples::{SampleSet, VALIDATION};
 use lightweight_decoder::{Decoder, GenerativeDecoder};
 
 fn options() -> DecodeOptions {

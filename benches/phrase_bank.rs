@@ -5,9 +5,9 @@
 //! same queries, so the decoder's overhead reads as a ratio.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use lightweight_decoder::config::CacheConfig;
 use lightweight_decoder::eval::perturb_rows;
-use lightweight_decoder::samples::{SampleSet, SESSIONS_TEST, WORDNET_SAMPLE};
+use lightweight_decoder::eval::samples::{SampleSet, SESSIONS_TEST, WORDNET_SAMPLE};
+use lightweight_decoder::phrase_bank::CacheConfig;
 use lightweight_decoder::{AssemblyMethod, Decoder, DecoderConfig, PhraseBankDecoder};
 
 fn decoder(method: AssemblyMethod) -> PhraseBankDecoder {
@@ -34,7 +34,7 @@ fn benches(c: &mut Criterion) {
     single.bench_function("raw_faiss_search", |b| {
         b.iter(|| {
             i = (i + 1) % rows.len();
-            d.bank().index().search(&rows[i], k).unwrap()
+            d.bank().search_raw(&rows[i], k).unwrap()
         })
     });
     for method in [
@@ -59,12 +59,7 @@ fn benches(c: &mut Criterion) {
     group.throughput(Throughput::Elements(256));
     group.sample_size(20);
     group.bench_function("raw_faiss_search", |b| {
-        b.iter(|| {
-            d.bank()
-                .index()
-                .search(batch.as_slice().unwrap(), k)
-                .unwrap()
-        })
+        b.iter(|| d.bank().search_raw(batch.as_slice().unwrap(), k).unwrap())
     });
     group.bench_function("batch_decode", |b| {
         b.iter(|| d.batch_decode(batch.view()).unwrap())

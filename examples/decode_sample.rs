@@ -2,7 +2,7 @@
 //!
 //! Run with `cargo run --release --example decode_sample`.
 
-use lightweight_decoder::samples::{SampleSet, SESSIONS_TEST};
+use lightweight_decoder::eval::samples::{SampleSet, SESSIONS_TEST};
 use lightweight_decoder::{Decoder, DecoderConfig, PhraseBankDecoder, Result};
 
 fn main() -> Result<()> {

@@ -21,11 +21,11 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use lightweight_decoder::dataset::is_validation;
 use lightweight_decoder::eval::perturb_rows;
+use lightweight_decoder::eval::samples::{SampleSet, VALIDATION, WORDNET_SAMPLE};
+use lightweight_decoder::generative::train::is_validation;
 use lightweight_decoder::generative::{DecodeOptions, GuideSettings, Strategy};
 use lightweight_decoder::hybrid::{calibrate, evaluate_rule, measure, CalibrationRow};
-use lightweight_decoder::samples::{SampleSet, VALIDATION, WORDNET_SAMPLE};
 use lightweight_decoder::{
     DecoderConfig, GenerativeDecoder, HybridConfig, HybridDecoder, PhraseBank, PhraseBankDecoder,
     Result,
@@ -207,13 +207,13 @@ fn main() -> Result<()> {
     });
     if let Some(path) = &args.config_out {
         let config = DecoderConfig {
-            hybrid: fit.rule.clone(),
+            hybrid: fit.rule,
             guide,
             ..DecoderConfig::default()
         };
         lightweight_decoder::save_config(&config, path)?;
     }
-    lightweight_decoder::fsutil::write_atomic(
+    lightweight_decoder::write_atomic(
         &args.out,
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;

@@ -4,9 +4,9 @@
 //! of each against greedy. The held-out `sessions_test` set is only used by the test suite.
 //! Run with `cargo run --release --example tune_context`.
 
-use lightweight_decoder::config::CacheConfig;
+use lightweight_decoder::eval::samples::{SampleSet, SESSIONS_DEV};
 use lightweight_decoder::eval::{exact_match_rate, perturb_rows};
-use lightweight_decoder::samples::{SampleSet, SESSIONS_DEV};
+use lightweight_decoder::phrase_bank::CacheConfig;
 use lightweight_decoder::{AssemblyMethod, DecoderConfig, PhraseBank, PhraseBankDecoder, Result};
 
 fn main() -> Result<()> {

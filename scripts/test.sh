@@ -5,5 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-system-deps.sh
 cargo fmt --all -- --check
+python3 scripts/import_graph.py   # no import cycle between source files
 cargo clippy --release --all-targets -- -D warnings
+RUSTDOCFLAGS="-D warnings -D missing_docs" cargo doc --no-deps --release --quiet
 cargo test --release

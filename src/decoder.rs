@@ -82,9 +82,8 @@ pub trait Decoder: Send + Sync {
         boundaries: &[usize],
     ) -> Result<Vec<Decoded>> {
         check_batch(&embeddings, self.dim())?;
-        let ranges = session_ranges(embeddings.nrows(), boundaries)?;
         decode_sessions(
-            ranges,
+            session_ranges(embeddings.nrows(), boundaries)?,
             || self.new_session(),
             |row, session| {
                 let view = embeddings.row(row);

@@ -1,9 +1,9 @@
-//! Validation of query embeddings and loading of embedding matrices from `.npy` files.
+//! The input contract: [`UnitEmbedding`], an embedding checked (dimension, finite, non-zero)
+//! and scaled to unit norm once per decode, and the vector helpers the decoders share.
 
-use std::path::Path;
+use std::ops::Deref;
 
-use ndarray::{Array1, Array2, ArrayView1};
-use ndarray_npy::ReadNpyExt;
+use ndarray::ArrayView1;
 
 use crate::error::{Error, Result};
 
@@ -29,6 +29,57 @@ pub fn normalized(embedding: &[f32], dim: usize) -> Result<Vec<f32>> {
     Ok(embedding.iter().map(|v| v / norm).collect())
 }
 
+/// An embedding that has been checked (the expected dimension, only finite values, not the
+/// zero vector) and scaled to unit norm: what every decoder works on, made once per input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnitEmbedding(Vec<f32>);
+
+impl UnitEmbedding {
+    /// Checks `embedding` against dimension `dim` and scales it to unit norm; the error names
+    /// what is wrong ([`Error::DimensionMismatch`], [`Error::NonFinite`],
+    /// [`Error::ZeroVector`]).
+    ///
+    /// Scaling by `1 / norm` in f32 can leave the norm an ulp or two from 1, so the scaling is
+    /// repeated until the norm is exactly 1 (at most three times; once or twice in practice):
+    /// a unit embedding is a fixed point of normalisation, and every part of a decoder that
+    /// reads it sees the same bits.
+    pub fn new(embedding: &[f32], dim: usize) -> Result<Self> {
+        let mut v = normalized(embedding, dim)?;
+        for _ in 0..3 {
+            let n = norm(&v);
+            if n == 1.0 {
+                break;
+            }
+            v.iter_mut().for_each(|x| *x /= n);
+        }
+        Ok(UnitEmbedding(v))
+    }
+
+    /// Wraps a vector the caller has just normalised (crate-internal: search results and
+    /// batches already checked row by row).
+    pub(crate) fn from_normalized(v: Vec<f32>) -> Self {
+        UnitEmbedding(v)
+    }
+
+    /// The components.
+    pub fn as_slice(&self) -> &[f32] {
+        &self.0
+    }
+
+    /// The components as an owned vector.
+    pub fn into_vec(self) -> Vec<f32> {
+        self.0
+    }
+}
+
+impl Deref for UnitEmbedding {
+    type Target = [f32];
+
+    fn deref(&self) -> &[f32] {
+        &self.0
+    }
+}
+
 /// Euclidean norm, accumulated in f64 so that large inputs do not overflow.
 pub fn norm(v: &[f32]) -> f32 {
     v.iter()
@@ -47,32 +98,6 @@ pub fn normalize_in_place(v: &mut [f32]) {
     let n = norm(v);
     if n >= MIN_NORM {
         v.iter_mut().for_each(|x| *x /= n);
-    }
-}
-
-/// Loads an `N x D` embedding matrix.
-///
-/// `path` is a float32 `.npy`, or an int8 `.npy` when `scale` names the float32 per-row scale
-/// file (row `i` = `i8[i] * scale[i]`, the format of the shared WordNet corpus). Rows are returned
-/// as they are stored; callers validate and normalise them.
-pub fn load_embeddings(path: &Path, scale: Option<&Path>) -> Result<Array2<f32>> {
-    match scale {
-        None => read_npy::<Array2<f32>>(path),
-        Some(scale_path) => {
-            let q: Array2<i8> = read_npy(path)?;
-            let s: Array1<f32> = read_npy(scale_path)?;
-            if s.len() != q.nrows() {
-                return Err(Error::Npy {
-                    path: scale_path.to_path_buf(),
-                    reason: format!("{} scales for {} rows", s.len(), q.nrows()),
-                });
-            }
-            let mut out = q.mapv(f32::from);
-            for (mut row, &k) in out.rows_mut().into_iter().zip(s.iter()) {
-                row.mapv_inplace(|v| v * k);
-            }
-            Ok(out)
-        }
     }
 }
 
@@ -97,18 +122,11 @@ pub fn normalized_rows(rows: &ndarray::ArrayView2<f32>, dim: usize) -> Result<Ve
 }
 
 fn normalized_row(view: ArrayView1<f32>, dim: usize) -> Result<Vec<f32>> {
-    match view.as_slice() {
-        Some(s) => normalized(s, dim),
-        None => normalized(&view.to_vec(), dim),
-    }
-}
-
-fn read_npy<T: ReadNpyExt>(path: &Path) -> Result<T> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    T::read_npy(std::io::BufReader::new(file)).map_err(|e| Error::Npy {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })
+    let unit = match view.as_slice() {
+        Some(s) => UnitEmbedding::new(s, dim),
+        None => UnitEmbedding::new(&view.to_vec(), dim),
+    };
+    unit.map(UnitEmbedding::into_vec)
 }
 
 #[cfg(test)]

@@ -74,6 +74,13 @@ pub enum Error {
     /// Any other invalid argument (empty input, bad method name, ...).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// The generative model failed to build, run or train (a candle error, with what was
+    /// being done).
+    #[error("model: {0}")]
+    Model(String),
+    /// An internal invariant does not hold: a bug in this crate, never the caller's input.
+    #[error("internal error (please report): {0}")]
+    Internal(String),
     /// Strict mode: no phrase is similar enough to the embedding.
     #[error("no phrase is similar enough: best similarity {best:.3} is below the threshold {threshold:.3}")]
     BelowThreshold {
@@ -115,4 +122,18 @@ impl Error {
             source,
         }
     }
+}
+
+/// `Ok(())` if `ok`, else [`Error::InvalidConfig`] with `what` (the rule that failed).
+pub(crate) fn check(ok: bool, what: &str) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidConfig(what.to_string()))
+    }
+}
+
+/// Whether `v` is finite and in `[lo, hi]`.
+pub(crate) fn finite_in(v: f32, lo: f32, hi: f32) -> bool {
+    v.is_finite() && (lo..=hi).contains(&v)
 }

@@ -1,10 +1,17 @@
-//! Decode 768-dimensional sentence embeddings back into text.
+//! Decode 768-dimensional sentence embeddings (all-mpnet-base-v2) back into text, on a CPU.
 //!
-//! Three decoders share one input contract (a unit-normalisable `f32` vector of the bank's or
-//! model's dimension, 768 for all-mpnet-base-v2) and the [`Decoder`] trait:
+//! Three decoders share one input contract, a vector of the bank's or model's dimension that
+//! is checked and normalised once ([`UnitEmbedding`]), and one trait, [`Decoder`]:
+//! `decode`, `decode_in_session`, `batch_decode` and `batch_decode_with_sessions`, each
+//! returning [`Decoded`] (text, confidence, source, candidates). [`DecoderBuilder`] wires them
+//! from the bundled bank and model or from your own.
+//!
+//! # The phrase-bank decoder
+//!
 //! [`PhraseBankDecoder`] searches a [`PhraseBank`] of phrases with known embeddings through
-//! FAISS and assembles the output from them; [`generative`] holds the compact byte-level
-//! transformer (722,944 parameters) trained in Rust with candle, with INT8/INT4 twins.
+//! FAISS and assembles its output from the nearest phrases (greedy, weighted vote, beam over
+//! phrase combinations, or context-aware re-ranking within a [`Session`]). Exact on phrases
+//! that are in the bank, sub-millisecond.
 //!
 //! ```no_run
 //! use lightweight_decoder::{Decoder, DecoderConfig, PhraseBankDecoder};
@@ -13,36 +20,73 @@
 //! let embedding = vec![0.03f32; 768]; // an all-mpnet-base-v2 embedding
 //! let decoded = decoder.decode(&embedding)?;
 //! println!("{} ({:.2})", decoded.text, decoded.confidence);
+//! println!("{:?} {:?}", decoder.statistics(), decoder.health());
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # The generative decoder
+//!
+//! [`GenerativeDecoder`] runs a 722,944-parameter byte-level transformer
+//! ([`generative`], trained in Rust with candle, shipped INT4), guided by the bank's nearest
+//! phrases, so it can write what no bank phrase says.
+//!
+//! ```no_run
+//! use lightweight_decoder::generative::{DecodeOptions, Strategy};
+//! use lightweight_decoder::{Decoder, DecoderBuilder};
+//! # fn main() -> lightweight_decoder::Result<()> {
+//! let options = DecodeOptions { strategy: Strategy::Beam { width: 8 }, ..Default::default() };
+//! let generator = DecoderBuilder::new().decode_options(options).generative()?;
+//! println!("{}", generator.decode(&vec![0.03f32; 768])?.text);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # The hybrid decoder
+//!
+//! [`HybridDecoder`] decodes with the bank first and, when the bank is unsure, lets the
+//! generator re-rank the bank's candidates or answer itself, by a rule fitted on labelled
+//! embeddings ([`hybrid::calibrate`]).
+//!
+//! ```no_run
+//! use lightweight_decoder::{Decoder, DecoderBuilder};
+//! # fn main() -> lightweight_decoder::Result<()> {
+//! let hybrid = DecoderBuilder::new().hybrid()?;
+//! let batch = ndarray::Array2::<f32>::from_elem((4, 768), 0.03);
+//! for decoded in hybrid.batch_decode_with_sessions(batch.view(), &[0, 2])? {
+//!     println!("{} {:?}", decoded.text, decoded.source);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Evaluation (token F1, BLEU, chrF, the bundled samples) lives in [`eval`]. Every bad input
+//! gives an [`Error`] naming the problem; library code does not panic on user input.
 #![warn(missing_docs)]
 
-pub mod assembly;
-pub mod cache;
-pub mod config;
-pub mod dataset;
-pub mod decoder;
-pub mod embedding;
-pub mod error;
+mod builder;
+mod config;
+mod decoder;
+mod embedding;
+mod error;
 pub mod eval;
-pub mod fsutil;
+mod fsutil;
 pub mod generative;
-pub mod generative_decoder;
 pub mod hybrid;
-pub mod metrics;
-pub mod monitoring;
+mod monitoring;
+mod npy;
 pub mod phrase_bank;
-pub mod phrase_bank_decoder;
-pub mod postprocess;
-pub mod samples;
-pub mod session;
+mod session;
 
-pub use config::{load_config, save_config, AssemblyMethod, DecoderConfig, ThresholdMode};
+pub use builder::{DecoderBuilder, DecoderKind};
+pub use config::{load_config, save_config, DecoderConfig, ThresholdMode};
 pub use decoder::{Candidate, Decoded, Decoder, Source};
+pub use embedding::UnitEmbedding;
 pub use error::{Error, Result};
-pub use generative_decoder::GenerativeDecoder;
+pub use fsutil::write_atomic;
+pub use generative::GenerativeDecoder;
 pub use hybrid::{HybridConfig, HybridDecoder};
-pub use phrase_bank::PhraseBank;
-pub use phrase_bank_decoder::PhraseBankDecoder;
-pub use session::Session;
+pub use monitoring::{Health, HealthConfig, HealthStatus, Statistics};
+pub use npy::load_embeddings;
+pub use phrase_bank::{AssemblyMethod, PhraseBank, PhraseBankDecoder};
+pub use session::{Session, SessionEntry};

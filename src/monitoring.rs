@@ -4,9 +4,54 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::config::HealthConfig;
+use crate::error::{check, Result};
+
+/// Limits that [`crate::monitoring::Health`] checks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Error rate above which the decoder is degraded.
+    pub degraded_error_rate: f64,
+    /// Error rate above which the decoder is unhealthy.
+    pub unhealthy_error_rate: f64,
+    /// p99 latency (microseconds) above which the decoder is degraded.
+    pub p99_latency_budget_us: f64,
+    /// Share of low-confidence results above which the decoder is degraded.
+    pub low_confidence_rate: f64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            degraded_error_rate: 0.05,
+            unhealthy_error_rate: 0.5,
+            p99_latency_budget_us: 10_000.0,
+            low_confidence_rate: 0.5,
+        }
+    }
+}
+
+impl HealthConfig {
+    /// Checks the values, naming the first one out of range.
+    pub fn validate(&self) -> Result<()> {
+        check(
+            (0.0..=1.0).contains(&self.degraded_error_rate)
+                && (0.0..=1.0).contains(&self.unhealthy_error_rate)
+                && self.degraded_error_rate <= self.unhealthy_error_rate,
+            "health error rates must be in [0, 1] with degraded <= unhealthy",
+        )?;
+        check(
+            self.p99_latency_budget_us.is_finite() && self.p99_latency_budget_us > 0.0,
+            "health.p99_latency_budget_us must be positive",
+        )?;
+        check(
+            (0.0..=1.0).contains(&self.low_confidence_rate),
+            "health.low_confidence_rate must be in [0, 1]",
+        )
+    }
+}
 
 /// Latencies kept for percentiles (the most recent ones).
 const LATENCY_WINDOW: usize = 16_384;

@@ -4,7 +4,7 @@ mod common;
 
 use std::path::Path;
 
-use lightweight_decoder::embedding::load_embeddings;
+use lightweight_decoder::load_embeddings;
 use lightweight_decoder::phrase_bank::{
     BankBuildOptions, PhraseBank, INDEX_FILE, MANIFEST_FILE, PHRASES_FILE,
 };

@@ -4,10 +4,11 @@
 
 use std::path::PathBuf;
 
-use lightweight_decoder::generative::{Checkpoint, DecodeOptions, InferenceModel, Precision};
-use lightweight_decoder::metrics::token_f1;
-use lightweight_decoder::samples::{SampleSet, VALIDATION};
-use lightweight_decoder::{Decoder, GenerativeDecoder, Source};
+use lightweight_decoder::eval::metrics::token_f1;
+use lightweight_decoder::eval::samples::{SampleSet, VALIDATION};
+use lightweight_decoder::generative::train::Checkpoint;
+use lightweight_decoder::generative::{generate, DecodeOptions, InferenceModel, Precision};
+use lightweight_decoder::{Decoder, GenerativeDecoder, Source, UnitEmbedding};
 
 mod common;
 use common::{argmax, max_abs_diff};
@@ -30,10 +31,8 @@ fn mean_f1(model: &InferenceModel, s: &SampleSet, n: usize) -> (f64, Vec<String>
     let options = DecodeOptions::default();
     let texts: Vec<String> = (0..n)
         .map(|r| {
-            model
-                .decode(s.embeddings.row(r).as_slice().unwrap(), &options)
-                .unwrap()
-                .text
+            let e = UnitEmbedding::new(s.embeddings.row(r).as_slice().unwrap(), 768).unwrap();
+            generate(model, &e, None, &options).unwrap().text
         })
         .collect();
     let f1 = texts
@@ -134,7 +133,6 @@ fn quantized_twins_keep_the_float_models_quality() {
 
 #[test]
 fn retrieval_guided_decoding_beats_the_unguided_generator_on_held_out_rows() {
-    use lightweight_decoder::embedding::normalized;
     use lightweight_decoder::generative::{Guide, GuideSettings, Strategy};
     use lightweight_decoder::phrase_bank::PhraseBank;
 
@@ -152,7 +150,7 @@ fn retrieval_guided_decoding_beats_the_unguided_generator_on_held_out_rows() {
     let (unguided, _) = mean_f1(&model, &s, n);
     let (mut guided, mut top1) = (0.0, 0.0);
     for r in 0..n {
-        let q = normalized(s.embeddings.row(r).as_slice().unwrap(), 768).unwrap();
+        let q = UnitEmbedding::new(s.embeddings.row(r).as_slice().unwrap(), 768).unwrap();
         let hits = bank.search(&q, 9).unwrap().remove(0);
         let cands: Vec<(&str, f32)> = hits
             .iter()
@@ -162,7 +160,7 @@ fn retrieval_guided_decoding_beats_the_unguided_generator_on_held_out_rows() {
             .collect();
         top1 += token_f1(cands[0].0, &s.texts[r]);
         let guide = Guide::new(cands.iter().copied(), &settings).unwrap();
-        let out = model.decode_guided(&q, "", Some(&guide), &beam).unwrap();
+        let out = generate(&model, &q, Some(&guide), &beam).unwrap();
         assert!(!out.text.is_empty());
         guided += token_f1(&out.text, &s.texts[r]);
     }
@@ -239,10 +237,9 @@ fn a_guided_decoder_copies_the_bank_phrase_of_an_input_in_its_bank() {
 fn on_text_unlike_wordnet_guided_decoding_beats_the_bank_and_the_plain_generator() {
     use std::sync::Arc;
 
-    use lightweight_decoder::embedding::normalized;
+    use lightweight_decoder::eval::samples::OUT_OF_DOMAIN;
     use lightweight_decoder::generative::Strategy;
     use lightweight_decoder::phrase_bank::PhraseBank;
-    use lightweight_decoder::samples::OUT_OF_DOMAIN;
 
     // crate descriptions and Python docstrings (scripts/make_ood_sample.sh): no bank phrase
     // says them, so every decoder paraphrases at best
@@ -259,7 +256,7 @@ fn on_text_unlike_wordnet_guided_decoding_beats_the_bank_and_the_plain_generator
     };
     let nearest = (0..x.nrows())
         .map(|r| {
-            let q = normalized(x.row(r).as_slice().unwrap(), 768).unwrap();
+            let q = UnitEmbedding::new(x.row(r).as_slice().unwrap(), 768).unwrap();
             let hit = bank.search(&q, 1).unwrap().remove(0).remove(0);
             token_f1(bank.phrase(hit.id).unwrap(), &texts[r])
         })
@@ -298,7 +295,6 @@ fn on_text_unlike_wordnet_guided_decoding_beats_the_bank_and_the_plain_generator
 fn a_caller_that_searched_the_guide_bank_lends_its_candidates_and_no_other_bank_does() {
     use std::sync::Arc;
 
-    use lightweight_decoder::embedding::normalized;
     use lightweight_decoder::phrase_bank::PhraseBank;
     use lightweight_decoder::Candidate;
 
@@ -307,7 +303,7 @@ fn a_caller_that_searched_the_guide_bank_lends_its_candidates_and_no_other_bank_
     let other_bank = Arc::new(PhraseBank::load_default().unwrap());
     let s = SampleSet::bundled(VALIDATION).unwrap();
     let found = |r: usize| -> Vec<Candidate> {
-        let q = normalized(s.embeddings.row(r).as_slice().unwrap(), 768).unwrap();
+        let q = UnitEmbedding::new(s.embeddings.row(r).as_slice().unwrap(), 768).unwrap();
         bank.search(&q, 10).unwrap()[0]
             .iter()
             .map(|h| Candidate {
@@ -344,42 +340,11 @@ fn a_caller_that_searched_the_guide_bank_lends_its_candidates_and_no_other_bank_
 }
 
 #[test]
-fn searched_q4_scales_cut_the_weight_error_in_the_ggml_format() {
-    use candle_core::quantized::{GgmlDType, QTensor};
-    use lightweight_decoder::generative::quantize_tensor;
-
-    let model = checkpoint().model;
-    let vars = model.varmap().data().lock().unwrap().clone();
-    for name in ["bridge.weight", "layer.qkv.weight", "layer.out.weight"] {
-        let weights = vars[name].as_tensor().clone();
-        let exact = weights.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let squared_error = |q: &QTensor| {
-            // candle's own Q4_0 reader decodes both
-            let back = q.dequantize(&candle_core::Device::Cpu).unwrap();
-            let back = back.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            exact
-                .iter()
-                .zip(&back)
-                .map(|(a, b)| (a - b).powi(2))
-                .sum::<f32>()
-        };
-        let searched = quantize_tensor(&weights, GgmlDType::Q4_0).unwrap();
-        assert_eq!(searched.dtype(), GgmlDType::Q4_0);
-        assert_eq!(searched.shape(), weights.shape());
-        let reference = QTensor::quantize(&weights, GgmlDType::Q4_0).unwrap();
-        let (ours, theirs) = (squared_error(&searched), squared_error(&reference));
-        eprintln!("{name}: squared error {ours:.4} against ggml's {theirs:.4}");
-        assert!(ours < 0.9 * theirs, "{name}: {ours} against {theirs}");
-    }
-}
-
-#[test]
 fn the_default_hybrid_is_at_least_the_better_decoder_on_text_unlike_wordnet_and_in_the_bank() {
-    use lightweight_decoder::samples::{OUT_OF_DOMAIN, WORDNET_SAMPLE};
-    use lightweight_decoder::{DecoderConfig, HybridDecoder};
+    use lightweight_decoder::eval::samples::{OUT_OF_DOMAIN, WORDNET_SAMPLE};
+    use lightweight_decoder::DecoderBuilder;
 
-    let hybrid =
-        HybridDecoder::with_defaults(DecoderConfig::default(), DecodeOptions::default()).unwrap();
+    let hybrid = DecoderBuilder::new().hybrid().unwrap();
     let (bank, generator) = (hybrid.bank(), hybrid.generator());
     for (name, rows) in [(OUT_OF_DOMAIN, 200), (WORDNET_SAMPLE, 100)] {
         let s = SampleSet::bundled(name).unwrap();

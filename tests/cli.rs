@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use lightweight_decoder::samples::{samples_dir, WORDNET_SAMPLE};
+use lightweight_decoder::eval::samples::{samples_dir, WORDNET_SAMPLE};
 use ndarray_npy::WriteNpyExt;
 
 fn lwdec(args: &[&str]) -> Output {
@@ -18,7 +18,7 @@ fn write_npy(path: &Path, a: &ndarray::Array2<f32>) {
 }
 
 fn sample_rows(n: usize) -> ndarray::Array2<f32> {
-    let s = lightweight_decoder::samples::SampleSet::bundled(WORDNET_SAMPLE).unwrap();
+    let s = lightweight_decoder::eval::samples::SampleSet::bundled(WORDNET_SAMPLE).unwrap();
     s.embeddings.slice(ndarray::s![..n, ..]).to_owned()
 }
 
@@ -250,4 +250,38 @@ fn demo_decodes_with_the_bank_the_model_alone_and_the_guided_model() {
     let o = lwdec(&["demo", "--no-guide"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!String::from_utf8_lossy(&o.stdout).contains("guided   :"));
+}
+
+#[test]
+fn info_commands_describe_the_bundled_model_and_bank_without_a_path() {
+    let o = lwdec(&["model", "info"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("generative.q4.gguf"), "{text}");
+    assert!(text.contains("parameters   722944"), "{text}");
+    assert!(text.contains("quantisation Q4"), "{text}");
+    let o = lwdec(&["bank", "info"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("phrases     175784"), "{text}");
+}
+
+#[test]
+fn numeric_flags_are_ranged() {
+    for args in [
+        [
+            "decode",
+            "--input",
+            "x.npy",
+            "--beam",
+            "18446744073709551615",
+        ],
+        ["decode", "--input", "x.npy", "--mbr", "1000000"],
+        ["decode", "--input", "x.npy", "--top-k", "0"],
+    ] {
+        let o = lwdec(&args);
+        assert!(!o.status.success(), "{args:?} was accepted");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("invalid value"), "{args:?}: {err}");
+    }
 }

@@ -2,11 +2,12 @@
 
 mod common;
 
-use lightweight_decoder::config::CacheConfig;
-use lightweight_decoder::embedding::normalize_in_place;
-use lightweight_decoder::eval::{perturb_rows, same_text};
-use lightweight_decoder::monitoring::HealthStatus;
-use lightweight_decoder::samples::{SampleSet, SESSIONS_TEST};
+use lightweight_decoder::eval::metrics::same_text;
+use lightweight_decoder::eval::perturb_rows;
+use lightweight_decoder::eval::samples::{SampleSet, SESSIONS_TEST};
+use lightweight_decoder::phrase_bank::CacheConfig;
+use lightweight_decoder::HealthStatus;
+use lightweight_decoder::UnitEmbedding;
 use lightweight_decoder::{
     load_config, save_config, AssemblyMethod, Decoder, DecoderConfig, PhraseBankDecoder, Source,
 };
@@ -55,8 +56,8 @@ fn cache_hits_near_identical_inputs_and_clears_on_bank_change() {
     let s = common::sample();
     let v = s.embeddings.row(3).to_vec();
     let first = d.decode(&v).unwrap();
-    let mut nudged: Vec<f32> = v.iter().map(|x| x * 1.0001 + 1e-7).collect();
-    normalize_in_place(&mut nudged);
+    let nudged: Vec<f32> = v.iter().map(|x| x * 1.0001 + 1e-7).collect();
+    let nudged = UnitEmbedding::new(&nudged, 768).unwrap().into_vec();
     let second = d.decode(&nudged).unwrap();
     assert_eq!(first.text, second.text);
     assert_eq!((d.cache().hits(), d.cache().misses()), (1, 1));
@@ -131,14 +132,14 @@ fn beam_assembles_two_phrases_from_a_combined_embedding() {
     let pairs = 40;
     for i in 0..pairs {
         let (a, b) = (2 * i, 2 * i + 1);
-        let mut v: Vec<f32> = s
+        let v: Vec<f32> = s
             .embeddings
             .row(a)
             .iter()
             .zip(s.embeddings.row(b))
             .map(|(x, y)| x + y)
             .collect();
-        normalize_in_place(&mut v);
+        let v = UnitEmbedding::new(&v, 768).unwrap().into_vec();
         let out = d.decode(&v).unwrap();
         let Source::PhraseBank { phrase_ids } = &out.source else {
             panic!("bank source expected")

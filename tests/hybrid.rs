@@ -3,11 +3,11 @@
 //! The generator here is an untrained model (seeded weights): these tests check the mechanics
 //! (inputs, sessions, the decision rule, calibration), not generation quality.
 
+use lightweight_decoder::eval::samples::{SampleSet, VALIDATION};
 use lightweight_decoder::generative::{
     DecodeOptions, GenerativeConfig, GenerativeModel, InferenceModel, Precision, Strategy,
 };
 use lightweight_decoder::hybrid::{calibrate, evaluate_rule, measure};
-use lightweight_decoder::samples::{SampleSet, VALIDATION};
 use lightweight_decoder::{
     Decoder, DecoderConfig, Error, GenerativeDecoder, HybridConfig, HybridDecoder, PhraseBank,
     PhraseBankDecoder, Source,
@@ -151,13 +151,13 @@ fn decisions_match_the_rule_applied_to_measurements() {
         overlap_weight: 0.5,
         rerank_max_gap: f32::MAX,
     };
-    let h = hybrid(rule.clone(), tmp.path());
+    let h = hybrid(rule, tmp.path());
     let rows = measure(&h, inputs.view(), &s.texts[..n]).unwrap();
     let outcome = evaluate_rule(&rule, &rows);
     assert!(outcome.reranked_share > 0.0, "{outcome:?}");
     for (i, row) in inputs.rows().into_iter().enumerate() {
         let decoded = h.decode(&row.to_vec()).unwrap();
-        let f1 = lightweight_decoder::metrics::token_f1(&decoded.text, &s.texts[i]);
+        let f1 = lightweight_decoder::eval::metrics::token_f1(&decoded.text, &s.texts[i]);
         assert!(
             (f1 - outcome.row_f1[i]).abs() < 1e-9,
             "row {i}: {}",
@@ -172,4 +172,35 @@ fn decisions_match_the_rule_applied_to_measurements() {
         ..HybridConfig::default()
     };
     assert!(bad.validate().is_err());
+}
+
+#[test]
+fn in_strict_mode_the_generator_answers_what_the_bank_is_not_sure_of() {
+    use lightweight_decoder::ThresholdMode;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let strict = DecoderConfig {
+        similarity_threshold: 0.99,
+        threshold_mode: ThresholdMode::Strict,
+        ..DecoderConfig::default()
+    };
+    let bank = PhraseBankDecoder::new(PhraseBank::load_default().unwrap(), strict).unwrap();
+    let s = SampleSet::bundled(lightweight_decoder::eval::samples::OUT_OF_DOMAIN).unwrap();
+    let input = s.embeddings.row(0).to_vec();
+    // no bank phrase is within 0.99 of a crate description: the bank alone refuses it
+    assert!(matches!(
+        bank.decode(&input),
+        Err(Error::BelowThreshold { .. })
+    ));
+    let generator = GenerativeDecoder::load(&model_file(tmp.path()), options()).unwrap();
+    let h = HybridDecoder::new(bank, generator, HybridConfig::default()).unwrap();
+    let out = h.decode(&input).unwrap();
+    assert_eq!(out.source, Source::Generative);
+    let mut session = h.new_session();
+    h.decode_in_session(&input, &mut session).unwrap();
+    assert_eq!(
+        session.entries().len(),
+        1,
+        "the generated answer is recorded"
+    );
 }

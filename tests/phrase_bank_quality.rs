@@ -2,8 +2,8 @@
 
 mod common;
 
+use lightweight_decoder::eval::samples::{SampleSet, SESSIONS_DEV, SESSIONS_TEST};
 use lightweight_decoder::eval::{exact_match_rate, perturb_rows};
-use lightweight_decoder::samples::{SampleSet, SESSIONS_DEV, SESSIONS_TEST};
 use lightweight_decoder::{AssemblyMethod, Decoder, PhraseBank};
 
 #[test]

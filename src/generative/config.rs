@@ -4,12 +4,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-/// Byte that ends a draft: it never occurs in text (like byte 0, which ends the text).
-pub const DRAFT_END: u8 = 1;
-
 /// Shape of the generative decoder. The default has exactly 722,944 trainable parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default, deny_unknown_fields, try_from = "StoredConfig")]
 pub struct GenerativeConfig {
     /// Dimension of the conditioning sentence embedding.
     pub embed_dim: usize,
@@ -25,11 +22,6 @@ pub struct GenerativeConfig {
     pub depth: usize,
     /// Longest text, in bytes, the model is trained on and generates.
     pub max_len: usize,
-    /// Longest draft, in bytes, read before the text (0: the model takes no draft). A draft
-    /// is a related text, such as the nearest phrase of a bank, that the model may copy from
-    /// and edit; it follows the embedding prefix and ends with [`DRAFT_END`]. Drafts add
-    /// positions, not parameters.
-    pub max_draft: usize,
     /// Add the embedding prefix to the hidden state at the input of every depth iteration.
     pub inject_every_depth: bool,
     /// Base of the rotary position frequencies.
@@ -48,7 +40,6 @@ impl Default for GenerativeConfig {
             vocab: 256,
             depth: 4,
             max_len: 128,
-            max_draft: 0,
             inject_every_depth: true,
             rope_theta: 10_000.0,
             ln_eps: 1e-5,
@@ -92,12 +83,6 @@ impl GenerativeConfig {
         if self.max_len == 0 || self.max_len > 4096 {
             return bad(format!("max_len must be in 1..=4096, got {}", self.max_len));
         }
-        if self.max_draft > 4096 {
-            return bad(format!(
-                "max_draft must be at most 4096, got {}",
-                self.max_draft
-            ));
-        }
         if !(self.rope_theta.is_finite() && self.rope_theta > 1.0) {
             return bad(format!(
                 "rope_theta must be finite and > 1, got {}",
@@ -113,44 +98,75 @@ impl GenerativeConfig {
         Ok(())
     }
 
-    /// Positions of the longest sequence: the embedding prefix, a draft and its end byte, and
-    /// the text.
+    /// Positions of the longest sequence: the embedding prefix and the text.
     pub fn positions(&self) -> usize {
-        let draft = if self.max_draft > 0 {
-            self.max_draft + 1
-        } else {
-            0
-        };
-        1 + draft + self.max_len
-    }
-
-    /// The draft bytes the model reads for `text`: none when the model takes no draft;
-    /// otherwise `text` cut to at most `max_draft` bytes (at the last space that fits, or at a
-    /// character boundary), without bytes 0 and [`DRAFT_END`].
-    pub fn draft_bytes(&self, text: &str) -> Vec<u8> {
-        if self.max_draft == 0 {
-            return Vec::new();
-        }
-        let mut end = text.len().min(self.max_draft);
-        if end < text.len() {
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            if let Some(space) = text[..end].rfind(' ') {
-                if text.as_bytes()[end] != b' ' && space > 0 {
-                    end = space;
-                }
-            }
-        }
-        text.as_bytes()[..end]
-            .iter()
-            .copied()
-            .filter(|&b| b != 0 && b != DRAFT_END)
-            .collect()
+        1 + self.max_len
     }
 
     /// Size of one attention head.
     pub fn head_dim(&self) -> usize {
         self.hidden / self.heads
+    }
+}
+
+/// The configuration as stored in model files and checkpoints. Files written before session
+/// 12 also hold `max_draft` (an experiment since removed); they load when it is 0.
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct StoredConfig {
+    embed_dim: usize,
+    hidden: usize,
+    heads: usize,
+    mlp: usize,
+    vocab: usize,
+    depth: usize,
+    max_len: usize,
+    max_draft: usize,
+    inject_every_depth: bool,
+    rope_theta: f32,
+    ln_eps: f32,
+}
+
+impl Default for StoredConfig {
+    fn default() -> Self {
+        let c = GenerativeConfig::default();
+        StoredConfig {
+            embed_dim: c.embed_dim,
+            hidden: c.hidden,
+            heads: c.heads,
+            mlp: c.mlp,
+            vocab: c.vocab,
+            depth: c.depth,
+            max_len: c.max_len,
+            max_draft: 0,
+            inject_every_depth: c.inject_every_depth,
+            rope_theta: c.rope_theta,
+            ln_eps: c.ln_eps,
+        }
+    }
+}
+
+impl TryFrom<StoredConfig> for GenerativeConfig {
+    type Error = String;
+
+    fn try_from(s: StoredConfig) -> std::result::Result<Self, String> {
+        if s.max_draft != 0 {
+            return Err(format!(
+                "max_draft is {}: models that read drafts are no longer supported",
+                s.max_draft
+            ));
+        }
+        Ok(GenerativeConfig {
+            embed_dim: s.embed_dim,
+            hidden: s.hidden,
+            heads: s.heads,
+            mlp: s.mlp,
+            vocab: s.vocab,
+            depth: s.depth,
+            max_len: s.max_len,
+            inject_every_depth: s.inject_every_depth,
+            rope_theta: s.rope_theta,
+            ln_eps: s.ln_eps,
+        })
     }
 }

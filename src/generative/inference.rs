@@ -27,6 +27,7 @@
 //!
 //! candle is still used to quantise, and to read and write the GGUF files.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use candle_core::quantized::{GgmlDType, QTensor};
@@ -34,7 +35,9 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use super::config::GenerativeConfig;
 use super::kernels::{axpy, dot, gelu_in_place, layer_norm, Matrix, QuantizedVector};
 use super::model::{embed_scale, idx, param_shape, GenerativeModel, PARAM_NAMES};
-use super::quantized::Precision;
+use super::precision::{quantize_tensor, Precision};
+use super::{candle_err, gguf, rope};
+use crate::embedding::UnitEmbedding;
 use crate::{Error, Result};
 
 /// Layer-norm weight and bias.
@@ -136,11 +139,11 @@ impl InferenceModel {
                 } else {
                     GgmlDType::F32
                 };
-                let q = super::quantized::quantize_tensor(&t.detach().contiguous()?, dtype)?;
+                let q = quantize_tensor(&t.detach().contiguous()?, dtype)?;
                 Ok((name.to_string(), q))
             })
             .collect::<candle_core::Result<Vec<_>>>()
-            .map_err(super::candle_err("quantizing weights"))?;
+            .map_err(candle_err("quantizing weights"))?;
         Self::from_tensors(config, precision, tensors).map_err(|reason| {
             Error::InvalidConfig(format!("cannot build inference model: {reason}"))
         })
@@ -208,7 +211,7 @@ impl InferenceModel {
         let unembed = matrix(idx::EMBED)?;
         let scale = embed_scale(&config) as f32;
         let embed_in = unembed.to_f32().into_iter().map(|v| v * scale).collect();
-        let (cos, sin) = rope_tables(&config);
+        let (cos, sin) = rope::tables(config.head_dim(), config.positions(), config.rope_theta);
         Ok(Self {
             precision,
             bridge: matrix(idx::BRIDGE)?,
@@ -239,9 +242,22 @@ impl InferenceModel {
         self.precision
     }
 
-    /// Every parameter in stored form, in the fixed parameter order (for saving).
-    pub(crate) fn stored_tensors(&self) -> candle_core::Result<Vec<(&'static str, Arc<QTensor>)>> {
-        Ok(PARAM_NAMES.into_iter().zip(self.stored.clone()).collect())
+    /// Writes the model as a GGUF file, atomically (temporary file in the same folder, then
+    /// rename).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let tensors: Vec<(&'static str, Arc<QTensor>)> =
+            PARAM_NAMES.into_iter().zip(self.stored.clone()).collect();
+        gguf::write(path, &self.config, self.precision, &tensors)
+    }
+
+    /// Loads a GGUF file written by [`InferenceModel::save`], verifying its checksum and that
+    /// every tensor matches the stored configuration.
+    pub fn load(path: &Path) -> Result<Self> {
+        let (config, precision, tensors) = gguf::read(path)?;
+        Self::from_tensors(config, precision, tensors).map_err(|reason| Error::InvalidModel {
+            path: path.to_path_buf(),
+            reason,
+        })
     }
 
     /// An empty decoding state with every buffer allocated.
@@ -270,38 +286,22 @@ impl InferenceModel {
         }
     }
 
-    /// Starts decoding an embedding: validates and normalises it, runs the prefix position and
-    /// returns the state, whose logits are those of the first byte.
-    pub(crate) fn start(&self, embedding: &[f32]) -> Result<Sequence> {
-        let e = crate::embedding::normalized(embedding, self.config.embed_dim)?;
+    /// Starts decoding a unit-norm embedding: runs the prefix position and returns the state,
+    /// whose logits are those of the first byte.
+    pub(crate) fn start(&self, e: &UnitEmbedding) -> Result<Sequence> {
+        if e.len() != self.config.embed_dim {
+            return Err(Error::DimensionMismatch {
+                expected: self.config.embed_dim,
+                got: e.len(),
+            });
+        }
         let mut seq = self.new_sequence();
         let mut projected = vec![0.0; self.config.hidden];
-        self.bridge.matvec(&e, &mut projected, &mut seq.quantized);
+        self.bridge.matvec(e, &mut projected, &mut seq.quantized);
         self.bridge_norm
             .forward(&projected, self.config.ln_eps, &mut seq.prefix);
         seq.x.copy_from_slice(&seq.prefix);
         self.position(&mut seq);
-        Ok(seq)
-    }
-
-    /// [`Self::start`], then reads `draft` (bytes from
-    /// [`GenerativeConfig::draft_bytes`]; empty: none) and its end byte: the state's logits
-    /// are those of the first text byte.
-    pub(crate) fn start_with_draft(&self, embedding: &[f32], draft: &[u8]) -> Result<Sequence> {
-        let mut seq = self.start(embedding)?;
-        if !draft.is_empty() {
-            if draft.len() > self.config.max_draft {
-                return Err(Error::InvalidArgument(format!(
-                    "draft of {} bytes exceeds the model's max_draft {}",
-                    draft.len(),
-                    self.config.max_draft
-                )));
-            }
-            for &b in draft {
-                self.step(&mut seq, b)?;
-            }
-            self.step(&mut seq, super::config::DRAFT_END)?;
-        }
         Ok(seq)
     }
 
@@ -323,18 +323,13 @@ impl InferenceModel {
 
     /// Teacher-forced logits `[text.len() + 1][vocab]` computed incrementally with the cache:
     /// row `t` predicts byte `t + 1` of `text` (the end byte after the last one).
+    /// The embedding is checked and normalised first.
     pub fn teacher_forced_logits(&self, embedding: &[f32], text: &[u8]) -> Result<Vec<Vec<f32>>> {
-        self.teacher_forced_logits_with_draft(embedding, "", text)
+        self.teacher_forced(&UnitEmbedding::new(embedding, self.config.embed_dim)?, text)
     }
 
-    /// [`Self::teacher_forced_logits`] of a text written after reading the draft of `draft`
-    /// (see [`GenerativeConfig::draft_bytes`]; empty: none).
-    pub fn teacher_forced_logits_with_draft(
-        &self,
-        embedding: &[f32],
-        draft: &str,
-        text: &[u8],
-    ) -> Result<Vec<Vec<f32>>> {
+    /// [`Self::teacher_forced_logits`] of a unit-norm embedding.
+    fn teacher_forced(&self, embedding: &UnitEmbedding, text: &[u8]) -> Result<Vec<Vec<f32>>> {
         if text.len() > self.config.max_len {
             return Err(Error::InvalidArgument(format!(
                 "text of {} bytes exceeds max_len {}",
@@ -342,7 +337,7 @@ impl InferenceModel {
                 self.config.max_len
             )));
         }
-        let mut seq = self.start_with_draft(embedding, &self.config.draft_bytes(draft))?;
+        let mut seq = self.start(embedding)?;
         let mut rows = vec![seq.logits().to_vec()];
         for &b in text {
             self.step(&mut seq, b)?;
@@ -353,36 +348,27 @@ impl InferenceModel {
 
     /// Mean natural-log probability per byte (text bytes and end byte) of `text` given
     /// `embedding`: how well the text explains the embedding, comparable with
-    /// [`Decoded::mean_log_prob`](super::Decoded::mean_log_prob).
+    /// [`GeneratedText::mean_log_prob`](super::GeneratedText::mean_log_prob).
+    /// The embedding is checked and normalised first.
     pub fn mean_log_prob(&self, embedding: &[f32], text: &str) -> Result<f32> {
-        self.mean_log_prob_with_draft(embedding, "", text)
+        let e = UnitEmbedding::new(embedding, self.config.embed_dim)?;
+        self.mean_log_prob_mixed(&e, text, None)
     }
 
-    /// [`Self::mean_log_prob`] of `text` written after reading the draft of `draft` (see
-    /// [`GenerativeConfig::draft_bytes`]; empty: none).
-    pub fn mean_log_prob_with_draft(
+    /// [`Self::mean_log_prob`] under the model's distribution rewritten by `mix` at each
+    /// position when given (`mix(written, log_probs)`: a retrieval guide mixing in its
+    /// proposals), as guided decoding scores its own output.
+    pub(crate) fn mean_log_prob_mixed(
         &self,
-        embedding: &[f32],
-        draft: &str,
+        embedding: &UnitEmbedding,
         text: &str,
-    ) -> Result<f32> {
-        self.mean_log_prob_guided(embedding, draft, text, None)
-    }
-
-    /// [`Self::mean_log_prob_with_draft`] under the model's distribution mixed with `guide`'s
-    /// proposals when given, as guided decoding scores its own output.
-    pub(crate) fn mean_log_prob_guided(
-        &self,
-        embedding: &[f32],
-        draft: &str,
-        text: &str,
-        guide: Option<&super::Guide>,
+        mix: Option<&LogProbMix<'_>>,
     ) -> Result<f32> {
         let bytes = text.as_bytes();
         if bytes.contains(&0) {
             return Err(Error::InvalidArgument("text contains byte 0".into()));
         }
-        let rows = self.teacher_forced_logits_with_draft(embedding, draft, bytes)?;
+        let rows = self.teacher_forced(embedding, bytes)?;
         let mut mixed = vec![0.0f32; 256];
         let mut total = 0.0f64;
         for (i, (row, target)) in rows
@@ -391,10 +377,10 @@ impl InferenceModel {
             .enumerate()
         {
             let target = usize::from(target);
-            total += match guide {
-                Some(guide) => {
-                    super::decode::log_softmax(row, &mut mixed);
-                    guide.mix(&bytes[..i], &mut mixed);
+            total += match mix {
+                Some(mix) => {
+                    log_softmax(row, &mut mixed);
+                    mix(&bytes[..i], &mut mixed);
                     f64::from(mixed[target])
                 }
                 None => {
@@ -516,26 +502,6 @@ impl InferenceModel {
     }
 }
 
-/// Rotary position tables `[positions][head_dim]` for every position of the longest sequence,
-/// computed like the training forward's.
-fn rope_tables(config: &GenerativeConfig) -> (Vec<f32>, Vec<f32>) {
-    let hd = config.head_dim();
-    let half = hd / 2;
-    let positions = config.positions();
-    let mut cos = Vec::with_capacity(positions * hd);
-    let mut sin = Vec::with_capacity(positions * hd);
-    for p in 0..positions {
-        let angles: Vec<f64> = (0..half)
-            .map(|i| p as f64 * f64::from(config.rope_theta).powf(-2.0 * i as f64 / hd as f64))
-            .collect();
-        for _ in 0..2 {
-            cos.extend(angles.iter().map(|a| a.cos() as f32));
-            sin.extend(angles.iter().map(|a| a.sin() as f32));
-        }
-    }
-    (cos, sin)
-}
-
 /// "Rotate half" rotary embedding of one head in place: `x * cos + [-x2, x1] * sin`.
 #[inline(always)]
 #[allow(clippy::needless_range_loop)]
@@ -547,5 +513,18 @@ fn rotate(x: &mut [f32], cos: &[f32], sin: &[f32], half: usize) {
         let (a, b) = (x1[i], x2[i]);
         x1[i] = a * c1[i] - b * s1[i];
         x2[i] = b * c2[i] + a * s2[i];
+    }
+}
+
+/// Rewrites the next-byte log-probabilities given the bytes written so far.
+pub(crate) type LogProbMix<'a> = dyn Fn(&[u8], &mut [f32]) + 'a;
+
+/// Log-softmax of `logits` into `out` (same length).
+pub(crate) fn log_softmax(logits: &[f32], out: &mut [f32]) {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = logits.iter().map(|&l| (l - max).exp()).sum();
+    let log_sum = max + sum.ln();
+    for (o, &l) in out.iter_mut().zip(logits) {
+        *o = l - log_sum;
     }
 }

@@ -6,39 +6,38 @@
 //! predicted one at a time; byte 0 ends the text.
 //!
 //! * [`GenerativeConfig`]: architecture hyper-parameters.
-//! * [`GenerativeModel`]: trainable float32 model (training forward, loss, checkpoints).
-//! * [`Trainer`] / [`TrainConfig`]: AdamW training with warm-up, decay and validation.
-//! * [`InferenceModel`]: key/value-cached incremental decoder, float32 or block-quantized
-//!   (saved and loaded as GGUF), with greedy, beam and sampled decoding that always yields
-//!   valid UTF-8.
-//! * [`Guide`] / [`GuideSettings`]: retrieval guidance, the nearest bank phrases proposing
-//!   the bytes that continue what was written and voting on the result
-//!   ([`InferenceModel::decode_guided`]).
+//! * [`GenerativeModel`]: trainable float32 model (training forward, loss).
+//! * [`train`]: [`Trainer`](train::Trainer) / [`TrainConfig`](train::TrainConfig), AdamW
+//!   training with warm-up, decay and validation, and resumable checkpoints.
+//! * [`InferenceModel`]: key/value-cached incremental network, float32 or block-quantized
+//!   ([`Precision`]), saved and loaded as GGUF.
+//! * [`generate`] with [`DecodeOptions`]: greedy, beam, sampled and MBR decoding that always
+//!   yields valid UTF-8, optionally guided by a [`Guide`] (the nearest bank phrases proposing
+//!   the bytes that continue what was written and voting on the result).
+//! * [`GenerativeDecoder`]: all of it behind the crate's [`Decoder`](crate::Decoder) trait.
 
-mod checkpoint;
 mod config;
-mod decode;
-mod guide;
+mod decoder;
+mod generation;
+mod gguf;
 mod inference;
 mod kernels;
 mod model;
-mod quantized;
+mod precision;
 mod rope;
-mod train;
+pub mod train;
 mod utf8;
 
-pub use checkpoint::{Checkpoint, CheckpointState};
 pub use config::GenerativeConfig;
-pub use decode::{DecodeOptions, Decoded, Strategy};
-pub use guide::{Guide, GuideSettings};
+pub use decoder::{GenerativeDecoder, MODEL_PATH_ENV};
+pub use generation::{generate, DecodeOptions, GeneratedText, Guide, GuideSettings, Strategy};
 pub use inference::InferenceModel;
 pub use model::{Batch, GenerativeModel};
-pub use quantized::{quantize_tensor, Precision};
-pub use train::{Decay, DepthStage, StepStats, TrainConfig, TrainLogEntry, TrainSummary, Trainer};
+pub use precision::Precision;
 
 use crate::Error;
 
 /// Maps a candle error to the crate's error type, naming what was being done.
 pub(crate) fn candle_err(context: &str) -> impl Fn(candle_core::Error) -> Error + '_ {
-    move |e| Error::InvalidArgument(format!("{context}: {e}"))
+    move |e| Error::Model(format!("{context}: {e}"))
 }

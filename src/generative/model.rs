@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 
 use super::candle_err;
-use super::config::{GenerativeConfig, DRAFT_END};
+use super::config::GenerativeConfig;
 use super::rope::Rope;
 use crate::{Error, Result};
 
@@ -97,8 +97,7 @@ pub(crate) fn gelu(x: &Tensor) -> candle_core::Result<Tensor> {
 pub struct Batch {
     /// `[rows, embed_dim]` unit-norm embeddings.
     embeddings: Tensor,
-    /// `[rows, width]` input bytes (draft, draft end, `b1..bn`, padded with 0), `width` = the
-    /// longest row.
+    /// `[rows, width]` input bytes (`b1..bn`, padded with 0), `width` = the longest row.
     inputs: Tensor,
     /// Flat indices into `rows * (width + 1)` of the positions that carry a target.
     positions: Tensor,
@@ -119,46 +118,14 @@ impl Batch {
         embeddings: &[&[f32]],
         device: &Device,
     ) -> Result<Self> {
-        Self::with_drafts(config, phrases, &[], embeddings, device)
-    }
-
-    /// Builds a batch whose rows may each read a draft before the phrase (see
-    /// [`GenerativeConfig::max_draft`]): `drafts` is empty (no drafts) or has one entry per
-    /// phrase, empty where that row has none. Only the phrase bytes and the end byte are
-    /// predicted.
-    ///
-    /// Fails like [`Batch::new`], and if a draft is longer than `config.max_draft` or
-    /// contains byte 0 or [`DRAFT_END`].
-    pub fn with_drafts(
-        config: &GenerativeConfig,
-        phrases: &[&[u8]],
-        drafts: &[&[u8]],
-        embeddings: &[&[f32]],
-        device: &Device,
-    ) -> Result<Self> {
-        if phrases.is_empty()
-            || phrases.len() != embeddings.len()
-            || !(drafts.is_empty() || drafts.len() == phrases.len())
-        {
+        if phrases.is_empty() || phrases.len() != embeddings.len() {
             return Err(Error::InvalidArgument(format!(
-                "a batch needs as many embeddings ({}) and drafts ({}, or none) as phrases \
-                 ({}), at least one",
+                "a batch needs as many embeddings ({}) as phrases ({}), at least one",
                 embeddings.len(),
-                drafts.len(),
                 phrases.len()
             )));
         }
         let rows = phrases.len();
-        let draft = |r: usize| drafts.get(r).copied().unwrap_or(&[]);
-        // bytes read before the phrase: the draft and its end byte
-        let offset = |r: usize| {
-            let d = draft(r).len();
-            if d > 0 {
-                d + 1
-            } else {
-                0
-            }
-        };
         if let Some(p) = phrases.iter().find(|p| p.len() > config.max_len) {
             return Err(Error::InvalidArgument(format!(
                 "phrase of {} bytes exceeds max_len {}",
@@ -166,22 +133,7 @@ impl Batch {
                 config.max_len
             )));
         }
-        if let Some(d) = (0..rows).map(draft).find(|d| d.len() > config.max_draft) {
-            return Err(Error::InvalidArgument(format!(
-                "draft of {} bytes exceeds max_draft {}",
-                d.len(),
-                config.max_draft
-            )));
-        }
-        if (0..rows).any(|r| draft(r).iter().any(|&b| b == 0 || b == DRAFT_END)) {
-            return Err(Error::InvalidArgument(
-                "a draft contains byte 0 or the draft end byte".into(),
-            ));
-        }
-        let width = (0..rows)
-            .map(|r| offset(r) + phrases[r].len())
-            .max()
-            .unwrap_or(0);
+        let width = phrases.iter().map(|p| p.len()).max().unwrap_or(0);
         let mut emb = Vec::with_capacity(rows * config.embed_dim);
         for e in embeddings {
             emb.extend(crate::embedding::normalized(e, config.embed_dim)?);
@@ -195,19 +147,12 @@ impl Batch {
                     "phrase contains byte 0, which is reserved for the end of text".into(),
                 ));
             }
-            let off = offset(r);
             let row = &mut inputs[r * width..(r + 1) * width];
-            for (t, &b) in draft(r).iter().enumerate() {
+            for (t, &b) in phrase.iter().enumerate() {
                 row[t] = u32::from(b);
             }
-            if off > 0 {
-                row[off - 1] = u32::from(DRAFT_END);
-            }
-            for (t, &b) in phrase.iter().enumerate() {
-                row[off + t] = u32::from(b);
-            }
-            // hidden state `off + t` has read the prefix, the draft and `t` phrase bytes
-            let base = (r * (width + 1) + off) as u32;
+            // hidden state `t` has read the prefix and `t` phrase bytes
+            let base = (r * (width + 1)) as u32;
             for t in 0..=phrase.len() {
                 positions.push(base + t as u32);
                 targets.push(phrase.get(t).map_or(0, |&b| u32::from(b)));
@@ -266,7 +211,7 @@ impl GenerativeModel {
             let mut data = varmap
                 .data()
                 .lock()
-                .map_err(|_| Error::InvalidArgument("parameter store is poisoned".into()))?;
+                .map_err(|_| Error::Internal("parameter store is poisoned".into()))?;
             for name in PARAM_NAMES {
                 let shape = param_shape(&config, name).unwrap_or_default();
                 let count: usize = shape.iter().product();
@@ -302,7 +247,7 @@ impl GenerativeModel {
             let data = varmap
                 .data()
                 .lock()
-                .map_err(|_| Error::InvalidArgument("parameter store is poisoned".into()))?;
+                .map_err(|_| Error::Internal("parameter store is poisoned".into()))?;
             PARAM_NAMES
                 .iter()
                 .map(|name| {
@@ -480,18 +425,7 @@ impl GenerativeModel {
     /// Teacher-forced logits `[text.len() + 1][vocab]` for one embedding and text: row `t`
     /// predicts byte `t + 1` of the text (or the end byte after the last one).
     pub fn logits(&self, embedding: &[f32], text: &[u8]) -> Result<Vec<Vec<f32>>> {
-        self.logits_with_draft(embedding, &[], text)
-    }
-
-    /// [`GenerativeModel::logits`] of a text written after reading `draft` (empty: none).
-    pub fn logits_with_draft(
-        &self,
-        embedding: &[f32],
-        draft: &[u8],
-        text: &[u8],
-    ) -> Result<Vec<Vec<f32>>> {
-        let drafts: &[&[u8]] = if draft.is_empty() { &[] } else { &[draft] };
-        let batch = Batch::with_drafts(&self.config, &[text], drafts, &[embedding], &self.device)?;
+        let batch = Batch::new(&self.config, &[text], &[embedding], &self.device)?;
         let run = || -> candle_core::Result<Vec<Vec<f32>>> {
             let hidden = self.hidden(&batch.embeddings, &batch.inputs, self.config.depth)?;
             let hidden = hidden.index_select(&batch.positions, 0)?;

@@ -1,6 +1,25 @@
-//! Rotary position embeddings built from plain tensor ops, so that gradients flow through them.
+//! Rotary position embeddings: the tables, and their application built from plain tensor ops
+//! so that gradients flow through them.
 
 use candle_core::{Device, Result, Tensor, D};
+
+/// Rotary cosine and sine tables `[positions][head_dim]` ("rotate half" layout), shared by the
+/// training forward ([`Rope`]) and the inference engine.
+pub(crate) fn tables(head_dim: usize, positions: usize, theta: f32) -> (Vec<f32>, Vec<f32>) {
+    let half = head_dim / 2;
+    let mut cos = Vec::with_capacity(positions * head_dim);
+    let mut sin = Vec::with_capacity(positions * head_dim);
+    for p in 0..positions {
+        let angles: Vec<f64> = (0..half)
+            .map(|i| p as f64 * f64::from(theta).powf(-2.0 * i as f64 / head_dim as f64))
+            .collect();
+        for _ in 0..2 {
+            cos.extend(angles.iter().map(|a| a.cos() as f32));
+            sin.extend(angles.iter().map(|a| a.sin() as f32));
+        }
+    }
+    (cos, sin)
+}
 
 /// Precomputed cosine and sine tables for positions `0..positions`, "rotate half" layout.
 #[derive(Debug, Clone)]
@@ -19,18 +38,7 @@ impl Rope {
         theta: f32,
         device: &Device,
     ) -> Result<Self> {
-        let half = head_dim / 2;
-        let mut cos = Vec::with_capacity(positions * head_dim);
-        let mut sin = Vec::with_capacity(positions * head_dim);
-        for p in 0..positions {
-            let angles: Vec<f64> = (0..half)
-                .map(|i| p as f64 * f64::from(theta).powf(-2.0 * i as f64 / head_dim as f64))
-                .collect();
-            for _ in 0..2 {
-                cos.extend(angles.iter().map(|a| a.cos() as f32));
-                sin.extend(angles.iter().map(|a| a.sin() as f32));
-            }
-        }
+        let (cos, sin) = tables(head_dim, positions, theta);
         Ok(Self {
             cos: Tensor::from_vec(cos, (positions, head_dim), device)?,
             sin: Tensor::from_vec(sin, (positions, head_dim), device)?,

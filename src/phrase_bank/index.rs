@@ -60,6 +60,8 @@ impl SharedIndex {
         })?;
         let ivf = self.ivf();
         if !ivf.is_null() {
+            // SAFETY: `ivf` is this index's own non-null IVF view, and `&mut self` rules out
+            // a concurrent search.
             check(unsafe { faiss_sys::faiss_IndexIVF_make_direct_map(ivf, 0) })?;
         }
         let written = faiss::write_index(&self.inner, name);
@@ -84,6 +86,7 @@ impl SharedIndex {
     pub fn enable_reconstruct(&mut self) -> Result<()> {
         let ivf = self.ivf();
         if !ivf.is_null() {
+            // SAFETY: as in `write`: our own non-null IVF view, exclusive access.
             check(unsafe { faiss_sys::faiss_IndexIVF_make_direct_map(ivf, 1) })?;
         }
         Ok(())
@@ -92,11 +95,6 @@ impl SharedIndex {
     /// Number of stored vectors.
     pub fn len(&self) -> usize {
         self.inner.ntotal() as usize
-    }
-
-    /// Whether the index stores no vector.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Dimension of the stored vectors.
@@ -112,6 +110,7 @@ impl SharedIndex {
     /// Number of inverted lists probed per query, for IVF kinds.
     pub fn nprobe(&self) -> Option<usize> {
         let ivf = self.ivf();
+        // SAFETY: reading a field of our own non-null IVF view.
         (!ivf.is_null()).then(|| unsafe { faiss_sys::faiss_IndexIVF_nprobe(ivf) })
     }
 
@@ -119,6 +118,7 @@ impl SharedIndex {
     pub fn set_nprobe(&mut self, nprobe: usize) {
         let ivf = self.ivf();
         if !ivf.is_null() {
+            // SAFETY: our own non-null IVF view; `&mut self` rules out a concurrent search.
             unsafe { faiss_sys::faiss_IndexIVF_set_nprobe(ivf, nprobe.max(1)) };
         }
     }
@@ -138,6 +138,9 @@ impl SharedIndex {
         let mut scores = vec![0f32; nq * k];
         let mut ids: Vec<i64> = vec![-1; nq * k];
         if nq > 0 && k > 0 {
+            // SAFETY: the index pointer is valid for `self`'s lifetime; `queries` holds
+            // `nq * d` floats and both outputs `nq * k` slots, as FAISS reads and writes them.
+            // FAISS CPU search is const and thread-safe, so `&self` suffices.
             check(unsafe {
                 faiss_sys::faiss_Index_search(
                     self.inner.inner_ptr(),
@@ -161,6 +164,8 @@ impl SharedIndex {
             )));
         }
         let mut out = vec![0f32; self.dim()];
+        // SAFETY: `id` is in range (checked above) and `out` holds `dim` floats; reconstruct
+        // is const in FAISS.
         check(unsafe {
             faiss_sys::faiss_Index_reconstruct(self.inner.inner_ptr(), id, out.as_mut_ptr())
         })?;
@@ -168,6 +173,7 @@ impl SharedIndex {
     }
 
     fn ivf(&self) -> *mut faiss_sys::FaissIndexIVF {
+        // SAFETY: a dynamic cast of a valid index pointer; null when it is not an IVF index.
         unsafe { faiss_sys::faiss_IndexIVF_cast(self.inner.inner_ptr()) }
     }
 }
@@ -187,6 +193,8 @@ fn check(code: std::os::raw::c_int) -> Result<()> {
     if code == 0 {
         return Ok(());
     }
+    // SAFETY: FAISS returns null or a NUL-terminated message owned by this thread's error
+    // state, read before any other FAISS call.
     let msg = unsafe {
         let p = faiss_sys::faiss_get_last_error();
         if p.is_null() {

@@ -2,9 +2,9 @@
 
 #![allow(dead_code)]
 
-use lightweight_decoder::config::CacheConfig;
+use lightweight_decoder::eval::samples::{SampleSet, WORDNET_SAMPLE};
+use lightweight_decoder::phrase_bank::CacheConfig;
 use lightweight_decoder::phrase_bank::{BankBuildOptions, PhraseBank};
-use lightweight_decoder::samples::{SampleSet, WORDNET_SAMPLE};
 use lightweight_decoder::{AssemblyMethod, DecoderConfig, PhraseBankDecoder};
 
 /// A decoder over the bundled default bank with the given method and no cache.
@@ -52,3 +52,4 @@ pub fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0f32, f32::max)
 }
+pub mod generative;

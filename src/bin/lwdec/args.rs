@@ -1,0 +1,314 @@
+//! The command line's arguments: subcommands and the option groups they share.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use lightweight_decoder::eval::samples::read_lines;
+use lightweight_decoder::generative::{DecodeOptions, Precision, Strategy};
+use lightweight_decoder::phrase_bank::BankBuildOptions;
+use lightweight_decoder::{
+    load_config, load_embeddings, AssemblyMethod, DecoderBuilder, DecoderConfig, Result,
+};
+use ndarray::Array2;
+
+#[derive(Parser)]
+#[command(
+    name = "lwdec",
+    version,
+    about = "Decode sentence embeddings back into text"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Which decoder to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DecoderChoice {
+    /// FAISS search over a phrase bank.
+    PhraseBank,
+    /// The byte-level transformer.
+    Generative,
+    /// Per input, the bank's phrase or the generator's text (rule from the config).
+    Hybrid,
+    /// Every decoder, one after the other (eval only).
+    All,
+}
+
+/// Phrases and their embeddings, for building banks and training.
+#[derive(clap::Args, Clone)]
+pub struct CorpusArgs {
+    /// Phrases, UTF-8, one per line.
+    #[arg(long)]
+    pub phrases: PathBuf,
+    /// Embeddings: N x D float32 .npy, or int8 .npy together with --scale.
+    #[arg(long)]
+    pub embeddings: PathBuf,
+    /// Per-row float32 scales for int8 embeddings.
+    #[arg(long)]
+    pub scale: Option<PathBuf>,
+}
+
+/// Embeddings with their reference texts, for evaluation and calibration.
+#[derive(clap::Args, Clone)]
+pub struct LabelledArgs {
+    /// Input embeddings: N x D float32 .npy (or int8 with --scale).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Per-row float32 scales when --input is int8.
+    #[arg(long)]
+    pub scale: Option<PathBuf>,
+    /// Reference texts, one per row.
+    #[arg(long)]
+    pub reference: PathBuf,
+    /// Use only the first N rows.
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+impl LabelledArgs {
+    /// The embeddings and their references (the first `--limit` rows).
+    pub fn load(&self) -> Result<(Array2<f32>, Vec<String>)> {
+        let mut embeddings = load_embeddings(&self.input, self.scale.as_deref())?;
+        let mut references = read_lines(&self.reference)?;
+        if let Some(n) = self.limit {
+            let n = n.min(embeddings.nrows());
+            embeddings = embeddings.slice(ndarray::s![..n, ..]).to_owned();
+            references.truncate(n);
+        }
+        Ok((embeddings, references))
+    }
+}
+
+/// Options shared by the commands that build decoders.
+#[derive(clap::Args, Clone)]
+pub struct DecoderArgs {
+    /// Decoder to use.
+    #[arg(long, value_enum, default_value_t = DecoderChoice::PhraseBank)]
+    pub decoder: DecoderChoice,
+    /// Bank directory (default: the bundled bank, or $LWDEC_BANK_DIR).
+    #[arg(long)]
+    pub bank: Option<PathBuf>,
+    /// Decoder config (JSON, see `DecoderConfig`); flags below override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Assembly method: greedy, weighted, beam or context-aware.
+    #[arg(long)]
+    pub method: Option<AssemblyMethod>,
+    /// Candidates retrieved (and reported) per input.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub top_k: Option<u16>,
+    /// Generative model file (default: the bundled model, or $LWDEC_MODEL).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Beam width for the generative decoder (1 = greedy).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub beam: u16,
+    /// Minimum-Bayes-risk decoding for the generative decoder: the consensus of the greedy
+    /// output and this many seeded samples (0 = off).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=256))]
+    pub mbr: u16,
+    /// Sampling temperature of --mbr.
+    #[arg(long, default_value_t = 0.6)]
+    pub mbr_temperature: f32,
+    /// Generate from the embedding alone. By default the generative decoder (and the hybrid's
+    /// generator) is retrieval-guided: the bank's nearest phrases (`--bank`) propose
+    /// continuations mixed into its next-byte distribution, with the config's `guide` settings
+    /// (`GuideSettings::default()`, measured best with `--beam 8`). Without a config, the
+    /// hybrid's rule then never lets the generator override the bank
+    /// (`DecoderConfig::without_guide`).
+    #[arg(long)]
+    pub no_guide: bool,
+}
+
+impl DecoderArgs {
+    /// The settings: `--config` (or the defaults) with the flags applied, validated.
+    pub fn decoder_config(&self) -> Result<DecoderConfig> {
+        let mut config = match &self.config {
+            Some(path) => load_config(path)?,
+            None => DecoderConfig::default(),
+        };
+        if let Some(m) = self.method {
+            config.method = m;
+        }
+        if let Some(k) = self.top_k {
+            config.top_k = usize::from(k);
+        }
+        if self.no_guide {
+            config = config.without_guide();
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The generator's decoding options from `--beam` and `--mbr`.
+    pub fn decode_options(&self) -> DecodeOptions {
+        let strategy = if self.mbr > 0 {
+            Strategy::Mbr {
+                samples: usize::from(self.mbr),
+                temperature: self.mbr_temperature,
+                seed: 0,
+            }
+        } else if self.beam > 1 {
+            Strategy::Beam {
+                width: usize::from(self.beam),
+            }
+        } else {
+            Strategy::Greedy
+        };
+        DecodeOptions {
+            strategy,
+            ..DecodeOptions::default()
+        }
+    }
+
+    /// A builder with the bank, the model, the settings and the decoding options.
+    pub fn builder(&self) -> Result<DecoderBuilder> {
+        Ok(DecoderBuilder::new()
+            .bank_dir(self.bank.clone())
+            .model_path(self.model.clone())
+            .config(self.decoder_config()?)
+            .decode_options(self.decode_options()))
+    }
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Decode embeddings (N x D float32 .npy) to JSON lines, one per row, in row order.
+    Decode {
+        /// Input embeddings: N x D float32 .npy (or int8 with --scale).
+        #[arg(long)]
+        input: PathBuf,
+        /// Per-row float32 scales when --input is int8.
+        #[arg(long)]
+        scale: Option<PathBuf>,
+        /// First rows of sessions, comma-separated (e.g. 0,5,10); without it every row is its
+        /// own session.
+        #[arg(long, value_delimiter = ',')]
+        boundaries: Option<Vec<usize>>,
+        /// Output file (JSON lines); stdout when absent.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        decoder: DecoderArgs,
+    },
+    /// Build, inspect and verify phrase banks.
+    Bank {
+        #[command(subcommand)]
+        command: BankCommand,
+    },
+    /// Decode the bundled sample embeddings and show original and decoded text side by side.
+    Demo {
+        /// Rows of the bundled sample to show.
+        #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u16).range(1..=2000))]
+        rows: u16,
+        #[command(flatten)]
+        decoder: DecoderArgs,
+    },
+    /// Score decoders against reference texts: exact match, token F1, BLEU, chrF, confidence,
+    /// latency; a table, and JSON with --output.
+    Eval {
+        #[command(flatten)]
+        labelled: LabelledArgs,
+        /// First rows of sessions, comma-separated; without it every row is its own session.
+        #[arg(long, value_delimiter = ',')]
+        boundaries: Option<Vec<usize>>,
+        /// Perturb inputs to this cosine with their original first (1 = unchanged).
+        #[arg(long, default_value_t = 1.0)]
+        noise_cosine: f32,
+        /// Write the report as JSON here.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Write every decoded text as JSON lines here (decoder, row, text), for re-embedding.
+        #[arg(long)]
+        decoded: Option<PathBuf>,
+        #[command(flatten)]
+        decoder: DecoderArgs,
+    },
+    /// Fit the hybrid's decision rule on labelled embeddings (maximising token F1) and write
+    /// the decoder config with it.
+    Calibrate {
+        #[command(flatten)]
+        labelled: LabelledArgs,
+        /// Where to write the decoder config (JSON) with the fitted rule.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        decoder: DecoderArgs,
+    },
+    /// Train the generative decoder (resumable; checkpoints and a JSONL log go to --out).
+    Train(crate::train::TrainArgs),
+    /// Export and inspect generative model files.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+    /// Measure decode latency and throughput against the raw FAISS search.
+    Bench {
+        /// Single queries timed.
+        #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        queries: u32,
+        /// Print the report as JSON too.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        decoder: DecoderArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ModelCommand {
+    /// Export a training checkpoint as a GGUF model file (f32, q8 or q4).
+    Export {
+        /// Checkpoint JSON state (or a training output directory: its latest checkpoint).
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Precision: f32, q8 (INT8 blocks) or q4 (INT4 blocks).
+        #[arg(long, default_value = "q4")]
+        precision: Precision,
+        /// Output file (written atomically).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print parameter count, file size, quantisation and depth of a model file (GGUF).
+    Info {
+        /// The model file (default: the bundled model, or $LWDEC_MODEL).
+        #[arg(long)]
+        model: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum BankCommand {
+    /// Build a bank from phrases (one per line) and their embeddings.
+    Build {
+        #[command(flatten)]
+        corpus: CorpusArgs,
+        /// Output bank directory (replaced atomically).
+        #[arg(long)]
+        out: PathBuf,
+        /// FAISS factory string of the index, or `auto` (Flat below 50,000 rows, IVF1024,PQ96 above).
+        #[arg(long, default_value_t = BankBuildOptions::default().index_spec)]
+        index: String,
+        /// Rows sampled to train the index.
+        #[arg(long, default_value_t = BankBuildOptions::default().train_size)]
+        train_size: usize,
+        /// Inverted lists probed per query (IVF kinds).
+        #[arg(long, default_value_t = BankBuildOptions::default().nprobe)]
+        nprobe: usize,
+        /// Leave out the generator's held-out validation phrases (for a baseline bank that
+        /// never contains the phrase being decoded).
+        #[arg(long)]
+        exclude_validation: bool,
+    },
+    /// Show a bank's size, count and index kind; with --verify, measure self-recall@1.
+    Info {
+        /// Bank directory (default: the bundled bank, or $LWDEC_BANK_DIR).
+        #[arg(long)]
+        bank: Option<PathBuf>,
+        /// Decode the bundled sample phrases found in the bank from their exact and noisy
+        /// embeddings and report how often the phrase itself comes back.
+        #[arg(long)]
+        verify: bool,
+    },
+}

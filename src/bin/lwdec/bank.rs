@@ -1,0 +1,158 @@
+//! `lwdec bank build|info`: phrase banks.
+
+use std::path::Path;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use lightweight_decoder::eval::metrics::same_text;
+use lightweight_decoder::eval::perturb_rows;
+use lightweight_decoder::eval::samples::{read_lines, SampleSet, WORDNET_SAMPLE};
+use lightweight_decoder::generative::train::is_validation;
+use lightweight_decoder::phrase_bank::{BankBuildOptions, BuildProgress, CacheConfig};
+use lightweight_decoder::{
+    load_embeddings, AssemblyMethod, Decoder, DecoderConfig, Error, PhraseBank, PhraseBankDecoder,
+    Result,
+};
+
+use crate::args::CorpusArgs;
+
+/// Builds a bank from phrases and their embeddings and saves it to `out`.
+pub fn build(
+    corpus: &CorpusArgs,
+    out: &Path,
+    exclude_validation: bool,
+    options: BankBuildOptions,
+) -> Result<()> {
+    let mut phrases = read_lines(&corpus.phrases)?;
+    let mut vectors = load_embeddings(&corpus.embeddings, corpus.scale.as_deref())?;
+    if phrases.len() != vectors.nrows() {
+        return Err(Error::InvalidArgument(format!(
+            "{} phrases but {} embedding rows",
+            phrases.len(),
+            vectors.nrows()
+        )));
+    }
+    if exclude_validation {
+        let keep: Vec<usize> = (0..phrases.len())
+            .filter(|&i| !is_validation(&phrases[i]))
+            .collect();
+        vectors = vectors.select(ndarray::Axis(0), &keep);
+        phrases = keep
+            .iter()
+            .map(|&i| std::mem::take(&mut phrases[i]))
+            .collect();
+    }
+    let bar = ProgressBar::new(phrases.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>20} [{bar:40}] {pos}/{len} {elapsed_precise}")
+            .expect("static template"),
+    );
+    let started = Instant::now();
+    let mut bank = PhraseBank::build(phrases, vectors.view(), &options, |p| match p {
+        BuildProgress::Training { vectors } => {
+            bar.set_message(format!("training on {vectors}"));
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        }
+        BuildProgress::Adding { done, .. } => {
+            bar.set_message("adding");
+            bar.set_position(done as u64);
+        }
+    })?;
+    bank.save(out)?;
+    bar.finish_and_clear();
+    let m = bank.manifest();
+    println!(
+        "built {} phrases, index {}, {:.1} MB in {} ({:.0} s)",
+        m.count,
+        m.index_spec,
+        bank_bytes(out)? as f64 / 1e6,
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Size on disk of a bank directory: the sum of its files.
+fn bank_bytes(dir: &Path) -> Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        total += entry
+            .metadata()
+            .map_err(|e| Error::io(entry.path(), e))?
+            .len();
+    }
+    Ok(total)
+}
+
+/// Describes a bank (the bundled one when `dir` is `None`); with `verify`, measures how often
+/// the bundled sample phrases in it decode to themselves from exact and noisy embeddings.
+pub fn info(dir: Option<&Path>, verify: bool) -> Result<()> {
+    let dir = dir.map_or_else(PhraseBank::default_dir, Path::to_path_buf);
+    let bank = PhraseBank::load(&dir)?;
+    let m = bank.manifest();
+    println!("bank        {}", dir.display());
+    println!("phrases     {}", m.count);
+    println!("dimension   {}", m.dimension);
+    println!("encoder     {}", m.encoder);
+    println!(
+        "index       {} (nprobe {})",
+        m.index_spec,
+        m.nprobe.map_or("-".to_string(), |n| n.to_string())
+    );
+    println!(
+        "size        {:.2} MB on disk",
+        bank_bytes(&dir)? as f64 / 1e6
+    );
+    println!("checksums   ok (sha256 of {} files)", m.files.len());
+    if !verify {
+        return Ok(());
+    }
+    let sample = SampleSet::bundled(WORDNET_SAMPLE)?;
+    let (rows, refs): (Vec<usize>, Vec<String>) = sample
+        .texts
+        .iter()
+        .enumerate()
+        .filter(|(i, t)| bank.phrase(sample.bank_ids[*i]) == Some(t.as_str()))
+        .map(|(i, t)| (i, t.clone()))
+        .unzip();
+    if rows.is_empty() {
+        return Err(Error::InvalidArgument(
+            "none of the bundled sample phrases is in this bank".into(),
+        ));
+    }
+    let embeddings = sample.embeddings.select(ndarray::Axis(0), &rows);
+    let config = DecoderConfig {
+        method: AssemblyMethod::Greedy,
+        cache: CacheConfig {
+            capacity: 0,
+            ..Default::default()
+        },
+        ..DecoderConfig::default()
+    };
+    let decoder = PhraseBankDecoder::new(bank, config)?;
+    println!(
+        "self-recall@1 of {} sample phrases (decoded text equals the phrase):",
+        rows.len()
+    );
+    for cosine in [1.0f32, 0.95, 0.8] {
+        let noisy = perturb_rows(&embeddings, cosine, 42);
+        let decoded = decoder.batch_decode(noisy.view())?;
+        let hits = decoded
+            .iter()
+            .zip(&refs)
+            .filter(|(d, r)| same_text(&d.text, r))
+            .count();
+        let label = if cosine >= 1.0 {
+            "exact embeddings".to_string()
+        } else {
+            format!("noise to cosine {cosine:.2}")
+        };
+        println!(
+            "  {label:<22} {:.2}% ({hits}/{})",
+            100.0 * hits as f64 / refs.len() as f64,
+            refs.len()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! `lwdec eval` (score decoders against references) and `lwdec calibrate` (fit the hybrid's
+//! rule).
+
+use std::path::Path;
+
+use lightweight_decoder::eval::{evaluate, perturb_rows};
+use lightweight_decoder::hybrid::{calibrate as fit_rule, measure};
+use lightweight_decoder::{save_config, write_atomic, Error, Result};
+use serde_json::json;
+
+use crate::args::{DecoderArgs, LabelledArgs};
+
+/// Decodes the labelled rows with each decoder `--decoder` names and prints their scores.
+pub fn run(
+    labelled: &LabelledArgs,
+    boundaries: Option<Vec<usize>>,
+    noise_cosine: f32,
+    output: Option<&Path>,
+    decoded_path: Option<&Path>,
+    args: &DecoderArgs,
+) -> Result<()> {
+    if !(noise_cosine > 0.0 && noise_cosine <= 1.0) {
+        return Err(Error::InvalidArgument(format!(
+            "--noise-cosine must be in (0, 1], got {noise_cosine}"
+        )));
+    }
+    let (clean, references) = labelled.load()?;
+    let embeddings = perturb_rows(&clean, noise_cosine, 2026);
+    let boundaries = boundaries.unwrap_or_else(|| (0..embeddings.nrows()).collect());
+    let mut reports = Vec::new();
+    let mut lines = String::new();
+    for (name, decoder) in crate::build_decoders(args)? {
+        let report = evaluate(
+            &name,
+            decoder.as_ref(),
+            embeddings.view(),
+            &boundaries,
+            &references,
+        )?;
+        for (row, text) in report.texts.iter().enumerate() {
+            lines.push_str(&json!({"decoder": name, "row": row, "text": text}).to_string());
+            lines.push('\n');
+        }
+        reports.push(report);
+    }
+    println!(
+        "{:<14}{:>7}{:>9}{:>10}{:>8}{:>8}{:>7}{:>10}{:>10}  sources",
+        "decoder", "rows", "exact", "token F1", "BLEU", "chrF", "conf", "p50 us", "p99 us"
+    );
+    for r in &reports {
+        println!(
+            "{:<14}{:>7}{:>8.2}%{:>10.4}{:>8.2}{:>8.2}{:>7.3}{:>10.0}{:>10.0}  {:?}",
+            r.decoder,
+            r.rows,
+            100.0 * r.exact_match,
+            r.token_f1,
+            r.bleu,
+            r.chrf,
+            r.mean_confidence,
+            r.latency_us[0],
+            r.latency_us[2],
+            r.sources
+        );
+    }
+    if let Some(path) = output {
+        let report = json!({
+            "input": labelled.input,
+            "reference": labelled.reference,
+            "noise_cosine": noise_cosine,
+            "decoders": reports,
+        });
+        write_atomic(
+            path,
+            (serde_json::to_string_pretty(&report)? + "\n").as_bytes(),
+        )?;
+    }
+    if let Some(path) = decoded_path {
+        write_atomic(path, lines.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Measures the hybrid on the labelled rows, fits its rule and writes the config with it.
+pub fn calibrate(labelled: &LabelledArgs, out: &Path, args: &DecoderArgs) -> Result<()> {
+    let (embeddings, references) = labelled.load()?;
+    let mut config = args.decoder_config()?;
+    let hybrid = args.builder()?.hybrid()?;
+    let rows = measure(&hybrid, embeddings.view(), &references)?;
+    let fit = fit_rule(&rows, &config.hybrid);
+    println!("{}", serde_json::to_string_pretty(&fit)?);
+    config.hybrid = fit.rule;
+    save_config(&config, out)
+}

@@ -1,0 +1,140 @@
+//! `lwdec`: the command line of lightweight-decoder.
+
+mod args;
+mod bank;
+mod bench;
+mod decode;
+mod demo;
+mod eval;
+mod model;
+mod train;
+
+use std::process::ExitCode;
+
+use args::{BankCommand, Cli, Command, DecoderArgs, DecoderChoice, ModelCommand};
+use clap::{Parser, ValueEnum};
+use lightweight_decoder::phrase_bank::BankBuildOptions;
+use lightweight_decoder::{Decoder, DecoderKind, Error, Result};
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lwdec: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Decode {
+            input,
+            scale,
+            boundaries,
+            output,
+            decoder,
+        } => decode::run(
+            &input,
+            scale.as_deref(),
+            boundaries,
+            output.as_deref(),
+            &decoder,
+        ),
+        Command::Bank { command } => match command {
+            BankCommand::Build {
+                corpus,
+                out,
+                index,
+                train_size,
+                nprobe,
+                exclude_validation,
+            } => bank::build(
+                &corpus,
+                &out,
+                exclude_validation,
+                BankBuildOptions {
+                    index_spec: index,
+                    train_size,
+                    nprobe,
+                    ..Default::default()
+                },
+            ),
+            BankCommand::Info { bank, verify } => bank::info(bank.as_deref(), verify),
+        },
+        Command::Demo { rows, decoder } => demo::run(usize::from(rows), &decoder),
+        Command::Eval {
+            labelled,
+            boundaries,
+            noise_cosine,
+            output,
+            decoded,
+            decoder,
+        } => eval::run(
+            &labelled,
+            boundaries,
+            noise_cosine,
+            output.as_deref(),
+            decoded.as_deref(),
+            &decoder,
+        ),
+        Command::Calibrate {
+            labelled,
+            out,
+            decoder,
+        } => eval::calibrate(&labelled, &out, &decoder),
+        Command::Train(args) => train::run(&args),
+        Command::Model { command } => match command {
+            ModelCommand::Export {
+                checkpoint,
+                precision,
+                out,
+            } => model::export(&checkpoint, precision, &out),
+            ModelCommand::Info { model } => model::info(model.as_deref()),
+        },
+        Command::Bench {
+            queries,
+            json,
+            decoder,
+        } => bench::run(queries as usize, json, &decoder),
+    }
+}
+
+/// The library's decoder kind of a `--decoder` choice (`all` has none).
+fn kind(choice: DecoderChoice) -> Result<DecoderKind> {
+    match choice {
+        DecoderChoice::PhraseBank => Ok(DecoderKind::PhraseBank),
+        DecoderChoice::Generative => Ok(DecoderKind::Generative),
+        DecoderChoice::Hybrid => Ok(DecoderKind::Hybrid),
+        DecoderChoice::All => Err(Error::InvalidArgument(
+            "--decoder all is only for `lwdec eval`".into(),
+        )),
+    }
+}
+
+/// The decoder `--decoder` names.
+fn build_decoder(args: &DecoderArgs) -> Result<Box<dyn Decoder>> {
+    args.builder()?.build(kind(args.decoder)?)
+}
+
+/// The decoders `--decoder` names, each with its name (several for `all`).
+fn build_decoders(args: &DecoderArgs) -> Result<Vec<(String, Box<dyn Decoder>)>> {
+    let choices = match args.decoder {
+        DecoderChoice::All => vec![
+            DecoderChoice::PhraseBank,
+            DecoderChoice::Generative,
+            DecoderChoice::Hybrid,
+        ],
+        one => vec![one],
+    };
+    let builder = args.builder()?;
+    choices
+        .into_iter()
+        .map(|choice| {
+            let name = choice
+                .to_possible_value()
+                .map_or_else(String::new, |v| v.get_name().to_string());
+            Ok((name, builder.build(kind(choice)?)?))
+        })
+        .collect()
+}

@@ -1,0 +1,129 @@
+//! [`DecoderBuilder`]: wires a bank, the generator and the hybrid from one set of settings, as
+//! the command line and the examples do.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::config::DecoderConfig;
+use crate::decoder::Decoder;
+use crate::error::Result;
+use crate::generative::{DecodeOptions, GenerativeDecoder};
+use crate::hybrid::HybridDecoder;
+use crate::phrase_bank::{PhraseBank, PhraseBankDecoder};
+
+/// Which decoder [`DecoderBuilder::build`] makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecoderKind {
+    /// [`PhraseBankDecoder`]: FAISS search over the bank.
+    PhraseBank,
+    /// [`GenerativeDecoder`]: the byte-level transformer, guided by the bank unless the
+    /// config's `guide` is off.
+    Generative,
+    /// [`HybridDecoder`]: per input the bank's phrase or the generator's text.
+    Hybrid,
+}
+
+/// Builds decoders from a bank directory, a model file, a [`DecoderConfig`] and
+/// [`DecodeOptions`]; each defaults to the bundled one.
+///
+/// ```no_run
+/// use lightweight_decoder::{Decoder, DecoderBuilder};
+/// # fn main() -> lightweight_decoder::Result<()> {
+/// let hybrid = DecoderBuilder::new().hybrid()?; // the shipped configuration
+/// let text = hybrid.decode(&vec![0.03f32; 768])?.text;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct DecoderBuilder {
+    bank_dir: Option<PathBuf>,
+    model_path: Option<PathBuf>,
+    config: DecoderConfig,
+    options: DecodeOptions,
+}
+
+impl DecoderBuilder {
+    /// The bundled bank and model, default settings.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The bank directory (`None`: the bundled bank, or `$LWDEC_BANK_DIR`).
+    pub fn bank_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.bank_dir = dir;
+        self
+    }
+
+    /// The generative model file (`None`: the bundled model, or `$LWDEC_MODEL`).
+    pub fn model_path(mut self, path: Option<PathBuf>) -> Self {
+        self.model_path = path;
+        self
+    }
+
+    /// The decoders' settings.
+    pub fn config(mut self, config: DecoderConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// How the generator decodes (greedy, beam, MBR, ...).
+    pub fn decode_options(mut self, options: DecodeOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Loads the bank.
+    pub fn load_bank(&self) -> Result<PhraseBank> {
+        match &self.bank_dir {
+            Some(dir) => PhraseBank::load(dir),
+            None => PhraseBank::load_default(),
+        }
+    }
+
+    /// A [`PhraseBankDecoder`] over the bank.
+    pub fn phrase_bank(&self) -> Result<PhraseBankDecoder> {
+        PhraseBankDecoder::new(self.load_bank()?, self.config.clone())
+    }
+
+    /// A [`GenerativeDecoder`], guided by the bank when the config's `guide` is on.
+    pub fn generative(&self) -> Result<GenerativeDecoder> {
+        if self.config.guide.enabled() {
+            self.generative_with_bank(Arc::new(self.load_bank()?))
+        } else {
+            self.unguided_generator()
+        }
+    }
+
+    /// A [`HybridDecoder`] of the bank and the generator, which borrows the bank's search
+    /// (one bank in memory, searched once per input), decided by the config's `hybrid` rule.
+    pub fn hybrid(&self) -> Result<HybridDecoder> {
+        let bank = self.phrase_bank()?;
+        let generator = self.generative_with_bank(bank.shared_bank())?;
+        HybridDecoder::new(bank, generator, self.config.hybrid)
+    }
+
+    /// The decoder of `kind`, behind the [`Decoder`] trait.
+    pub fn build(&self, kind: DecoderKind) -> Result<Box<dyn Decoder>> {
+        Ok(match kind {
+            DecoderKind::PhraseBank => Box::new(self.phrase_bank()?),
+            DecoderKind::Generative => Box::new(self.generative()?),
+            DecoderKind::Hybrid => Box::new(self.hybrid()?),
+        })
+    }
+
+    fn unguided_generator(&self) -> Result<GenerativeDecoder> {
+        let path = self
+            .model_path
+            .clone()
+            .unwrap_or_else(GenerativeDecoder::default_model_path);
+        GenerativeDecoder::load(&path, self.options.clone())
+    }
+
+    /// A [`GenerativeDecoder`] guided by `bank` with the config's `guide` settings (no
+    /// guidance when they are off), e.g. the bank of a [`PhraseBankDecoder`] it should share
+    /// ([`PhraseBankDecoder::shared_bank`]).
+    pub fn generative_with_bank(&self, bank: Arc<PhraseBank>) -> Result<GenerativeDecoder> {
+        self.unguided_generator()?
+            .with_guide(bank, self.config.guide.clone())
+    }
+}

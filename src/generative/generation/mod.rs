@@ -1,0 +1,210 @@
+//! Generation: decoding strategies (greedy, beam search, seeded sampling, MBR) over an
+//! [`InferenceModel`], optionally retrieval-guided ([`Guide`]); outputs are always valid UTF-8.
+
+mod guide;
+mod search;
+
+pub use guide::{Guide, GuideSettings};
+
+use serde::{Deserialize, Serialize};
+
+use super::inference::InferenceModel;
+use crate::embedding::UnitEmbedding;
+use crate::eval::metrics::token_f1;
+use crate::{Error, Result};
+
+/// How the next byte is chosen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind")]
+pub enum Strategy {
+    /// The most probable allowed byte at every step.
+    Greedy,
+    /// Beam search keeping `width` hypotheses; the finished hypothesis with the best mean
+    /// log-probability per byte wins.
+    Beam {
+        /// Number of hypotheses kept (at least 1).
+        width: usize,
+    },
+    /// Sampling from the allowed bytes, reproducible for a given seed.
+    Sample {
+        /// Softmax temperature (> 0).
+        temperature: f32,
+        /// Keep only the `top_k` most probable bytes (0 = no limit).
+        top_k: usize,
+        /// Keep the smallest set of bytes whose probability reaches `top_p` (in (0, 1]).
+        top_p: f32,
+        /// Random seed.
+        seed: u64,
+    },
+    /// Minimum Bayes risk: the greedy output and `samples` seeded samples (top-p 0.95) are
+    /// drawn, and the one with the highest mean token F1 against the others wins: the
+    /// consensus of the model's likely outputs, which scores higher against the reference
+    /// than any single greedy path (plan.md), at `samples + 1` times the cost.
+    Mbr {
+        /// Number of samples (at least 1).
+        samples: usize,
+        /// Sampling temperature (> 0).
+        temperature: f32,
+        /// Random seed of the first sample (the others use the following seeds).
+        seed: u64,
+    },
+}
+
+/// Options of [`generate`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecodeOptions {
+    /// How bytes are chosen.
+    pub strategy: Strategy,
+    /// Longest output in bytes (at most the model's `max_len`).
+    pub max_len: usize,
+    /// Greedy and sampling stop when the last `n` words repeat `n` words written before (or a
+    /// word repeats the one before it), and drop the repetition: an undertrained model loops
+    /// ("the sound of the sound of ..."). 0 turns this off.
+    #[serde(default)]
+    pub stop_on_repeated_words: usize,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        Self {
+            strategy: Strategy::Greedy,
+            max_len: 128,
+            stop_on_repeated_words: 3,
+        }
+    }
+}
+
+/// A generated text and how confident the model was in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GeneratedText {
+    /// The text (always valid UTF-8, without the end byte).
+    pub text: String,
+    /// Mean natural-log probability per byte under the model (unmasked distribution), over the
+    /// text bytes and the end byte.
+    pub mean_log_prob: f32,
+    /// True if the text reached `max_len`, so the end was forced.
+    pub truncated: bool,
+}
+
+/// Decodes with retrieval guidance: at every step the `guide`'s texts propose the bytes
+/// that continue what was written where they match it, mixed into the model's
+/// distribution (see [`Guide`]); the reported mean log-probability is the mixture's. With
+/// greedy and beam search, a guide that votes then may replace the output by one of its
+/// texts ([`Guide::most_agreed`]).
+pub fn generate(
+    model: &InferenceModel,
+    embedding: &UnitEmbedding,
+    guide: Option<&Guide>,
+    options: &DecodeOptions,
+) -> Result<GeneratedText> {
+    let guide = guide.filter(|g| !g.is_empty());
+    let max_len = options.max_len;
+    if max_len > model.config().max_len {
+        return Err(Error::InvalidArgument(format!(
+            "max_len {max_len} exceeds the model's max_len {}",
+            model.config().max_len
+        )));
+    }
+    let greedy = || {
+        search::single(
+            model,
+            embedding,
+            guide,
+            max_len,
+            options.stop_on_repeated_words,
+            None,
+        )
+    };
+    // the deterministic strategies give way to the guide text the others agree with most
+    let agreed = |decoded: GeneratedText| match guide {
+        Some(guide) if guide.votes() => match guide.most_agreed(&decoded.text, max_len) {
+            Some(i) => {
+                let text = guide.texts()[i].clone();
+                Ok(GeneratedText {
+                    mean_log_prob: guide.mean_log_prob(model, embedding, &text)?,
+                    text,
+                    truncated: false,
+                })
+            }
+            None => Ok(decoded),
+        },
+        _ => Ok(decoded),
+    };
+    match options.strategy {
+        Strategy::Greedy => agreed(greedy()?),
+        Strategy::Beam { width } => {
+            if width == 0 {
+                return Err(Error::InvalidArgument(
+                    "beam width must be at least 1".into(),
+                ));
+            }
+            agreed(search::beam(model, embedding, guide, max_len, width)?)
+        }
+        Strategy::Sample {
+            temperature,
+            top_k,
+            top_p,
+            seed,
+        } => {
+            if !(temperature.is_finite() && temperature > 0.0) {
+                return Err(Error::InvalidArgument(format!(
+                    "temperature must be finite and positive, got {temperature}"
+                )));
+            }
+            if !(top_p > 0.0 && top_p <= 1.0) {
+                return Err(Error::InvalidArgument(format!(
+                    "top_p must be in (0, 1], got {top_p}"
+                )));
+            }
+            search::sampled(
+                model,
+                embedding,
+                guide,
+                options,
+                temperature,
+                top_k,
+                top_p,
+                seed,
+            )
+        }
+        Strategy::Mbr {
+            samples,
+            temperature,
+            seed,
+        } => {
+            if samples == 0 || !(temperature.is_finite() && temperature > 0.0) {
+                return Err(Error::InvalidArgument(format!(
+                    "MBR needs at least one sample and a finite positive temperature, \
+                     got {samples} and {temperature}"
+                )));
+            }
+            let mut outputs = vec![greedy()?];
+            for k in 0..samples as u64 {
+                let seed = seed.wrapping_add(k);
+                outputs.push(search::sampled(
+                    model,
+                    embedding,
+                    guide,
+                    options,
+                    temperature,
+                    0,
+                    0.95,
+                    seed,
+                )?);
+            }
+            let utility = |i: usize| -> f64 {
+                outputs
+                    .iter()
+                    .enumerate()
+                    .filter(|&(j, _)| j != i)
+                    .map(|(_, o)| token_f1(&outputs[i].text, &o.text))
+                    .sum()
+            };
+            let best = (0..outputs.len()).map(|i| (i, utility(i))).fold(
+                (0, f64::NEG_INFINITY),
+                |best, (i, u)| if u > best.1 { (i, u) } else { best },
+            );
+            Ok(outputs.swap_remove(best.0))
+        }
+    }
+}

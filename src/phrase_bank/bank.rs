@@ -1,0 +1,406 @@
+//! [`PhraseBank`]: phrases with known embeddings, searchable by similarity with FAISS.
+//!
+//! A bank is saved as a directory holding a JSON [`Manifest`], the FAISS index and the phrases
+//! (one per line, in id order). Loading verifies the manifest and the files' checksums.
+
+use std::path::{Path, PathBuf};
+
+use ndarray::ArrayView2;
+use rand::SeedableRng;
+
+use super::index::{Neighbours, SharedIndex};
+use super::manifest::{
+    FileDigest, Manifest, FORMAT_VERSION, INDEX_FILE, MANIFEST_FILE, PHRASES_FILE,
+};
+use crate::embedding;
+use crate::error::{Error, Result};
+
+/// Name recorded for banks built from the reference encoder's embeddings.
+pub const REFERENCE_ENCODER: &str = "sentence-transformers/all-mpnet-base-v2";
+
+/// Environment variable that overrides the location of the default bank.
+pub const BANK_DIR_ENV: &str = "LWDEC_BANK_DIR";
+
+/// Index spec that lets [`PhraseBank::build`] choose by bank size.
+pub const AUTO_INDEX: &str = "auto";
+/// The compressed index kind `auto` picks for large banks (the default bank's).
+pub const COMPRESSED_INDEX: &str = "IVF1024,PQ96";
+
+/// Settings for [`PhraseBank::build`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct BankBuildOptions {
+    /// FAISS factory string: `Flat` is exact, `IVF1024,PQ96` (the default bank's kind) stores
+    /// 96 bytes per phrase, `HNSW32` is fast where memory allows. [`AUTO_INDEX`] picks `Flat`
+    /// below [`BankBuildOptions::min_rows_for_compression`] rows (IVF/PQ training needs many
+    /// more rows than centroids, and small banks are cheap to search exactly) and
+    /// [`COMPRESSED_INDEX`] above.
+    pub index_spec: String,
+    /// Rows sampled to train the index (all rows when the bank is smaller).
+    pub train_size: usize,
+    /// Inverted lists probed per query for IVF kinds.
+    pub nprobe: usize,
+    /// Name of the encoder that produced the embeddings, stored in the manifest.
+    pub encoder: String,
+    /// Seed of the training sample.
+    pub seed: u64,
+    /// With [`AUTO_INDEX`], banks with fewer rows get an exact `Flat` index.
+    pub min_rows_for_compression: usize,
+}
+
+impl Default for BankBuildOptions {
+    fn default() -> Self {
+        BankBuildOptions {
+            index_spec: AUTO_INDEX.to_string(),
+            train_size: 65_536,
+            nprobe: 16,
+            encoder: REFERENCE_ENCODER.to_string(),
+            seed: 2026,
+            min_rows_for_compression: 50_000,
+        }
+    }
+}
+
+/// Progress of a bank build, reported to the caller's callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildProgress {
+    /// The index is being trained on this many vectors (one opaque step).
+    Training {
+        /// Vectors in the training sample.
+        vectors: usize,
+    },
+    /// `done` of `total` vectors have been added.
+    Adding {
+        /// Vectors added so far.
+        done: usize,
+        /// Vectors to add.
+        total: usize,
+    },
+}
+
+/// One search result: a phrase id and its similarity to the query.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hit {
+    /// Phrase id (row of the bank).
+    pub id: usize,
+    /// Inner product with the query (cosine for unit vectors, approximate for compressed kinds).
+    pub similarity: f32,
+}
+
+/// Phrases with known embeddings, searchable by cosine similarity.
+///
+/// Searching takes `&self` and is safe from many threads (FAISS CPU search is thread-safe; `index.rs`); share one bank
+/// behind an `Arc` rather than loading it per thread.
+#[derive(Debug)]
+pub struct PhraseBank {
+    manifest: Manifest,
+    phrases: Vec<String>,
+    index: SharedIndex,
+}
+
+impl PhraseBank {
+    /// Builds a bank from phrases and their embeddings (one row per phrase; rows are normalised).
+    pub fn build(
+        phrases: Vec<String>,
+        embeddings: ArrayView2<f32>,
+        options: &BankBuildOptions,
+        mut progress: impl FnMut(BuildProgress),
+    ) -> Result<Self> {
+        if phrases.is_empty() {
+            return Err(Error::EmptyBank);
+        }
+        if phrases.len() != embeddings.nrows() {
+            return Err(Error::InvalidArgument(format!(
+                "{} phrases but {} embedding rows",
+                phrases.len(),
+                embeddings.nrows()
+            )));
+        }
+        if let Some(row) = phrases.iter().position(|p| p.contains(['\n', '\r'])) {
+            return Err(Error::InvalidArgument(format!(
+                "phrase {row} contains a line break"
+            )));
+        }
+        let dim = embeddings.ncols();
+        if dim == 0 {
+            return Err(Error::InvalidArgument("embeddings have no columns".into()));
+        }
+        if options.nprobe == 0 || options.train_size == 0 {
+            return Err(Error::InvalidConfig(
+                "nprobe and train_size must be positive".into(),
+            ));
+        }
+        let vectors = embedding::normalized_rows(&embeddings, dim)?;
+        let n = phrases.len();
+        let spec = match options.index_spec.as_str() {
+            AUTO_INDEX if n < options.min_rows_for_compression => "Flat",
+            AUTO_INDEX => COMPRESSED_INDEX,
+            explicit => explicit,
+        };
+        let mut index = SharedIndex::from_factory(dim, spec)?;
+        if !index.is_trained() {
+            let sample = training_sample(&vectors, dim, options.train_size, options.seed);
+            progress(BuildProgress::Training {
+                vectors: sample.len() / dim,
+            });
+            index.train(&sample)?;
+        }
+        let chunk = 8192;
+        for (i, rows) in vectors.chunks(chunk * dim).enumerate() {
+            index.add(rows)?;
+            progress(BuildProgress::Adding {
+                done: (i * chunk + rows.len() / dim).min(n),
+                total: n,
+            });
+        }
+        index.set_nprobe(options.nprobe);
+        index.enable_reconstruct()?;
+        let manifest = Manifest {
+            format_version: FORMAT_VERSION,
+            dimension: dim,
+            metric: "inner_product".into(),
+            count: n,
+            encoder: options.encoder.clone(),
+            index_spec: spec.to_string(),
+            nprobe: index.nprobe(),
+            files: Default::default(),
+        };
+        Ok(PhraseBank {
+            manifest,
+            phrases,
+            index,
+        })
+    }
+
+    /// Loads a bank directory, verifying the manifest, the checksums and the counts.
+    pub fn load(dir: &Path) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(Error::CorruptBank {
+                path: dir.to_path_buf(),
+                reason: "not a directory (no phrase bank here)".into(),
+            });
+        }
+        let manifest = Manifest::read(dir)?;
+        manifest.verify_files(dir)?;
+        let phrases_path = dir.join(PHRASES_FILE);
+        let text = std::fs::read_to_string(&phrases_path).map_err(|e| Error::CorruptBank {
+            path: phrases_path.clone(),
+            reason: format!("cannot read phrases: {e}"),
+        })?;
+        let phrases: Vec<String> = text.lines().map(str::to_owned).collect();
+        if phrases.is_empty() || manifest.count == 0 {
+            return Err(Error::EmptyBank);
+        }
+        if phrases.len() != manifest.count {
+            return Err(Error::CorruptBank {
+                path: phrases_path,
+                reason: format!(
+                    "{} phrases, manifest says {}",
+                    phrases.len(),
+                    manifest.count
+                ),
+            });
+        }
+        let index_path = dir.join(INDEX_FILE);
+        let mut index = SharedIndex::read(&index_path)?;
+        if index.len() != manifest.count || index.dim() != manifest.dimension {
+            return Err(Error::CorruptBank {
+                path: index_path,
+                reason: format!(
+                    "index holds {} vectors of dimension {}, manifest says {} of dimension {}",
+                    index.len(),
+                    index.dim(),
+                    manifest.count,
+                    manifest.dimension
+                ),
+            });
+        }
+        if let Some(nprobe) = manifest.nprobe {
+            index.set_nprobe(nprobe);
+        }
+        Ok(PhraseBank {
+            manifest,
+            phrases,
+            index,
+        })
+    }
+
+    /// Location of the bundled default bank: `$LWDEC_BANK_DIR`, else the crate's `phrase_bank/`.
+    pub fn default_dir() -> PathBuf {
+        std::env::var_os(BANK_DIR_ENV)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("phrase_bank"))
+    }
+
+    /// Loads the bundled default bank (every phrase of the WordNet corpus).
+    pub fn load_default() -> Result<Self> {
+        Self::load(&Self::default_dir())
+    }
+
+    /// Saves the bank to `dir` atomically: files are written to a temporary sibling directory
+    /// that then replaces `dir`, so a failure never leaves a half-written bank behind.
+    ///
+    /// An existing `dir` is replaced only if it is empty or a bank (holds a manifest).
+    pub fn save(&mut self, dir: &Path) -> Result<()> {
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if dir.exists() {
+            let is_bank = dir.join(MANIFEST_FILE).is_file();
+            let is_empty = std::fs::read_dir(dir)
+                .map_err(|e| Error::io(dir, e))?
+                .next()
+                .is_none();
+            if !is_bank && !is_empty {
+                return Err(Error::InvalidArgument(format!(
+                    "{} exists and is not a phrase bank; refusing to replace it",
+                    dir.display()
+                )));
+            }
+        }
+        std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".bank-tmp-")
+            .tempdir_in(&parent)
+            .map_err(|e| Error::io(&parent, e))?;
+        self.index.write(&tmp.path().join(INDEX_FILE))?;
+        let mut text = self.phrases.join("\n");
+        text.push('\n');
+        let phrases_path = tmp.path().join(PHRASES_FILE);
+        std::fs::write(&phrases_path, text).map_err(|e| Error::io(&phrases_path, e))?;
+        let mut manifest = self.manifest.clone();
+        manifest.files.clear();
+        for name in [INDEX_FILE, PHRASES_FILE] {
+            manifest.files.insert(
+                name.to_string(),
+                FileDigest::of_file(&tmp.path().join(name))?,
+            );
+        }
+        let manifest_path = tmp.path().join(MANIFEST_FILE);
+        std::fs::write(
+            &manifest_path,
+            serde_json::to_string_pretty(&manifest)? + "\n",
+        )
+        .map_err(|e| Error::io(&manifest_path, e))?;
+        let staged = tmp.keep();
+        let swap = |from: &Path, to: &Path| std::fs::rename(from, to).map_err(|e| Error::io(to, e));
+        if dir.exists() {
+            let old = parent.join(format!(".bank-old-{}", std::process::id()));
+            swap(dir, &old)?;
+            if let Err(e) = swap(&staged, dir) {
+                let _ = std::fs::rename(&old, dir);
+                let _ = std::fs::remove_dir_all(&staged);
+                return Err(e);
+            }
+            std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+        } else if let Err(e) = swap(&staged, dir) {
+            let _ = std::fs::remove_dir_all(&staged);
+            return Err(e);
+        }
+        self.manifest = manifest;
+        Ok(())
+    }
+
+    /// Searches the `k` most similar phrases for each query.
+    ///
+    /// `queries` are unit-norm rows of [`PhraseBank::dim`] values, row-major. Similarities are
+    /// cosines to the stored vectors: compressed indexes return inner products with
+    /// reconstructions whose norms stray from 1 by a few percent, so each hit's score is divided
+    /// by its reconstruction's norm and the hits are re-sorted.
+    pub fn search(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Hit>>> {
+        let found = self.index.search(queries, k)?;
+        let exact = self.manifest.index_spec == "Flat";
+        let width = k.max(1);
+        found
+            .ids
+            .chunks(width)
+            .zip(found.scores.chunks(width))
+            .take(queries.len() / self.dim())
+            .map(|(ids, scores)| {
+                let mut hits = ids
+                    .iter()
+                    .zip(scores)
+                    .filter(|(&id, _)| id >= 0)
+                    .map(|(&id, &score)| {
+                        let norm = if exact {
+                            1.0
+                        } else {
+                            crate::embedding::norm(&self.index.reconstruct(id)?)
+                        };
+                        Ok(Hit {
+                            id: id as usize,
+                            similarity: score / norm.max(embedding::MIN_NORM),
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                hits.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
+                Ok(hits)
+            })
+            .collect()
+    }
+
+    /// The phrase with id `id`.
+    pub fn phrase(&self, id: usize) -> Option<&str> {
+        self.phrases.get(id).map(String::as_str)
+    }
+
+    /// All phrases, in id order.
+    pub fn phrases(&self) -> &[String] {
+        &self.phrases
+    }
+
+    /// The stored embedding of phrase `id`, scaled to unit norm (compressed indexes return an
+    /// approximation; every bank embedding is unit norm).
+    pub fn embedding(&self, id: usize) -> Result<Vec<f32>> {
+        let mut v = self.index.reconstruct(id as i64)?;
+        embedding::normalize_in_place(&mut v);
+        Ok(v)
+    }
+
+    /// Number of phrases.
+    pub fn len(&self) -> usize {
+        self.phrases.len()
+    }
+
+    /// Whether the bank holds no phrase (never true for a built or loaded bank).
+    pub fn is_empty(&self) -> bool {
+        self.phrases.is_empty()
+    }
+
+    /// Embedding dimension.
+    pub fn dim(&self) -> usize {
+        self.manifest.dimension
+    }
+
+    /// The bank's manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The raw FAISS search of the index, without the norm correction of
+    /// [`PhraseBank::search`] (benchmarks compare against it).
+    pub fn search_raw(&self, queries: &[f32], k: usize) -> Result<Neighbours> {
+        self.index.search(queries, k)
+    }
+
+    /// Changes the number of inverted lists probed per query (IVF kinds).
+    pub fn set_nprobe(&mut self, nprobe: usize) {
+        self.index.set_nprobe(nprobe);
+        self.manifest.nprobe = self.index.nprobe();
+    }
+}
+
+/// A seeded random sample of `size` rows (all rows when there are fewer).
+fn training_sample(vectors: &[f32], dim: usize, size: usize, seed: u64) -> Vec<f32> {
+    let n = vectors.len() / dim;
+    if size >= n {
+        return vectors.to_vec();
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut rows = rand::seq::index::sample(&mut rng, n, size).into_vec();
+    rows.sort_unstable();
+    rows.iter()
+        .flat_map(|&r| &vectors[r * dim..(r + 1) * dim])
+        .copied()
+        .collect()
+}

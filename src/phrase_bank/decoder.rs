@@ -1,0 +1,324 @@
+//! [`PhraseBankDecoder`]: decodes embeddings into phrases of a [`PhraseBank`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ndarray::ArrayView2;
+
+use super::assembly::{
+    Assembler, AssemblyInput, AssemblyMethod, Beam, ContextAware, Greedy, Weighted,
+};
+use super::bank::{Hit, PhraseBank};
+use super::cache::PatternCache;
+use super::postprocess::Pipeline;
+use crate::config::{DecoderConfig, ThresholdMode};
+use crate::decoder::{
+    check_batch, decode_sessions, session_ranges, Candidate, Decoded, Decoder, Source,
+};
+use crate::embedding::{self, UnitEmbedding};
+use crate::error::{Error, Result};
+use crate::monitoring::{Health, Monitor, Statistics};
+use crate::session::{Session, SessionEntry};
+
+/// Decodes embeddings by similarity search over a phrase bank, assembling one or more phrases.
+///
+/// Thread-safe: decode from many threads through `&self`; the bank is searched concurrently, the
+/// cache and statistics are shared.
+pub struct PhraseBankDecoder {
+    bank: Arc<PhraseBank>,
+    config: DecoderConfig,
+    assembler: Box<dyn Assembler>,
+    postprocess: Pipeline,
+    cache: PatternCache,
+    monitor: Monitor,
+}
+
+impl PhraseBankDecoder {
+    /// A decoder over `bank` with a validated `config`.
+    pub fn new(mut bank: PhraseBank, config: DecoderConfig) -> Result<Self> {
+        config.validate()?;
+        if bank.is_empty() {
+            return Err(Error::EmptyBank);
+        }
+        if let Some(nprobe) = config.nprobe {
+            bank.set_nprobe(nprobe);
+        }
+        Ok(PhraseBankDecoder {
+            bank: Arc::new(bank),
+            assembler: assembler_for(&config),
+            postprocess: Pipeline::new(&config.postprocess),
+            cache: PatternCache::new(config.cache.capacity, config.cache.quantization_step),
+            monitor: Monitor::default(),
+            config,
+        })
+    }
+
+    /// A decoder over the bundled default bank ([`PhraseBank::load_default`]).
+    pub fn with_default_bank(config: DecoderConfig) -> Result<Self> {
+        Self::new(PhraseBank::load_default()?, config)
+    }
+
+    /// Replaces the bank; the pattern cache is cleared since its results no longer apply.
+    pub fn set_bank(&mut self, mut bank: PhraseBank) -> Result<()> {
+        if bank.is_empty() {
+            return Err(Error::EmptyBank);
+        }
+        if let Some(nprobe) = self.config.nprobe {
+            bank.set_nprobe(nprobe);
+        }
+        self.bank = Arc::new(bank);
+        self.cache.clear();
+        Ok(())
+    }
+
+    /// The bank searched by this decoder.
+    pub fn bank(&self) -> &PhraseBank {
+        &self.bank
+    }
+
+    /// The bank as a shared handle, e.g. as a generator's guide bank
+    /// ([`GenerativeDecoder::with_guide`](crate::GenerativeDecoder::with_guide)), so that both
+    /// search one copy.
+    pub fn shared_bank(&self) -> Arc<PhraseBank> {
+        Arc::clone(&self.bank)
+    }
+
+    /// The decoder's settings.
+    pub fn config(&self) -> &DecoderConfig {
+        &self.config
+    }
+
+    /// The pattern cache.
+    pub fn cache(&self) -> &PatternCache {
+        &self.cache
+    }
+
+    /// Counters, cache hit rate and latency percentiles since the decoder was made.
+    pub fn statistics(&self) -> Statistics {
+        self.monitor
+            .statistics(self.cache.hits(), self.cache.misses())
+    }
+
+    /// Healthy, degraded or unhealthy, with the reasons.
+    pub fn health(&self) -> Health {
+        let mut problems = Vec::new();
+        if self.bank.is_empty() {
+            problems.push("phrase bank is empty".to_string());
+        }
+        self.statistics().health(&self.config.health, problems)
+    }
+
+    /// Search results for a unit-norm query, from the cache when an equivalent input was seen.
+    fn hits(&self, query: &[f32]) -> Result<Vec<Hit>> {
+        let signature = self.cache.signature(query);
+        if let Some(hits) = self.cache.get(&signature) {
+            return Ok(hits);
+        }
+        let hits = self
+            .bank
+            .search(query, self.config.top_k)?
+            .pop()
+            .unwrap_or_default();
+        self.cache.put(signature, hits.clone());
+        Ok(hits)
+    }
+
+    /// Assembles, thresholds and post-processes one input whose hits are known, then records
+    /// it in the session.
+    fn finish(&self, query: UnitEmbedding, hits: &[Hit], session: &mut Session) -> Result<Decoded> {
+        let threshold = self.config.similarity_threshold;
+        let best = hits.first().map_or(-1.0, |h| h.similarity);
+        let low_confidence = best < threshold;
+        if low_confidence && self.config.threshold_mode == ThresholdMode::Strict {
+            return Err(Error::BelowThreshold { best, threshold });
+        }
+        let candidates: Vec<Candidate> = hits
+            .iter()
+            .map(|h| Candidate {
+                text: self.bank.phrase(h.id).unwrap_or_default().to_string(),
+                similarity: h.similarity,
+                phrase_id: Some(h.id),
+            })
+            .collect();
+        if hits.is_empty() {
+            return Ok(Decoded {
+                text: String::new(),
+                confidence: 0.0,
+                low_confidence: true,
+                source: Source::PhraseBank { phrase_ids: vec![] },
+                candidates,
+            });
+        }
+        let assembly = self.assembler.assemble(&AssemblyInput {
+            query: &query,
+            hits,
+            session,
+            bank: &self.bank,
+        })?;
+        let text = self.render(&assembly.phrase_ids);
+        let mut confidence = assembly.similarity.clamp(0.0, 1.0) * assembly.support;
+        if low_confidence {
+            confidence *= 0.5;
+        }
+        session.record(SessionEntry {
+            input: query.into_vec(),
+            output: Some(self.output_embedding(&assembly.phrase_ids)?),
+            phrase_ids: assembly.phrase_ids.clone(),
+        });
+        Ok(Decoded {
+            text,
+            confidence,
+            low_confidence,
+            source: Source::PhraseBank {
+                phrase_ids: assembly.phrase_ids,
+            },
+            candidates,
+        })
+    }
+
+    /// The output text of these phrases, post-processed as in [`Decoder::decode`].
+    pub(crate) fn render(&self, phrase_ids: &[usize]) -> String {
+        let segments = phrase_ids
+            .iter()
+            .map(|&id| self.bank.phrase(id).unwrap_or_default().to_string())
+            .collect();
+        self.postprocess.run(segments)
+    }
+
+    /// The normalised sum of the stored embeddings of the output phrases.
+    pub(crate) fn output_embedding(&self, phrase_ids: &[usize]) -> Result<Vec<f32>> {
+        let mut sum = vec![0f32; self.dim()];
+        for &id in phrase_ids {
+            for (s, v) in sum.iter_mut().zip(self.bank.embedding(id)?) {
+                *s += v;
+            }
+        }
+        embedding::normalize_in_place(&mut sum);
+        Ok(sum)
+    }
+
+    /// Decodes an input already checked and normalised, recording it in `session` (and in the
+    /// statistics).
+    pub(crate) fn decode_unit(
+        &self,
+        query: &UnitEmbedding,
+        session: &mut Session,
+    ) -> Result<Decoded> {
+        let started = Instant::now();
+        let result = self
+            .hits(query)
+            .and_then(|hits| self.finish(query.clone(), &hits, session));
+        self.record(&result, started.elapsed());
+        result
+    }
+
+    fn record(&self, result: &Result<Decoded>, latency: Duration) {
+        match result {
+            Ok(d) => self
+                .monitor
+                .record_success(latency, d.confidence, d.low_confidence),
+            Err(_) => self.monitor.record_error(latency),
+        }
+    }
+}
+
+impl Decoder for PhraseBankDecoder {
+    fn dim(&self) -> usize {
+        self.bank.dim()
+    }
+
+    fn new_session(&self) -> Session {
+        Session::new(self.config.context.window)
+    }
+
+    fn decode_in_session(&self, embedding: &[f32], session: &mut Session) -> Result<Decoded> {
+        let started = Instant::now();
+        let result = UnitEmbedding::new(embedding, self.dim()).and_then(|query| {
+            let hits = self.hits(&query)?;
+            self.finish(query, &hits, session)
+        });
+        self.record(&result, started.elapsed());
+        result
+    }
+
+    /// Searches all cache misses of the batch in one FAISS call (parallelised by FAISS), then
+    /// assembles the sessions in parallel with rayon.
+    fn batch_decode_with_sessions(
+        &self,
+        embeddings: ArrayView2<f32>,
+        boundaries: &[usize],
+    ) -> Result<Vec<Decoded>> {
+        let started = Instant::now();
+        let result = self.batch_decode_inner(embeddings, boundaries);
+        let rows = embeddings.nrows().max(1);
+        let per_row = started.elapsed() / rows as u32;
+        match &result {
+            Ok(decoded) => decoded.iter().for_each(|d| {
+                self.monitor
+                    .record_success(per_row, d.confidence, d.low_confidence)
+            }),
+            Err(_) => self.monitor.record_error(per_row),
+        }
+        result
+    }
+}
+
+impl PhraseBankDecoder {
+    fn batch_decode_inner(
+        &self,
+        embeddings: ArrayView2<f32>,
+        boundaries: &[usize],
+    ) -> Result<Vec<Decoded>> {
+        check_batch(&embeddings, self.dim())?;
+        let ranges = session_ranges(embeddings.nrows(), boundaries)?;
+        let dim = self.dim();
+        let queries = embedding::normalized_rows(&embeddings, dim)?;
+        let signatures: Vec<_> = queries
+            .chunks(dim)
+            .map(|q| self.cache.signature(q))
+            .collect();
+        let mut hits: Vec<Option<Vec<Hit>>> =
+            signatures.iter().map(|s| self.cache.get(s)).collect();
+        let missing: Vec<usize> = (0..hits.len()).filter(|&r| hits[r].is_none()).collect();
+        if !missing.is_empty() {
+            let batch: Vec<f32> = missing
+                .iter()
+                .flat_map(|&r| &queries[r * dim..(r + 1) * dim])
+                .copied()
+                .collect();
+            let found = self.bank.search(&batch, self.config.top_k)?;
+            for (&row, row_hits) in missing.iter().zip(found) {
+                self.cache.put(signatures[row].clone(), row_hits.clone());
+                hits[row] = Some(row_hits);
+            }
+        }
+        decode_sessions(
+            ranges,
+            || self.new_session(),
+            |row, session| {
+                let query =
+                    UnitEmbedding::from_normalized(queries[row * dim..(row + 1) * dim].to_vec());
+                self.finish(query, hits[row].as_deref().unwrap_or_default(), session)
+            },
+        )
+    }
+}
+
+impl std::fmt::Debug for PhraseBankDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PhraseBankDecoder")
+            .field("bank", &self.bank)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// The assembler of the config's method, with that method's settings.
+fn assembler_for(config: &DecoderConfig) -> Box<dyn Assembler> {
+    match config.method {
+        AssemblyMethod::Greedy => Box::new(Greedy),
+        AssemblyMethod::Weighted => Box::new(Weighted::new(config.weighted.clone())),
+        AssemblyMethod::Beam => Box::new(Beam::new(config.beam.clone())),
+        AssemblyMethod::ContextAware => Box::new(ContextAware::new(config.context.clone())),
+    }
+}
