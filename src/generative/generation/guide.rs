@@ -315,12 +315,8 @@ mod tests {
 
     #[test]
     fn leaves_the_model_alone_without_a_match() {
-        let settings = GuideSettings {
-            candidates: 1,
-            weight: 0.5,
-            min_match: 2,
-            ..GuideSettings::default()
-        };
+        let mut settings = GuideSettings::default();
+        (settings.candidates, settings.weight, settings.min_match) = (1, 0.5, 2);
         let guide = Guide::new([("xyz", 1.0)], &settings).unwrap();
         let mut lp = uniform();
         guide.mix(b"abc", &mut lp);

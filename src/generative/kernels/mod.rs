@@ -302,52 +302,37 @@ trait WeightBlock: Sized {
     /// # Safety
     /// The CPU must support AVX2 and FMA.
     #[cfg(target_arch = "x86_64")]
-    unsafe fn matvec_avx2(
-        nb: usize,
-        scales: &[f32],
-        quants: &[Self],
-        x: &QuantizedVector,
-        out: &mut [f32],
-    );
+    unsafe fn matvec_avx2(rows: BlockRows<'_, Self>, x: &QuantizedVector, out: &mut [f32]);
 }
 
-impl WeightBlock for [i8; BLOCK] {
-    #[inline(always)]
-    fn dot(ws: &[f32], wq: &[Self], xs: &[f32], xq: &[[i8; BLOCK]]) -> f32 {
-        dot_q8(ws, wq, xs, xq)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    unsafe fn matvec_avx2(
-        nb: usize,
-        scales: &[f32],
-        quants: &[Self],
-        x: &QuantizedVector,
-        out: &mut [f32],
-    ) {
-        // SAFETY: the caller guarantees AVX2 and FMA.
-        unsafe { avx2::matvec_q8(nb, scales, quants, x, out) }
-    }
+/// Block-quantised rows: `nb` blocks per row, a scale per block.
+#[derive(Clone, Copy)]
+struct BlockRows<'a, B> {
+    nb: usize,
+    scales: &'a [f32],
+    quants: &'a [B],
 }
 
-impl WeightBlock for [u8; BLOCK / 2] {
-    #[inline(always)]
-    fn dot(ws: &[f32], wq: &[Self], xs: &[f32], xq: &[[i8; BLOCK]]) -> f32 {
-        dot_q4(ws, wq, xs, xq)
-    }
+/// Implements [`WeightBlock`] for a block type with its portable and AVX2 row products.
+macro_rules! weight_block {
+    ($block:ty, $dot:ident, $avx2:ident) => {
+        impl WeightBlock for $block {
+            #[inline(always)]
+            fn dot(ws: &[f32], wq: &[Self], xs: &[f32], xq: &[[i8; BLOCK]]) -> f32 {
+                $dot(ws, wq, xs, xq)
+            }
 
-    #[cfg(target_arch = "x86_64")]
-    unsafe fn matvec_avx2(
-        nb: usize,
-        scales: &[f32],
-        quants: &[Self],
-        x: &QuantizedVector,
-        out: &mut [f32],
-    ) {
-        // SAFETY: the caller guarantees AVX2 and FMA.
-        unsafe { avx2::matvec_q4(nb, scales, quants, x, out) }
-    }
+            #[cfg(target_arch = "x86_64")]
+            unsafe fn matvec_avx2(rows: BlockRows<'_, Self>, x: &QuantizedVector, out: &mut [f32]) {
+                // SAFETY: the caller guarantees AVX2 and FMA.
+                unsafe { avx2::$avx2(rows.nb, rows.scales, rows.quants, x, out) }
+            }
+        }
+    };
 }
+
+weight_block!([i8; BLOCK], dot_q8, matvec_q8);
+weight_block!([u8; BLOCK / 2], dot_q4, matvec_q4);
 
 /// `out = W · x` for block-quantised rows: `x` is rounded to blocks once, then each row is an
 /// integer block product per block.
@@ -363,8 +348,9 @@ fn block_matvec<const AVX2: bool, B: WeightBlock>(
     let nb = x.len() / BLOCK;
     #[cfg(target_arch = "x86_64")]
     if AVX2 {
+        let rows = BlockRows { nb, scales, quants };
         // SAFETY: `AVX2` is only set by `matvec_avx2`, called once AVX2 and FMA are detected.
-        unsafe { B::matvec_avx2(nb, scales, quants, scratch, out) };
+        unsafe { B::matvec_avx2(rows, scratch, out) };
         return;
     }
     for ((o, s), q) in out
