@@ -120,6 +120,18 @@ pub fn decode_sessions(
     Ok(per_session.into_iter().flatten().collect())
 }
 
+/// `confidence` if it is a number in `[0, 1]`; a NaN (which only broken weights or a broken
+/// index could produce) is an [`Error::Internal`], so none is ever reported or written.
+pub(crate) fn checked_confidence(confidence: f32) -> Result<f32> {
+    if (0.0..=1.0).contains(&confidence) {
+        Ok(confidence)
+    } else {
+        Err(Error::Internal(format!(
+            "confidence {confidence} is not in [0, 1]"
+        )))
+    }
+}
+
 /// Checks that a batch has the decoder's dimension.
 pub fn check_batch(embeddings: &ArrayView2<f32>, dim: usize) -> Result<()> {
     if embeddings.ncols() != dim {
@@ -157,6 +169,16 @@ pub fn session_ranges(rows: usize, boundaries: &[usize]) -> Result<Vec<std::ops:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_nan_confidence_is_an_error() {
+        assert!(matches!(
+            checked_confidence(f32::NAN),
+            Err(Error::Internal(_))
+        ));
+        assert!(checked_confidence(1.5).is_err());
+        assert_eq!(checked_confidence(0.25).unwrap(), 0.25);
+    }
 
     #[test]
     fn ranges() {

@@ -23,8 +23,20 @@ pub fn normalized(embedding: &[f32], dim: usize) -> Result<Vec<f32>> {
         return Err(Error::NonFinite { position, value });
     }
     let norm = norm(embedding);
-    if !norm.is_finite() || norm < MIN_NORM {
+    if norm < MIN_NORM {
         return Err(Error::ZeroVector { norm });
+    }
+    if !norm.is_finite() {
+        // finite components whose norm exceeds f32 (above about 1.8e19 each): scale in f64
+        let wide = embedding
+            .iter()
+            .map(|&x| f64::from(x) * f64::from(x))
+            .sum::<f64>()
+            .sqrt();
+        return Ok(embedding
+            .iter()
+            .map(|&v| (f64::from(v) / wide) as f32)
+            .collect());
     }
     Ok(embedding.iter().map(|v| v / norm).collect())
 }
@@ -156,5 +168,8 @@ mod tests {
         ));
         let v = normalized(&[3.0, 4.0], 2).unwrap();
         assert!((v[0] - 0.6).abs() < 1e-6 && (v[1] - 0.8).abs() < 1e-6);
+        // finite but huge: a direction, not a zero vector
+        let v = UnitEmbedding::new(&[3e38, 3e38], 2).unwrap();
+        assert!((v[0] - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6);
     }
 }

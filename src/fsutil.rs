@@ -1,20 +1,206 @@
-//! Atomic file writes.
+//! Atomic file writes: a temporary file beside the target, renamed over it when complete.
+//!
+//! Temporary paths of writes in progress are registered, so that a process stopped by a
+//! signal can remove them ([`remove_temporary_files`]) instead of leaving them behind.
 
-use std::io::Write;
-use std::path::Path;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so
-/// readers see either the old content or the new one, never a half-written file.
+/// Temporary files and folders of writes in progress.
+static IN_PROGRESS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn registry() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    IN_PROGRESS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Registers a temporary path until [`unregister`].
+pub(crate) fn register(path: &Path) {
+    registry().push(path.to_path_buf());
+}
+
+/// Forgets a temporary path (committed or removed).
+pub(crate) fn unregister(path: &Path) {
+    registry().retain(|p| p != path);
+}
+
+/// Removes the temporary files and folders of every write in progress: for a process that is
+/// about to exit on a signal (`lwdec` does this on SIGINT and SIGTERM).
+pub fn remove_temporary_files() {
+    for path in registry().drain(..) {
+        if path.is_dir() {
+            let _ = std::fs::remove_dir_all(&path);
+        } else {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+/// A file being written atomically: readers of `path` see the old content or the new one,
+/// never a half-written file. [`AtomicFile::commit`] renames it into place; dropping it
+/// uncommitted removes the temporary file.
+///
+/// An existing target keeps its permissions; a symbolic link is followed, so the file it
+/// points to is replaced and the link stays.
+pub struct AtomicFile {
+    /// `Some` until [`AtomicFile::commit`] takes it.
+    writer: Option<BufWriter<tempfile::NamedTempFile>>,
+    target: PathBuf,
+    temp: PathBuf,
+}
+
+impl AtomicFile {
+    /// Starts writing `path`.
+    pub fn create(path: &Path) -> Result<Self> {
+        let target = resolve_links(path)?;
+        let dir = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let tmp = tempfile::Builder::new()
+            .prefix(".lwdec-tmp-")
+            .tempfile_in(&dir)
+            .map_err(|e| Error::io(&dir, e))?;
+        let permissions = match std::fs::metadata(&target) {
+            Ok(meta) => Some(meta.permissions()),
+            Err(_) => default_permissions(),
+        };
+        if let Some(permissions) = permissions {
+            tmp.as_file()
+                .set_permissions(permissions)
+                .map_err(|e| Error::io(tmp.path(), e))?;
+        }
+        let temp = tmp.path().to_path_buf();
+        register(&temp);
+        Ok(AtomicFile {
+            writer: Some(BufWriter::new(tmp)),
+            target,
+            temp,
+        })
+    }
+
+    /// Flushes, syncs and renames the file into place.
+    pub fn commit(mut self) -> Result<()> {
+        let target = self.target.clone();
+        let tmp = self
+            .writer
+            .take()
+            .ok_or_else(|| Error::Internal(format!("{} committed twice", target.display())))?
+            .into_inner()
+            .map_err(|e| Error::io(&target, e.into_error()))?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| Error::io(&target, e))?;
+        tmp.persist(&target)
+            .map_err(|e| Error::io(&target, e.error))
+            .map(drop)
+    }
+
+    fn writer(&mut self) -> std::io::Result<&mut BufWriter<tempfile::NamedTempFile>> {
+        self.writer
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("the file was committed"))
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.writer()?.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.writer()?.flush()
+    }
+}
+
+impl std::io::Seek for AtomicFile {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.writer()?.seek(pos)
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        // an uncommitted file: the NamedTempFile removes itself
+        unregister(&self.temp);
+    }
+}
+
+/// `path` with symbolic links followed (at most 16), so that writing replaces the file a link
+/// points to rather than the link.
+fn resolve_links(path: &Path) -> Result<PathBuf> {
+    let mut current = path.to_path_buf();
+    for _ in 0..16 {
+        match std::fs::symlink_metadata(&current) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let next = std::fs::read_link(&current).map_err(|e| Error::io(&current, e))?;
+                current = match current.parent() {
+                    Some(parent) if next.is_relative() => parent.join(next),
+                    _ => next,
+                };
+            }
+            _ => return Ok(current),
+        }
+    }
+    Err(Error::InvalidArgument(format!(
+        "{}: too many levels of symbolic links",
+        path.display()
+    )))
+}
+
+/// Permissions of a new file: read-write for the owner, readable by others (0644), as an
+/// ordinary file (tempfile's own default is 0600); `None` off Unix.
+fn default_permissions() -> Option<std::fs::Permissions> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        Some(std::fs::Permissions::from_mode(0o644))
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// Writes `bytes` to `path` atomically (see [`AtomicFile`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+    let mut file = AtomicFile::create(path)?;
+    file.write_all(bytes).map_err(|e| Error::io(path, e))?;
+    file.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn keeps_the_mode_and_follows_links() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.txt");
+        std::fs::write(&real, "old").unwrap();
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let link = dir.path().join("link.txt");
+        std::os::unix::fs::symlink("real.txt", &link).unwrap();
+        write_atomic(&link, b"new").unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), "new");
+        let mode = std::fs::metadata(&real).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
+        let fresh = dir.path().join("fresh.txt");
+        write_atomic(&fresh, b"x").unwrap();
+        let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+        // an uncommitted file leaves nothing behind
+        let names = |d: &Path| std::fs::read_dir(d).unwrap().count();
+        let before = names(dir.path());
+        drop(AtomicFile::create(&dir.path().join("never.txt")).unwrap());
+        assert_eq!(names(dir.path()), before);
+    }
 }

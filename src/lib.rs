@@ -13,7 +13,7 @@
 //! phrase combinations, or context-aware re-ranking within a [`Session`]). Exact on phrases
 //! that are in the bank, sub-millisecond.
 //!
-//! ```no_run
+//! ```
 //! use lightweight_decoder::{Decoder, DecoderConfig, PhraseBankDecoder};
 //! # fn main() -> lightweight_decoder::Result<()> {
 //! let decoder = PhraseBankDecoder::with_default_bank(DecoderConfig::default())?;
@@ -31,7 +31,7 @@
 //! ([`generative`], trained in Rust with candle, shipped INT4), guided by the bank's nearest
 //! phrases, so it can write what no bank phrase says.
 //!
-//! ```no_run
+//! ```
 //! use lightweight_decoder::generative::{DecodeOptions, Strategy};
 //! use lightweight_decoder::{Decoder, DecoderBuilder};
 //! # fn main() -> lightweight_decoder::Result<()> {
@@ -48,7 +48,7 @@
 //! generator re-rank the bank's candidates or answer itself, by a rule fitted on labelled
 //! embeddings ([`hybrid::calibrate`]).
 //!
-//! ```no_run
+//! ```
 //! use lightweight_decoder::{Decoder, DecoderBuilder};
 //! # fn main() -> lightweight_decoder::Result<()> {
 //! let hybrid = DecoderBuilder::new().hybrid()?;
@@ -80,13 +80,13 @@ mod session;
 
 pub use builder::{DecoderBuilder, DecoderKind};
 pub use config::{load_config, save_config, DecoderConfig, ThresholdMode};
-pub use decoder::{Candidate, Decoded, Decoder, Source};
+pub use decoder::{session_ranges, Candidate, Decoded, Decoder, Source};
 pub use embedding::UnitEmbedding;
 pub use error::{Error, Result};
-pub use fsutil::write_atomic;
+pub use fsutil::{remove_temporary_files, write_atomic, AtomicFile};
 pub use generative::GenerativeDecoder;
 pub use hybrid::{HybridConfig, HybridDecoder};
 pub use monitoring::{Health, HealthConfig, HealthStatus, Statistics};
-pub use npy::load_embeddings;
+pub use npy::{load_embeddings, EmbeddingReader};
 pub use phrase_bank::{AssemblyMethod, PhraseBank, PhraseBankDecoder};
 pub use session::{Session, SessionEntry};

@@ -1,28 +1,298 @@
-//! Reading embedding matrices from `.npy` files (float32, or int8 with per-row scales).
+//! Reading embedding matrices from `.npy` files (float32, or int8 with per-row scales), whole
+//! or in chunks of rows.
+//!
+//! The header is parsed and checked against the file's length before anything is allocated:
+//! a header that claims more rows than the file holds is an [`Error::Npy`] naming the file,
+//! never an allocation of the claimed size.
 
-use std::path::Path;
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
 
 use ndarray::{Array1, Array2};
 use ndarray_npy::ReadNpyExt;
 
 use crate::error::{Error, Result};
 
+/// Longest header accepted (numpy writes headers of a few hundred bytes).
+const MAX_HEADER: usize = 1 << 20;
+/// Largest embedding dimension accepted.
+pub(crate) const MAX_DIM: usize = 1 << 16;
+
+/// Element type of an array file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dtype {
+    F32,
+    I8,
+}
+
+impl Dtype {
+    fn size(self) -> u64 {
+        match self {
+            Dtype::F32 => 4,
+            Dtype::I8 => 1,
+        }
+    }
+}
+
+/// A checked `.npy` header: element type, shape, where the data starts.
+#[derive(Debug, Clone)]
+struct Header {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    fortran_order: bool,
+    data_offset: u64,
+}
+
+fn npy_error(path: &Path, reason: impl Into<String>) -> Error {
+    Error::Npy {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// Reads and checks the header of `file`: magic, version, element type (float32 or int8,
+/// little-endian), shape, and that the file holds exactly the data the shape claims.
+fn read_header(path: &Path, file: &mut File) -> Result<Header> {
+    let bad = |reason: String| npy_error(path, reason);
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut magic = [0u8; 8];
+    file.read_exact(&mut magic)
+        .map_err(|_| bad("not a .npy file (too short for its header)".into()))?;
+    if &magic[..6] != b"\x93NUMPY" {
+        return Err(bad("not a .npy file (no \\x93NUMPY magic)".into()));
+    }
+    let header_len = match magic[6] {
+        1 => {
+            let mut b = [0u8; 2];
+            file.read_exact(&mut b)
+                .map_err(|_| bad("truncated header".into()))?;
+            u16::from_le_bytes(b) as usize
+        }
+        2 | 3 => {
+            let mut b = [0u8; 4];
+            file.read_exact(&mut b)
+                .map_err(|_| bad("truncated header".into()))?;
+            u32::from_le_bytes(b) as usize
+        }
+        v => return Err(bad(format!("unsupported .npy version {v}"))),
+    };
+    if header_len > MAX_HEADER {
+        return Err(bad(format!(
+            "header of {header_len} bytes (at most {MAX_HEADER})"
+        )));
+    }
+    let data_offset = file.stream_position().map_err(|e| Error::io(path, e))? + header_len as u64;
+    if data_offset > len {
+        return Err(bad("truncated header".into()));
+    }
+    let mut text = vec![0u8; header_len];
+    file.read_exact(&mut text)
+        .map_err(|_| bad("truncated header".into()))?;
+    let text = String::from_utf8(text).map_err(|_| bad("header is not text".into()))?;
+    let field = |key: &str| -> Option<&str> {
+        let at = text.find(&format!("'{key}'"))? + key.len() + 2;
+        let rest = text[at..].trim_start().strip_prefix(':')?.trim_start();
+        Some(rest)
+    };
+    let descr = field("descr")
+        .and_then(|r| r.strip_prefix('\''))
+        .and_then(|r| r.split('\'').next())
+        .ok_or_else(|| bad("header has no 'descr'".into()))?;
+    let dtype = match descr {
+        "<f4" | "=f4" | "f4" => Dtype::F32,
+        "|i1" | "<i1" | "=i1" | "i1" | "|b" => Dtype::I8,
+        other => {
+            return Err(bad(format!(
+                "element type {other:?}: expected float32 ('<f4') or int8 ('|i1')"
+            )))
+        }
+    };
+    let fortran_order = field("fortran_order")
+        .map(|r| r.starts_with("True"))
+        .ok_or_else(|| bad("header has no 'fortran_order'".into()))?;
+    let shape_text = field("shape")
+        .and_then(|r| r.strip_prefix('('))
+        .and_then(|r| r.split(')').next())
+        .ok_or_else(|| bad("header has no 'shape'".into()))?;
+    let shape = shape_text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|_| bad(format!("shape entry {s:?} is not a size")))
+        })
+        .collect::<Result<Vec<usize>>>()?;
+    let count = shape
+        .iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
+        .and_then(|n| n.checked_mul(dtype.size()))
+        .ok_or_else(|| bad(format!("shape {shape:?} overflows")))?;
+    let held = len - data_offset;
+    if count != held {
+        return Err(bad(format!(
+            "the header claims shape {shape:?} ({count} bytes of data) but the file holds \
+             {held} bytes after its header"
+        )));
+    }
+    Ok(Header {
+        dtype,
+        shape,
+        fortran_order,
+        data_offset,
+    })
+}
+
+/// Opens `path` and checks its header.
+fn open(path: &Path) -> Result<(File, Header)> {
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let header = read_header(path, &mut file)?;
+    Ok((file, header))
+}
+
+/// Reads embedding rows from a `.npy` file in chunks, in row order: float32 rows, or int8 rows
+/// scaled by a per-row float32 scale file. Memory is one chunk, whatever the file's size.
+#[derive(Debug)]
+pub struct EmbeddingReader {
+    path: PathBuf,
+    data: BufReader<File>,
+    scales: Option<(PathBuf, BufReader<File>)>,
+    dtype: Dtype,
+    rows: usize,
+    dim: usize,
+    next: usize,
+}
+
+impl EmbeddingReader {
+    /// Opens an `N x D` float32 `.npy`, or an int8 one with `scale` naming its float32 `[N]`
+    /// scales; both headers are checked against the files' lengths first.
+    pub fn open(path: &Path, scale: Option<&Path>) -> Result<Self> {
+        let (mut file, header) = open(path)?;
+        let [rows, dim] = header.shape[..] else {
+            return Err(npy_error(
+                path,
+                format!("shape {:?}: expected rows x dimension", header.shape),
+            ));
+        };
+        if dim == 0 || dim > MAX_DIM {
+            return Err(npy_error(
+                path,
+                format!("dimension {dim}: expected 1..={MAX_DIM}"),
+            ));
+        }
+        if header.fortran_order {
+            return Err(npy_error(
+                path,
+                "column-major (Fortran-order) array: save it row-major (numpy's default)",
+            ));
+        }
+        let scales = match (header.dtype, scale) {
+            (Dtype::F32, None) => None,
+            (Dtype::I8, Some(scale)) => {
+                let (mut f, h) = open(scale)?;
+                if h.dtype != Dtype::F32 || h.shape != [rows] || h.fortran_order {
+                    return Err(npy_error(
+                        scale,
+                        format!(
+                            "expected {rows} float32 scales (one per row of {}), found {:?} {:?}",
+                            path.display(),
+                            h.dtype,
+                            h.shape
+                        ),
+                    ));
+                }
+                f.seek(SeekFrom::Start(h.data_offset))
+                    .map_err(|e| Error::io(scale, e))?;
+                Some((scale.to_path_buf(), BufReader::new(f)))
+            }
+            (dtype, scale) => return Err(scale_mismatch(path, dtype, scale.is_some())),
+        };
+        file.seek(SeekFrom::Start(header.data_offset))
+            .map_err(|e| Error::io(path, e))?;
+        Ok(EmbeddingReader {
+            path: path.to_path_buf(),
+            data: BufReader::new(file),
+            scales,
+            dtype: header.dtype,
+            rows,
+            dim,
+            next: 0,
+        })
+    }
+
+    /// Rows in the file.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Embedding dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The next at most `max_rows` rows (`None` once every row was read).
+    pub fn read_chunk(&mut self, max_rows: usize) -> Result<Option<Array2<f32>>> {
+        let n = max_rows.max(1).min(self.rows - self.next);
+        if n == 0 {
+            return Ok(None);
+        }
+        let mut bytes = vec![0u8; n * self.dim * self.dtype.size() as usize];
+        self.data
+            .read_exact(&mut bytes)
+            .map_err(|e| Error::io(&self.path, e))?;
+        let values: Vec<f32> = match (&mut self.scales, self.dtype) {
+            (None, _) => bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            (Some((scale_path, scales)), _) => {
+                let mut raw = vec![0u8; n * 4];
+                scales
+                    .read_exact(&mut raw)
+                    .map_err(|e| Error::io(&*scale_path, e))?;
+                let k: Vec<f32> = raw
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect();
+                bytes
+                    .chunks_exact(self.dim)
+                    .zip(&k)
+                    .flat_map(|(row, &k)| row.iter().map(move |&q| f32::from(q as i8) * k))
+                    .collect()
+            }
+        };
+        self.next += n;
+        Array2::from_shape_vec((n, self.dim), values)
+            .map(Some)
+            .map_err(|e| Error::Internal(format!("chunk shape: {e}")))
+    }
+}
+
 /// Loads an `N x D` embedding matrix.
 ///
 /// `path` is a float32 `.npy`, or an int8 `.npy` when `scale` names the float32 per-row scale
 /// file (row `i` = `i8[i] * scale[i]`, the format of the shared WordNet corpus). Rows are returned
-/// as they are stored; callers validate and normalise them.
+/// as they are stored; callers validate and normalise them. Column-major files are read too.
 pub fn load_embeddings(path: &Path, scale: Option<&Path>) -> Result<Array2<f32>> {
-    match scale {
-        None => read_npy::<Array2<f32>>(path),
-        Some(scale_path) => {
-            let q: Array2<i8> = read_npy(path)?;
-            let s: Array1<f32> = read_npy(scale_path)?;
+    let (_, header) = open(path)?;
+    if !header.fortran_order {
+        let mut reader = EmbeddingReader::open(path, scale)?;
+        let rows = reader.rows();
+        return Ok(reader
+            .read_chunk(rows)?
+            .unwrap_or_else(|| Array2::zeros((0, reader.dim()))));
+    }
+    match (scale, header.dtype) {
+        (None, Dtype::F32) => read_whole::<Array2<f32>>(path),
+        (Some(scale_path), Dtype::I8) => {
+            let q: Array2<i8> = read_whole(path)?;
+            let s: Array1<f32> = read_whole(scale_path)?;
             if s.len() != q.nrows() {
-                return Err(Error::Npy {
-                    path: scale_path.to_path_buf(),
-                    reason: format!("{} scales for {} rows", s.len(), q.nrows()),
-                });
+                return Err(npy_error(
+                    scale_path,
+                    format!("{} scales for {} rows", s.len(), q.nrows()),
+                ));
             }
             let mut out = q.mapv(f32::from);
             for (mut row, &k) in out.rows_mut().into_iter().zip(s.iter()) {
@@ -30,13 +300,71 @@ pub fn load_embeddings(path: &Path, scale: Option<&Path>) -> Result<Array2<f32>>
             }
             Ok(out)
         }
+        (scale, dtype) => Err(scale_mismatch(path, dtype, scale.is_some())),
     }
 }
 
-fn read_npy<T: ReadNpyExt>(path: &Path) -> Result<T> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    T::read_npy(std::io::BufReader::new(file)).map_err(|e| Error::Npy {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })
+/// The error for int8 embeddings without their scales, or float32 ones with scales.
+fn scale_mismatch(path: &Path, dtype: Dtype, has_scale: bool) -> Error {
+    match (dtype, has_scale) {
+        (Dtype::I8, false) => npy_error(
+            path,
+            "int8 embeddings need their per-row float32 scales (embedding = int8 x scale): \
+             pass the scale file (`--scale S.npy`)",
+        ),
+        _ => npy_error(
+            path,
+            "float32 embeddings take no scale file (scales are for int8 embeddings)",
+        ),
+    }
+}
+
+/// Reads a whole array whose header [`open`] has checked.
+fn read_whole<T: ReadNpyExt>(path: &Path) -> Result<T> {
+    open(path)?;
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    T::read_npy(BufReader::new(file)).map_err(|e| npy_error(path, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn npy(header: &str, data: &[u8]) -> Vec<u8> {
+        let mut h = header.to_string();
+        while !(10 + h.len() + 1).is_multiple_of(64) {
+            h.push(' ');
+        }
+        h.push('\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend((h.len() as u16).to_le_bytes());
+        out.extend(h.as_bytes());
+        out.extend(data);
+        out
+    }
+
+    #[test]
+    fn headers_are_checked_against_the_file_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.npy");
+        let ok = npy(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }",
+            &[0; 16],
+        );
+        std::fs::write(&p, &ok).unwrap();
+        assert_eq!(load_embeddings(&p, None).unwrap().dim(), (2, 2));
+        let huge = npy(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000, 768), }",
+            &[0; 64],
+        );
+        std::fs::write(&p, &huge).unwrap();
+        let err = load_embeddings(&p, None).unwrap_err().to_string();
+        assert!(err.contains("claims shape"), "{err}");
+        let overflow = npy(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (18446744073709551615, 768), }",
+            &[],
+        );
+        std::fs::write(&p, &overflow).unwrap();
+        assert!(load_embeddings(&p, None).is_err());
+    }
 }

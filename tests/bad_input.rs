@@ -143,10 +143,24 @@ fn missing_or_corrupt_bank_files_are_detected() {
     let err = corrupt_and_load(|d| std::fs::write(d.join(MANIFEST_FILE), "{not json").unwrap());
     assert!(err.to_string().contains("malformed manifest"), "{err}");
 
+    // an edited count breaks the manifest's own checksum
     let err = corrupt_and_load(|d| {
         let p = d.join(MANIFEST_FILE);
         let text = std::fs::read_to_string(&p).unwrap();
         std::fs::write(&p, text.replace("\"count\": 200", "\"count\": 201")).unwrap();
+    });
+    assert!(
+        err.to_string().contains("manifest checksum mismatch"),
+        "{err}"
+    );
+    // a resealed manifest with the wrong count disagrees with the files
+    let err = corrupt_and_load(|d| {
+        let p = d.join(MANIFEST_FILE);
+        let text = std::fs::read_to_string(&p).unwrap();
+        let mut m: lightweight_decoder::phrase_bank::Manifest =
+            serde_json::from_str(&text).unwrap();
+        m.count = 201;
+        std::fs::write(&p, m.to_json().unwrap()).unwrap();
     });
     assert!(err.to_string().contains("manifest says 201"), "{err}");
 }

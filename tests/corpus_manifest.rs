@@ -23,7 +23,10 @@ fn every_source_has_a_package_a_version_and_a_licence() {
         assert!(!packages.is_empty(), "{name}");
         for p in packages {
             for field in ["package", "registry", "version", "sha256"] {
-                assert!(!p[field].as_str().unwrap_or("").is_empty(), "{name}: {field}");
+                assert!(
+                    !p[field].as_str().unwrap_or("").is_empty(),
+                    "{name}: {field}"
+                );
             }
         }
         total += s["sentences"].as_u64().unwrap();
@@ -40,7 +43,10 @@ fn no_reserved_source_is_in_the_corpus() {
         assert!(!name.contains("fortune"), "{name}");
         assert!(!kind.contains("description"), "{name}: {kind}");
         assert!(!kind.contains("docstring"), "{name}: {kind}");
-        assert!(!name.contains("wordnet"), "{name}: WordNet is banked separately");
+        assert!(
+            !name.contains("wordnet"),
+            "{name}: WordNet is banked separately"
+        );
         for p in s["packages"].as_array().unwrap() {
             let package = p["package"].as_str().unwrap().to_lowercase();
             assert!(!package.starts_with("fortune"), "{name}: {package}");

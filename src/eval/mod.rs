@@ -119,6 +119,11 @@ pub fn evaluate(
     references: &[String],
 ) -> Result<EvalReport> {
     use metrics::{corpus_bleu, corpus_chrf, exact_match, mean_token_f1};
+    if embeddings.nrows() == 0 {
+        return Err(crate::Error::InvalidArgument(
+            "no rows to evaluate: the scores of an empty set would be meaningless".into(),
+        ));
+    }
     if references.len() != embeddings.nrows() {
         return Err(crate::Error::InvalidArgument(format!(
             "{} references for {} embeddings",

@@ -68,6 +68,16 @@ impl GenerativeConfig {
                 self.embed_dim, self.hidden, self.mlp, self.depth
             ));
         }
+        let limits = [
+            ("embed_dim", self.embed_dim, 1 << 16),
+            ("hidden", self.hidden, 1 << 14),
+            ("heads", self.heads, 256),
+            ("mlp", self.mlp, 1 << 16),
+            ("depth", self.depth, 64),
+        ];
+        if let Some((name, value, max)) = limits.into_iter().find(|(_, v, max)| v > max) {
+            return bad(format!("{name} must be at most {max}, got {value}"));
+        }
         if self.vocab != 256 {
             return bad(format!("vocab must be 256 (bytes), got {}", self.vocab));
         }

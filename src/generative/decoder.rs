@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::generation::{generate, DecodeOptions, Guide, GuideSettings};
 use super::inference::InferenceModel;
-use crate::decoder::{Candidate, Decoded, Decoder, Source};
+use crate::decoder::{checked_confidence, Candidate, Decoded, Decoder, Source};
 use crate::embedding::UnitEmbedding;
 use crate::error::Result;
 use crate::monitoring::{Monitor, Statistics};
@@ -192,7 +192,7 @@ impl GenerativeDecoder {
             });
             Ok(Decoded {
                 text: generated.text,
-                confidence: generated.mean_log_prob.exp().clamp(0.0, 1.0),
+                confidence: checked_confidence(generated.mean_log_prob.exp().clamp(0.0, 1.0))?,
                 low_confidence: generated.truncated,
                 source: Source::Generative,
                 candidates: Vec::new(),

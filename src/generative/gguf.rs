@@ -3,7 +3,7 @@
 //! or one whose tensors do not match its configuration, is rejected with
 //! [`Error::InvalidModel`].
 
-use std::io::{BufReader, BufWriter, Write};
+use std::io::BufReader;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -13,18 +13,26 @@ use sha2::{Digest, Sha256};
 use super::config::GenerativeConfig;
 use super::model::PARAM_NAMES;
 use super::precision::Precision;
+use crate::fsutil::AtomicFile;
 use crate::{Error, Result};
 
 /// Value of `general.architecture` in the files this module writes.
 const ARCHITECTURE: &str = "lwdec-generative";
-/// Version of the file layout.
-const FORMAT_VERSION: u32 = 1;
+/// Version of the file layout: 2 since the checksum covers the metadata too.
+const FORMAT_VERSION: u32 = 2;
 
-/// SHA-256 over the names, types, shapes and bytes of `tensors`, as lowercase hex.
+/// SHA-256 over the metadata (architecture, configuration JSON, precision) and the names,
+/// types, shapes and bytes of `tensors`, as lowercase hex.
 fn digest<'a>(
+    config: &str,
+    precision: &str,
     tensors: impl Iterator<Item = (&'a str, &'a QTensor)>,
 ) -> candle_core::Result<String> {
     let mut hash = Sha256::new();
+    for text in [ARCHITECTURE, config, precision] {
+        hash.update((text.len() as u64).to_le_bytes());
+        hash.update(text.as_bytes());
+    }
     for (name, t) in tensors {
         hash.update((name.len() as u64).to_le_bytes());
         hash.update(name.as_bytes());
@@ -52,9 +60,13 @@ pub(crate) fn write(
         path: path.to_path_buf(),
         reason,
     };
-    let sha = digest(tensors.iter().map(|(n, t)| (*n, t.as_ref())))
-        .map_err(|e| invalid(format!("cannot serialise: {e}")))?;
     let config = serde_json::to_string(config)?;
+    let sha = digest(
+        &config,
+        precision.name(),
+        tensors.iter().map(|(n, t)| (*n, t.as_ref())),
+    )
+    .map_err(|e| invalid(format!("cannot serialise: {e}")))?;
     let metadata = [
         (
             "general.architecture",
@@ -74,20 +86,10 @@ pub(crate) fn write(
     let metadata: Vec<(&str, &gguf_file::Value)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
     let tensor_refs: Vec<(&str, &QTensor)> =
         tensors.iter().map(|(n, t)| (*n, t.as_ref())).collect();
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| Path::new("."));
-    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-    {
-        let mut w = BufWriter::new(tmp.as_file());
-        gguf_file::write(&mut w, &metadata, &tensor_refs)
-            .map_err(|e| invalid(format!("cannot write: {e}")))?;
-        w.flush().map_err(|e| Error::io(path, e))?;
-    }
-    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+    let mut file = AtomicFile::create(path)?;
+    gguf_file::write(&mut file, &metadata, &tensor_refs)
+        .map_err(|e| invalid(format!("cannot write: {e}")))?;
+    file.commit()
 }
 
 /// Reads a GGUF file written by [`write`], verifying its checksum: the configuration, the
@@ -117,9 +119,17 @@ pub(crate) fn read(path: &Path) -> Result<StoredModel> {
     }
     match content.metadata.get("lwdec.format_version") {
         Some(gguf_file::Value::U32(FORMAT_VERSION)) => {}
+        Some(gguf_file::Value::U32(1)) => {
+            return Err(invalid(
+                "format version 1, whose checksum does not cover the configuration: \
+                 re-export it (`lwdec model export`)"
+                    .into(),
+            ))
+        }
         other => return Err(invalid(format!("unsupported format version {other:?}"))),
     }
-    let config: GenerativeConfig = serde_json::from_str(&text("lwdec.config")?)
+    let config_text = text("lwdec.config")?;
+    let config: GenerativeConfig = serde_json::from_str(&config_text)
         .map_err(|e| invalid(format!("bad configuration: {e}")))?;
     config
         .validate()
@@ -127,6 +137,7 @@ pub(crate) fn read(path: &Path) -> Result<StoredModel> {
     let precision: Precision = text("lwdec.precision")?
         .parse()
         .map_err(|e: Error| invalid(e.to_string()))?;
+    let precision_text = text("lwdec.precision")?;
     let mut names: Vec<&String> = content.tensor_infos.keys().collect();
     names.sort_by_key(|n| PARAM_NAMES.iter().position(|p| p == n));
     let mut tensors = Vec::with_capacity(names.len());
@@ -136,8 +147,12 @@ pub(crate) fn read(path: &Path) -> Result<StoredModel> {
             .map_err(|e| invalid(format!("tensor {name}: {e}")))?;
         tensors.push((name.clone(), t));
     }
-    let sha =
-        digest(tensors.iter().map(|(n, t)| (n.as_str(), t))).map_err(|e| invalid(e.to_string()))?;
+    let sha = digest(
+        &config_text,
+        &precision_text,
+        tensors.iter().map(|(n, t)| (n.as_str(), t)),
+    )
+    .map_err(|e| invalid(e.to_string()))?;
     if sha != text("lwdec.sha256")? {
         return Err(invalid("checksum mismatch: the file is corrupt".into()));
     }

@@ -134,6 +134,10 @@ impl InferenceModel {
             .iter()
             .zip(model.params())
             .map(|(name, t)| {
+                let values = t.flatten_all()?.to_vec1::<f32>()?;
+                if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+                    candle_core::bail!("tensor {name} holds a non-finite weight ({v})");
+                }
                 let dtype = if t.rank() == 2 {
                     precision.matrix_dtype(name)
                 } else {
@@ -184,6 +188,13 @@ impl InferenceModel {
                         .collect::<Vec<_>>()
                         .join(" or ")
                 ));
+            }
+            let values = t
+                .dequantize(&candle_core::Device::Cpu)
+                .and_then(|d| d.flatten_all()?.to_vec1::<f32>())
+                .map_err(|e| format!("tensor {name}: {e}"))?;
+            if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+                return Err(format!("tensor {name} holds a non-finite weight ({v})"));
             }
             slots[i] = Some(Arc::new(t));
         }

@@ -30,7 +30,10 @@ mod utf8;
 
 pub use config::GenerativeConfig;
 pub use decoder::{GenerativeDecoder, MODEL_PATH_ENV};
-pub use generation::{generate, DecodeOptions, GeneratedText, Guide, GuideSettings, Strategy};
+pub use generation::{
+    generate, DecodeOptions, GeneratedText, Guide, GuideSettings, Strategy, MAX_BEAM_WIDTH,
+    MAX_MBR_SAMPLES,
+};
 pub use inference::InferenceModel;
 pub use model::{Batch, GenerativeModel};
 pub use precision::Precision;

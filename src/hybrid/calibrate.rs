@@ -46,6 +46,11 @@ pub fn measure(
     embeddings: ndarray::ArrayView2<f32>,
     references: &[String],
 ) -> Result<Vec<CalibrationRow>> {
+    if embeddings.nrows() == 0 {
+        return Err(Error::InvalidArgument(
+            "no labelled rows to measure: a rule fitted on nothing would be meaningless".into(),
+        ));
+    }
     if references.len() != embeddings.nrows() {
         return Err(Error::InvalidArgument(format!(
             "{} references for {} embeddings",

@@ -2,7 +2,7 @@
 //! calibrated rule expects to be better.
 
 use super::rule::{choose, Alternative, Choice, HybridConfig, HybridSignals};
-use crate::decoder::{Decoded, Decoder, Source};
+use crate::decoder::{checked_confidence, Decoded, Decoder, Source};
 use crate::embedding::UnitEmbedding;
 use crate::error::{Error, Result};
 use crate::eval::metrics::token_f1;
@@ -190,7 +190,7 @@ impl Decoder for HybridDecoder {
                 *session = scratch;
                 Ok(Decoded {
                     text: self.bank.render(&[id]),
-                    confidence: candidate.similarity.clamp(0.0, 1.0),
+                    confidence: checked_confidence(candidate.similarity.clamp(0.0, 1.0))?,
                     low_confidence: both.bank.low_confidence,
                     source: Source::PhraseBank {
                         phrase_ids: vec![id],

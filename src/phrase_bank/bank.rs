@@ -163,6 +163,7 @@ impl PhraseBank {
             index_spec: spec.to_string(),
             nprobe: index.nprobe(),
             files: Default::default(),
+            sha256: String::new(),
         };
         Ok(PhraseBank {
             manifest,
@@ -172,7 +173,28 @@ impl PhraseBank {
     }
 
     /// Loads a bank directory, verifying the manifest, the checksums and the counts.
+    ///
+    /// A bank replaced while it loads ([`PhraseBank::save`] over it) is read again, whole, so
+    /// a reader never mixes the files of two versions.
     pub fn load(dir: &Path) -> Result<Self> {
+        let manifest_path = dir.join(MANIFEST_FILE);
+        let mut attempts = 0;
+        loop {
+            let before = std::fs::read(&manifest_path).ok();
+            match Self::load_once(dir) {
+                Err(e @ Error::CorruptBank { .. }) if attempts < 3 => {
+                    let after = std::fs::read(&manifest_path).ok();
+                    if after == before {
+                        return Err(e);
+                    }
+                    attempts += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn load_once(dir: &Path) -> Result<Self> {
         if !dir.is_dir() {
             return Err(Error::CorruptBank {
                 path: dir.to_path_buf(),
@@ -201,7 +223,10 @@ impl PhraseBank {
             });
         }
         let index_path = dir.join(INDEX_FILE);
-        let mut index = SharedIndex::read(&index_path)?;
+        let mut index = SharedIndex::read(&index_path).map_err(|e| Error::CorruptBank {
+            path: index_path.clone(),
+            reason: format!("cannot read the FAISS index: {e}"),
+        })?;
         if index.len() != manifest.count || index.dim() != manifest.dimension {
             return Err(Error::CorruptBank {
                 path: index_path,
@@ -263,6 +288,7 @@ impl PhraseBank {
             .prefix(".bank-tmp-")
             .tempdir_in(&parent)
             .map_err(|e| Error::io(&parent, e))?;
+        crate::fsutil::register(tmp.path());
         self.index.write(&tmp.path().join(INDEX_FILE))?;
         let mut text = self.phrases.join("\n");
         text.push('\n');
@@ -277,14 +303,15 @@ impl PhraseBank {
             );
         }
         let manifest_path = tmp.path().join(MANIFEST_FILE);
-        std::fs::write(
-            &manifest_path,
-            serde_json::to_string_pretty(&manifest)? + "\n",
-        )
-        .map_err(|e| Error::io(&manifest_path, e))?;
+        std::fs::write(&manifest_path, manifest.to_json()?)
+            .map_err(|e| Error::io(&manifest_path, e))?;
         let staged = tmp.keep();
+        let _forget = Unregister(&staged);
         let swap = |from: &Path, to: &Path| std::fs::rename(from, to).map_err(|e| Error::io(to, e));
-        if dir.exists() {
+        if dir.exists() && exchange(&staged, dir) {
+            // `staged` now holds the previous bank: readers saw one version or the other
+            std::fs::remove_dir_all(&staged).map_err(|e| Error::io(&staged, e))?;
+        } else if dir.exists() {
             let old = parent.join(format!(".bank-old-{}", std::process::id()));
             swap(dir, &old)?;
             if let Err(e) = swap(&staged, dir) {
@@ -403,4 +430,45 @@ fn training_sample(vectors: &[f32], dim: usize, size: usize, seed: u64) -> Vec<f
         .flat_map(|&r| &vectors[r * dim..(r + 1) * dim])
         .copied()
         .collect()
+}
+
+/// Atomically exchanges two directories (Linux `renameat2(RENAME_EXCHANGE)`); false where the
+/// system or file system does not support it, and the caller falls back to two renames.
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> bool {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let (Ok(a), Ok(b)) = (
+        CString::new(a.as_os_str().as_bytes()),
+        CString::new(b.as_os_str().as_bytes()),
+    ) else {
+        return false;
+    };
+    // SAFETY: both paths are valid NUL-terminated strings that outlive the call; renameat2
+    // only reads them.
+    let code = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    code == 0
+}
+
+/// No atomic exchange off Linux: the caller renames twice.
+#[cfg(not(target_os = "linux"))]
+fn exchange(_: &Path, _: &Path) -> bool {
+    false
+}
+
+/// Unregisters a temporary path when dropped (every way out of [`PhraseBank::save`]).
+struct Unregister<'a>(&'a Path);
+
+impl Drop for Unregister<'_> {
+    fn drop(&mut self) {
+        crate::fsutil::unregister(self.0);
+    }
 }

@@ -32,12 +32,29 @@ impl Default for CacheConfig {
 
 impl CacheConfig {
     /// Checks the values, naming the first one out of range.
+    ///
+    /// The LRU reserves room for `capacity` entries up front, so it is at most
+    /// [`CacheConfig::MAX_CAPACITY`]; a step above [`CacheConfig::MAX_STEP`] would round the
+    /// components of different unit embeddings (typically 0.03 in magnitude at 768-d) to the
+    /// same signature and serve one input's results for another.
     pub fn validate(&self) -> Result<()> {
         check(
-            self.quantization_step.is_finite() && self.quantization_step > 0.0,
-            "cache.quantization_step must be positive",
+            self.capacity <= Self::MAX_CAPACITY,
+            "cache.capacity must be at most 1048576 (the cache reserves its entries up front)",
+        )?;
+        check(
+            self.quantization_step.is_finite()
+                && self.quantization_step > 0.0
+                && self.quantization_step <= Self::MAX_STEP,
+            "cache.quantization_step must be in (0, 1/64]: a coarser step maps different inputs \
+             to one cache entry",
         )
     }
+
+    /// Largest `capacity`.
+    pub const MAX_CAPACITY: usize = 1 << 20;
+    /// Largest `quantization_step`.
+    pub const MAX_STEP: f32 = 1.0 / 64.0;
 }
 
 /// Quantised embedding signature -> search results.

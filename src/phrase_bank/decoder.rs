@@ -13,7 +13,8 @@ use super::cache::PatternCache;
 use super::postprocess::Pipeline;
 use crate::config::{DecoderConfig, ThresholdMode};
 use crate::decoder::{
-    check_batch, decode_sessions, session_ranges, Candidate, Decoded, Decoder, Source,
+    check_batch, checked_confidence, decode_sessions, session_ranges, Candidate, Decoded, Decoder,
+    Source,
 };
 use crate::embedding::{self, UnitEmbedding};
 use crate::error::{Error, Result};
@@ -167,7 +168,7 @@ impl PhraseBankDecoder {
         });
         Ok(Decoded {
             text,
-            confidence,
+            confidence: checked_confidence(confidence)?,
             low_confidence,
             source: Source::PhraseBank {
                 phrase_ids: assembly.phrase_ids,

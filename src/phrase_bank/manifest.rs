@@ -9,8 +9,9 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
-/// Version of the on-disk bank layout this crate reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the on-disk bank layout this crate reads and writes (2: the manifest carries its
+/// own checksum).
+pub const FORMAT_VERSION: u32 = 2;
 /// File name of the manifest inside a bank directory.
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// File name of the FAISS index inside a bank directory.
@@ -52,7 +53,12 @@ impl FileDigest {
 }
 
 /// Describes a saved bank: what it holds, how it was indexed and the digests of its files.
+///
+/// The manifest carries a SHA-256 of its own other fields, so an edited or corrupt manifest is
+/// detected like an edited data file; it may list only the bank's two data files, which must
+/// be regular files inside the bank directory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Manifest {
     /// Layout version ([`FORMAT_VERSION`]).
     pub format_version: u32,
@@ -70,10 +76,36 @@ pub struct Manifest {
     pub nprobe: Option<usize>,
     /// Size and digest of every data file, by file name.
     pub files: BTreeMap<String, FileDigest>,
+    /// Lower-case hex SHA-256 of the manifest's JSON with this field empty.
+    #[serde(default)]
+    pub sha256: String,
 }
 
 impl Manifest {
-    /// Reads and parses `dir/manifest.json`, checking the format version.
+    /// The checksum of the other fields (compact JSON with `sha256` empty).
+    fn checksum(&self) -> Result<String> {
+        let unsealed = Manifest {
+            sha256: String::new(),
+            ..self.clone()
+        };
+        let json = serde_json::to_string(&unsealed)?;
+        Ok(Sha256::digest(json.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect())
+    }
+
+    /// The manifest as pretty JSON, sealed with its checksum.
+    pub fn to_json(&self) -> Result<String> {
+        let sealed = Manifest {
+            sha256: self.checksum()?,
+            ..self.clone()
+        };
+        Ok(serde_json::to_string_pretty(&sealed)? + "\n")
+    }
+
+    /// Reads and parses `dir/manifest.json`, checking the format version, its checksum and
+    /// that it lists exactly the bank's data files.
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join(MANIFEST_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| Error::CorruptBank {
@@ -88,15 +120,32 @@ impl Manifest {
             return Err(Error::CorruptBank {
                 path,
                 reason: format!(
-                    "format version {} is not supported (expected {FORMAT_VERSION})",
+                    "format version {} is not supported (expected {FORMAT_VERSION}): rebuild \
+                     the bank with `lwdec bank build`",
                     manifest.format_version
                 ),
+            });
+        }
+        if manifest.sha256 != manifest.checksum()? {
+            return Err(Error::CorruptBank {
+                path,
+                reason: "manifest checksum mismatch: the manifest was edited or is corrupt".into(),
             });
         }
         if manifest.metric != "inner_product" {
             return Err(Error::CorruptBank {
                 path,
                 reason: format!("unsupported metric {:?}", manifest.metric),
+            });
+        }
+        let listed: Vec<&str> = manifest.files.keys().map(String::as_str).collect();
+        if listed != [INDEX_FILE, PHRASES_FILE] {
+            return Err(Error::CorruptBank {
+                path,
+                reason: format!(
+                    "the manifest lists the files {listed:?}; a bank holds exactly \
+                     {INDEX_FILE:?} and {PHRASES_FILE:?}"
+                ),
             });
         }
         Ok(manifest)
@@ -114,10 +163,16 @@ impl Manifest {
         }
         for (name, expected) in &self.files {
             let path = dir.join(name);
-            let meta = std::fs::metadata(&path).map_err(|e| Error::CorruptBank {
+            let meta = std::fs::symlink_metadata(&path).map_err(|e| Error::CorruptBank {
                 path: path.clone(),
                 reason: format!("missing file: {e}"),
             })?;
+            if !meta.is_file() {
+                return Err(Error::CorruptBank {
+                    path,
+                    reason: "not a regular file (a bank's files are plain files, no links)".into(),
+                });
+            }
             if meta.len() != expected.bytes {
                 return Err(Error::CorruptBank {
                     path,

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod generative;
+
 use lightweight_decoder::eval::samples::{SampleSet, WORDNET_SAMPLE};
 use lightweight_decoder::phrase_bank::CacheConfig;
 use lightweight_decoder::phrase_bank::{BankBuildOptions, PhraseBank};
@@ -52,4 +54,18 @@ pub fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0f32, f32::max)
 }
-pub mod generative;
+
+/// Writes a `.npy` file with the given header dictionary and raw body, as numpy lays it out
+/// (version 1, header padded to a multiple of 64 bytes): for files whose header lies.
+pub fn write_raw_npy(path: &std::path::Path, header: &str, body: &[u8]) {
+    let mut h = header.to_string();
+    while !(10 + h.len() + 1).is_multiple_of(64) {
+        h.push(' ');
+    }
+    h.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((h.len() as u16).to_le_bytes());
+    bytes.extend(h.as_bytes());
+    bytes.extend(body);
+    std::fs::write(path, bytes).unwrap();
+}

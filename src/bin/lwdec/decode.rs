@@ -1,14 +1,20 @@
-//! `lwdec decode`: embeddings in, JSON lines out.
+//! `lwdec decode`: embeddings in, JSON lines out, streamed in chunks of rows.
 
 use std::io::Write;
 use std::path::Path;
 
-use lightweight_decoder::{load_embeddings, write_atomic, Error, Result};
+use lightweight_decoder::{session_ranges, AtomicFile, Decoded, EmbeddingReader, Error, Result};
 use serde_json::json;
 
 use crate::args::DecoderArgs;
 
-/// Decodes every row of `input` (sessions from `boundaries`) and writes one JSON line per row.
+/// Rows decoded per chunk: memory holds one chunk of inputs and outputs, whatever the file's
+/// size (a session longer than this is decoded whole).
+const CHUNK_ROWS: usize = 4096;
+
+/// Decodes every row of `input` (sessions from `boundaries`) and writes one JSON line per row,
+/// in row order, reading, decoding and writing a chunk of rows at a time. A file output is
+/// written atomically; a run stopped by SIGINT or SIGTERM leaves no partial file (`main.rs`).
 pub fn run(
     input: &Path,
     scale: Option<&Path>,
@@ -16,29 +22,108 @@ pub fn run(
     output: Option<&Path>,
     args: &DecoderArgs,
 ) -> Result<()> {
-    let embeddings = load_embeddings(input, scale)?;
-    let decoder = crate::build_decoder(args)?;
-    let decoded = match boundaries {
-        Some(b) => decoder.batch_decode_with_sessions(embeddings.view(), &b)?,
-        None => decoder.batch_decode(embeddings.view())?,
+    let mut reader = EmbeddingReader::open(input, scale)?;
+    let rows = reader.rows();
+    // session starts (validated against the row count); without boundaries every row is one
+    let starts: Option<Vec<usize>> = match boundaries {
+        Some(b) => Some(session_ranges(rows, &b)?.iter().map(|r| r.start).collect()),
+        None => None,
     };
-    let mut text = String::new();
-    for (row, d) in decoded.iter().enumerate() {
+    let decoder = crate::build_decoder(args)?;
+    let mut out: Box<dyn Sink> = match output {
+        Some(path) => Box::new(AtomicFile::create(path)?),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let name = output.map_or_else(|| "<stdout>".into(), |p| p.display().to_string());
+    let mut start = 0;
+    while start < rows {
+        let end = chunk_end(start, rows, starts.as_deref());
+        let chunk = reader
+            .read_chunk(end - start)?
+            .ok_or_else(|| Error::Internal("the input ended early".into()))?;
+        let decoded = match &starts {
+            Some(starts) => {
+                let local: Vec<usize> = starts
+                    .iter()
+                    .filter(|&&s| (start..end).contains(&s))
+                    .map(|s| s - start)
+                    .collect();
+                decoder.batch_decode_with_sessions(chunk.view(), &local)?
+            }
+            None => decoder.batch_decode(chunk.view())?,
+        };
+        write_lines(out.as_mut(), start, &decoded).map_err(|e| Error::io(&name, e))?;
+        start = end;
+    }
+    out.finish()
+}
+
+/// The end of the chunk that starts at row `start`: about [`CHUNK_ROWS`] rows, cut at a
+/// session start so that no session is split.
+fn chunk_end(start: usize, rows: usize, starts: Option<&[usize]>) -> usize {
+    let target = (start + CHUNK_ROWS).min(rows);
+    let Some(starts) = starts else {
+        return target;
+    };
+    if target == rows {
+        return rows;
+    }
+    // the last session start in (start, target], else the first after target
+    let after = starts.partition_point(|&s| s <= target);
+    match starts[..after].last() {
+        Some(&s) if s > start => s,
+        _ => starts.get(after).copied().unwrap_or(rows),
+    }
+}
+
+/// One JSON object per row: `row`, `text`, `confidence`, `low_confidence`, `source`,
+/// `candidates`.
+fn write_lines(out: &mut dyn Sink, first_row: usize, decoded: &[Decoded]) -> std::io::Result<()> {
+    for (i, d) in decoded.iter().enumerate() {
         let line = json!({
-            "row": row,
+            "row": first_row + i,
             "text": d.text,
             "confidence": d.confidence,
             "low_confidence": d.low_confidence,
             "source": d.source,
             "candidates": d.candidates,
         });
-        text.push_str(&line.to_string());
-        text.push('\n');
+        writeln!(out, "{line}")?;
     }
-    match output {
-        Some(path) => write_atomic(path, text.as_bytes()),
-        None => std::io::stdout()
-            .write_all(text.as_bytes())
-            .map_err(|e| Error::io("<stdout>", e)),
+    Ok(())
+}
+
+/// Where the lines go: an atomically written file, or standard output.
+trait Sink: Write {
+    /// Completes the output.
+    fn finish(self: Box<Self>) -> Result<()>;
+}
+
+impl Sink for AtomicFile {
+    fn finish(self: Box<Self>) -> Result<()> {
+        (*self).commit()
+    }
+}
+
+impl<W: Write> Sink for std::io::BufWriter<W> {
+    fn finish(mut self: Box<Self>) -> Result<()> {
+        self.flush().map_err(|e| Error::io("<stdout>", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_end_at_session_starts() {
+        assert_eq!(chunk_end(0, 10_000, None), CHUNK_ROWS);
+        assert_eq!(chunk_end(0, 100, None), 100);
+        let starts = [0, 3000, 5000, 9000];
+        assert_eq!(chunk_end(0, 10_000, Some(&starts)), 3000);
+        assert_eq!(chunk_end(3000, 10_000, Some(&starts)), 5000);
+        // a session longer than a chunk is decoded whole
+        assert_eq!(chunk_end(5000, 10_000, Some(&starts)), 9000);
+        assert_eq!(chunk_end(9000, 10_000, Some(&starts)), 10_000);
     }
 }

@@ -10,6 +10,7 @@ mod model;
 mod train;
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use args::{BankCommand, Cli, Command, DecoderArgs, DecoderChoice, ModelCommand};
 use clap::{Parser, ValueEnum};
@@ -17,6 +18,7 @@ use lightweight_decoder::phrase_bank::BankBuildOptions;
 use lightweight_decoder::{Decoder, DecoderKind, Error, Result};
 
 fn main() -> ExitCode {
+    remove_temporary_files_on_signals();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -98,6 +100,36 @@ fn run(cli: Cli) -> Result<()> {
             decoder,
         } => bench::run(queries as usize, json, &decoder),
     }
+}
+
+/// Set by the SIGINT / SIGTERM handler: the signal's number.
+static SIGNALLED: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_signal(signal: libc::c_int) {
+    // only an atomic store: async-signal-safe
+    SIGNALLED.store(signal, Ordering::SeqCst);
+}
+
+/// On SIGINT or SIGTERM, removes the temporary files of writes in progress (an atomic output,
+/// a bank being saved) and exits with 128 + the signal, as a shell reports a killed process.
+/// The handler only records the signal; a watcher thread does the rest.
+fn remove_temporary_files_on_signals() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: `on_signal` is an `extern "C"` function that only stores to an atomic, which
+        // is async-signal-safe; `signal` installs it for a valid signal number.
+        unsafe {
+            libc::signal(signal, on_signal as *const () as libc::sighandler_t);
+        }
+    }
+    std::thread::spawn(|| loop {
+        let signal = SIGNALLED.load(Ordering::SeqCst);
+        if signal != 0 {
+            lightweight_decoder::remove_temporary_files();
+            eprintln!("lwdec: stopped by signal {signal}; temporary files removed");
+            std::process::exit(128 + signal);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    });
 }
 
 /// The library's decoder kind of a `--decoder` choice (`all` has none).

@@ -11,7 +11,7 @@ use crate::{Error, Result};
 
 /// How strongly, and from how many related texts, decoding copies.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct GuideSettings {
     /// How many of the bank's nearest phrases guide one decode (0 turns guidance off).
     pub candidates: usize,

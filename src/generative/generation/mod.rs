@@ -15,7 +15,7 @@ use crate::{Error, Result};
 
 /// How the next byte is chosen.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase", tag = "kind")]
+#[serde(rename_all = "lowercase", tag = "kind", deny_unknown_fields)]
 pub enum Strategy {
     /// The most probable allowed byte at every step.
     Greedy,
@@ -50,8 +50,14 @@ pub enum Strategy {
     },
 }
 
+/// Widest beam [`generate`] accepts (each hypothesis holds a key/value cache).
+pub const MAX_BEAM_WIDTH: usize = 64;
+/// Most MBR samples [`generate`] accepts (the cost grows with their square).
+pub const MAX_MBR_SAMPLES: usize = 256;
+
 /// Options of [`generate`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DecodeOptions {
     /// How bytes are chosen.
     pub strategy: Strategy,
@@ -133,10 +139,10 @@ pub fn generate(
     match options.strategy {
         Strategy::Greedy => agreed(greedy()?),
         Strategy::Beam { width } => {
-            if width == 0 {
-                return Err(Error::InvalidArgument(
-                    "beam width must be at least 1".into(),
-                ));
+            if !(1..=MAX_BEAM_WIDTH).contains(&width) {
+                return Err(Error::InvalidArgument(format!(
+                    "beam width must be in 1..={MAX_BEAM_WIDTH}, got {width}"
+                )));
             }
             agreed(search::beam(model, embedding, guide, max_len, width)?)
         }
@@ -172,9 +178,12 @@ pub fn generate(
             temperature,
             seed,
         } => {
-            if samples == 0 || !(temperature.is_finite() && temperature > 0.0) {
+            let valid = (1..=MAX_MBR_SAMPLES).contains(&samples)
+                && temperature.is_finite()
+                && temperature > 0.0;
+            if !valid {
                 return Err(Error::InvalidArgument(format!(
-                    "MBR needs at least one sample and a finite positive temperature, \
+                    "MBR needs 1..={MAX_MBR_SAMPLES} samples and a finite positive temperature, \
                      got {samples} and {temperature}"
                 )));
             }

@@ -21,6 +21,7 @@ pub enum Decay {
 
 /// From step `from_step` on, apply the shared layer `depth` times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DepthStage {
     /// First step (0-based) of this stage.
     pub from_step: usize,
@@ -103,6 +104,13 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// Parses and validates a JSON training config (unknown keys are errors).
+    pub fn from_json(text: &str) -> Result<Self> {
+        let config: TrainConfig = crate::config::parse_json(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
     /// Checks ranges; returns [`Error::InvalidConfig`] naming the problem.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidConfig(m));
