@@ -539,3 +539,44 @@ pub(crate) fn log_softmax(logits: &[f32], out: &mut [f32]) {
         *o = l - log_sum;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_non_finite_weight_is_refused() {
+        let config = GenerativeConfig {
+            embed_dim: 32,
+            hidden: 32,
+            mlp: 32,
+            depth: 1,
+            ..GenerativeConfig::default()
+        };
+        let tensors = |poison: f32| -> Vec<(String, QTensor)> {
+            PARAM_NAMES
+                .iter()
+                .map(|name| {
+                    let shape = param_shape(&config, name).unwrap();
+                    let n: usize = shape.iter().product();
+                    let mut values = vec![0.01f32; n];
+                    if *name == "layer.up.weight" {
+                        values[3] = poison;
+                    }
+                    let t = candle_core::Tensor::from_vec(values, shape, &candle_core::Device::Cpu)
+                        .unwrap();
+                    (
+                        name.to_string(),
+                        QTensor::quantize(&t, GgmlDType::F32).unwrap(),
+                    )
+                })
+                .collect()
+        };
+        assert!(InferenceModel::from_tensors(config.clone(), Precision::F32, tensors(0.5)).is_ok());
+        for poison in [f32::NAN, f32::INFINITY] {
+            let err = InferenceModel::from_tensors(config.clone(), Precision::F32, tensors(poison))
+                .unwrap_err();
+            assert!(err.contains("non-finite"), "{err}");
+        }
+    }
+}
