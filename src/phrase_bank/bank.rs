@@ -182,7 +182,7 @@ impl PhraseBank {
         loop {
             let before = std::fs::read(&manifest_path).ok();
             match Self::load_once(dir) {
-                Err(e @ Error::CorruptBank { .. }) if attempts < 3 => {
+                Err(e @ Error::CorruptBank { .. }) if attempts < 10 => {
                     let after = std::fs::read(&manifest_path).ok();
                     if after == before {
                         return Err(e);
