@@ -5,7 +5,7 @@
 # generator's home (held-out validation), the bank's home (exact in-bank embeddings) and a 50/50
 # mix. Writes docs/hybrid_report.json, the decoder config with the fitted rule
 # docs/hybrid_config.json (for that bank and model), and, when matplotlib is available (.venv from
-# scripts/install-encoder.sh plus `pip install matplotlib`), docs/hybrid_report.png.
+# scripts/install-encoder.sh --python plus `pip install matplotlib`), docs/hybrid_report.png.
 # Usage: bash scripts/hybrid_report.sh [MODEL]   (default: the bundled model)
 # With GUIDE=1 the generator is retrieval-guided by the same bank (GuideSettings::default(), beam
 # 8) and the outputs are docs/hybrid_guided_{report.json,config.json,report.png}.

@@ -3,7 +3,7 @@
 # descriptions of Cargo.lock, 100 first sentences of Python standard-library docstrings; see
 # scripts/ood_texts.py), embedded with all-mpnet-base-v2. For out-of-domain evaluation only:
 # never train on them or put them in a bank. Needs `cargo fetch` (the crates' sources) and the
-# encoder of scripts/install-encoder.sh (.venv/all-mpnet-base-v2).
+# encoder of scripts/install-encoder.sh --python (.venv/all-mpnet-base-v2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fetch --quiet

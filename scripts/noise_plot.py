@@ -2,7 +2,7 @@
 """Quality against cosine noise level, per decoder: runs `lwdec eval` at several noise levels and
 plots token F1 and exact match (PNG) and writes the figures as JSON.
 
-Setup once: bash scripts/install-encoder.sh && .venv/bin/pip install matplotlib
+Setup once: bash scripts/install-encoder.sh --python && .venv/bin/pip install matplotlib
 Usage (from the repository root, after `cargo build --release`):
   .venv/bin/python scripts/noise_plot.py --input samples/wordnet_sample.i8.npy \
       --scale samples/wordnet_sample.scale.npy --reference samples/wordnet_sample.txt \

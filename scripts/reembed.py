@@ -2,7 +2,7 @@
 """Round-trip cosine: re-embed decoded text with the reference encoder and compare it with the
 embedding it was decoded from (the field's standard measure of semantic fidelity).
 
-Setup once: bash scripts/install-encoder.sh
+Setup once: bash scripts/install-encoder.sh --python
 Usage:
   lwdec eval --input X.npy [--scale S.npy] --reference X.txt --decoder all --decoded D.jsonl
   HF_HUB_OFFLINE=1 .venv/bin/python scripts/reembed.py --input X.npy [--scale S.npy] \
