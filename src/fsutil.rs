@@ -11,6 +11,14 @@ use crate::error::{Error, Result};
 
 /// Temporary files and folders of writes in progress.
 static IN_PROGRESS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// Held while a write is renamed into place, so that a signal's cleanup waits for it.
+static SWAPPING: Mutex<()> = Mutex::new(());
+
+/// Holds off [`remove_temporary_files`] until dropped: for the renames that put a write in
+/// place.
+pub(crate) fn critical_section() -> std::sync::MutexGuard<'static, ()> {
+    SWAPPING.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn registry() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
     IN_PROGRESS.lock().unwrap_or_else(|e| e.into_inner())
@@ -29,6 +37,7 @@ pub(crate) fn unregister(path: &Path) {
 /// Removes the temporary files and folders of every write in progress: for a process that is
 /// about to exit on a signal (`lwdec` does this on SIGINT and SIGTERM).
 pub fn remove_temporary_files() {
+    let _no_swap_in_progress = critical_section();
     for path in registry().drain(..) {
         if path.is_dir() {
             let _ = std::fs::remove_dir_all(&path);
@@ -93,9 +102,10 @@ impl AtomicFile {
         tmp.as_file()
             .sync_all()
             .map_err(|e| Error::io(&target, e))?;
-        tmp.persist(&target)
-            .map_err(|e| Error::io(&target, e.error))
-            .map(drop)
+        let _renaming = critical_section();
+        let persisted = tmp.persist(&target);
+        unregister(&self.temp);
+        persisted.map_err(|e| Error::io(&target, e.error)).map(drop)
     }
 
     fn writer(&mut self) -> std::io::Result<&mut BufWriter<tempfile::NamedTempFile>> {
@@ -132,7 +142,7 @@ impl Drop for AtomicFile {
 /// points to rather than the link.
 fn resolve_links(path: &Path) -> Result<PathBuf> {
     let mut current = path.to_path_buf();
-    for _ in 0..16 {
+    for _ in 0..=16 {
         match std::fs::symlink_metadata(&current) {
             Ok(meta) if meta.file_type().is_symlink() => {
                 let next = std::fs::read_link(&current).map_err(|e| Error::io(&current, e))?;
@@ -150,13 +160,13 @@ fn resolve_links(path: &Path) -> Result<PathBuf> {
     )))
 }
 
-/// Permissions of a new file: read-write for the owner, readable by others (0644), as an
-/// ordinary file (tempfile's own default is 0600); `None` off Unix.
+/// Permissions of a new file: 0666 less the process's umask, as for an ordinary file
+/// (tempfile's own default is 0600); `None` off Unix.
 fn default_permissions() -> Option<std::fs::Permissions> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        Some(std::fs::Permissions::from_mode(0o644))
+        Some(std::fs::Permissions::from_mode(0o666 & !umask()))
     }
     #[cfg(not(unix))]
     {
@@ -169,6 +179,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut file = AtomicFile::create(path)?;
     file.write_all(bytes).map_err(|e| Error::io(path, e))?;
     file.commit()
+}
+
+/// The process's umask (Linux: `/proc/self/status`; 022 where it cannot be read).
+#[cfg(unix)]
+fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("Umask:"))?;
+            u32::from_str_radix(line.trim_start_matches("Umask:").trim(), 8).ok()
+        })
+        .unwrap_or(0o022)
 }
 
 #[cfg(test)]
@@ -196,7 +218,7 @@ mod tests {
         let fresh = dir.path().join("fresh.txt");
         write_atomic(&fresh, b"x").unwrap();
         let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o644);
+        assert_eq!(mode, 0o666 & !umask());
         // an uncommitted file leaves nothing behind
         let names = |d: &Path| std::fs::read_dir(d).unwrap().count();
         let before = names(dir.path());

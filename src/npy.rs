@@ -39,6 +39,7 @@ impl Dtype {
 #[derive(Debug, Clone)]
 struct Header {
     dtype: Dtype,
+    big_endian: bool,
     shape: Vec<usize>,
     fortran_order: bool,
     data_offset: u64,
@@ -99,9 +100,10 @@ fn read_header(path: &Path, file: &mut File) -> Result<Header> {
         .and_then(|r| r.strip_prefix('\''))
         .and_then(|r| r.split('\'').next())
         .ok_or_else(|| bad("header has no 'descr'".into()))?;
-    let dtype = match descr {
-        "<f4" | "=f4" | "f4" => Dtype::F32,
-        "|i1" | "<i1" | "=i1" | "i1" | "|b" => Dtype::I8,
+    let (dtype, big_endian) = match descr {
+        "<f4" | "=f4" | "f4" => (Dtype::F32, false),
+        ">f4" => (Dtype::F32, true),
+        "|i1" | "<i1" | ">i1" | "=i1" | "i1" | "|b" => (Dtype::I8, false),
         other => {
             return Err(bad(format!(
                 "element type {other:?}: expected float32 ('<f4') or int8 ('|i1')"
@@ -138,6 +140,7 @@ fn read_header(path: &Path, file: &mut File) -> Result<Header> {
     }
     Ok(Header {
         dtype,
+        big_endian,
         shape,
         fortran_order,
         data_offset,
@@ -157,8 +160,9 @@ fn open(path: &Path) -> Result<(File, Header)> {
 pub struct EmbeddingReader {
     path: PathBuf,
     data: BufReader<File>,
-    scales: Option<(PathBuf, BufReader<File>)>,
+    scales: Option<(PathBuf, BufReader<File>, bool)>,
     dtype: Dtype,
+    big_endian: bool,
     rows: usize,
     dim: usize,
     next: usize,
@@ -204,7 +208,7 @@ impl EmbeddingReader {
                 }
                 f.seek(SeekFrom::Start(h.data_offset))
                     .map_err(|e| Error::io(scale, e))?;
-                Some((scale.to_path_buf(), BufReader::new(f)))
+                Some((scale.to_path_buf(), BufReader::new(f), h.big_endian))
             }
             (dtype, scale) => return Err(scale_mismatch(path, dtype, scale.is_some())),
         };
@@ -215,6 +219,7 @@ impl EmbeddingReader {
             data: BufReader::new(file),
             scales,
             dtype: header.dtype,
+            big_endian: header.big_endian,
             rows,
             dim,
             next: 0,
@@ -237,35 +242,62 @@ impl EmbeddingReader {
         if n == 0 {
             return Ok(None);
         }
-        let mut bytes = vec![0u8; n * self.dim * self.dtype.size() as usize];
-        self.data
-            .read_exact(&mut bytes)
-            .map_err(|e| Error::io(&self.path, e))?;
-        let values: Vec<f32> = match (&mut self.scales, self.dtype) {
-            (None, _) => bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            (Some((scale_path, scales)), _) => {
-                let mut raw = vec![0u8; n * 4];
-                scales
-                    .read_exact(&mut raw)
-                    .map_err(|e| Error::io(&*scale_path, e))?;
-                let k: Vec<f32> = raw
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect();
-                bytes
-                    .chunks_exact(self.dim)
-                    .zip(&k)
-                    .flat_map(|(row, &k)| row.iter().map(move |&q| f32::from(q as i8) * k))
-                    .collect()
-            }
+        let result = self.read_rows(n);
+        // a failed read leaves the stream mid-row: no later chunk is read from it
+        self.next = if result.is_ok() {
+            self.next + n
+        } else {
+            self.rows
         };
-        self.next += n;
+        let values = result?;
         Array2::from_shape_vec((n, self.dim), values)
             .map(Some)
             .map_err(|e| Error::Internal(format!("chunk shape: {e}")))
+    }
+
+    /// The next `n` rows as f32, converted a block of rows at a time (the raw bytes of at most
+    /// [`BLOCK_ROWS`] rows are held beside the result).
+    fn read_rows(&mut self, n: usize) -> Result<Vec<f32>> {
+        let mut values = Vec::with_capacity(n * self.dim);
+        let mut bytes = Vec::new();
+        let mut raw_scales = Vec::new();
+        let mut left = n;
+        while left > 0 {
+            let rows = left.min(BLOCK_ROWS);
+            left -= rows;
+            bytes.resize(rows * self.dim * self.dtype.size() as usize, 0);
+            self.data
+                .read_exact(&mut bytes)
+                .map_err(|e| Error::io(&self.path, e))?;
+            match &mut self.scales {
+                None => values.extend(bytes.chunks_exact(4).map(|b| f32_at(b, self.big_endian))),
+                Some((scale_path, scales, big_endian)) => {
+                    raw_scales.resize(rows * 4, 0);
+                    scales
+                        .read_exact(&mut raw_scales)
+                        .map_err(|e| Error::io(&*scale_path, e))?;
+                    let dim = self.dim;
+                    for (row, k) in bytes.chunks_exact(dim).zip(raw_scales.chunks_exact(4)) {
+                        let k = f32_at(k, *big_endian);
+                        values.extend(row.iter().map(|&q| f32::from(q as i8) * k));
+                    }
+                }
+            }
+        }
+        Ok(values)
+    }
+}
+
+/// Rows converted per read in [`EmbeddingReader::read_chunk`].
+const BLOCK_ROWS: usize = 1024;
+
+/// The f32 in the first four bytes of `b`.
+fn f32_at(b: &[u8], big_endian: bool) -> f32 {
+    let bytes = [b[0], b[1], b[2], b[3]];
+    if big_endian {
+        f32::from_be_bytes(bytes)
+    } else {
+        f32::from_le_bytes(bytes)
     }
 }
 
@@ -366,5 +398,45 @@ mod tests {
         );
         std::fs::write(&p, &overflow).unwrap();
         assert!(load_embeddings(&p, None).is_err());
+    }
+
+    #[test]
+    fn big_endian_and_many_rows_read_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = 2500;
+        let values: Vec<f32> = (0..rows * 2).map(|i| i as f32 * 0.5).collect();
+        let le: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let be: Vec<u8> = values.iter().flat_map(|v| v.to_be_bytes()).collect();
+        let a = dir.path().join("le.npy");
+        let b = dir.path().join("be.npy");
+        let shape = format!("'shape': ({rows}, 2), }}");
+        std::fs::write(
+            &a,
+            npy(
+                &format!("{{'descr': '<f4', 'fortran_order': False, {shape}"),
+                &le,
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            &b,
+            npy(
+                &format!("{{'descr': '>f4', 'fortran_order': False, {shape}"),
+                &be,
+            ),
+        )
+        .unwrap();
+        let (x, y) = (
+            load_embeddings(&a, None).unwrap(),
+            load_embeddings(&b, None).unwrap(),
+        );
+        assert_eq!(x, y);
+        assert_eq!(x[[rows - 1, 1]], (rows * 2 - 1) as f32 * 0.5);
+        let mut reader = EmbeddingReader::open(&a, None).unwrap();
+        let first = reader.read_chunk(1500).unwrap().unwrap();
+        let second = reader.read_chunk(1500).unwrap().unwrap();
+        assert_eq!((first.nrows(), second.nrows()), (1500, 1000));
+        assert!(reader.read_chunk(10).unwrap().is_none());
+        assert_eq!(second[[0, 0]], x[[1500, 0]]);
     }
 }

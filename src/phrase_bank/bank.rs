@@ -181,12 +181,11 @@ impl PhraseBank {
         let mut attempts = 0;
         loop {
             let before = std::fs::read(&manifest_path).ok();
-            match Self::load_once(dir) {
-                Err(e @ Error::CorruptBank { .. }) if attempts < 10 => {
-                    let after = std::fs::read(&manifest_path).ok();
-                    if after == before {
-                        return Err(e);
-                    }
+            let loaded = Self::load_once(dir);
+            // a save that swapped the bank in mid-load changed the manifest: read it again
+            let swapped = std::fs::read(&manifest_path).ok() != before;
+            match loaded {
+                Err(Error::CorruptBank { .. }) | Ok(_) if swapped && attempts < 10 => {
                     attempts += 1;
                 }
                 other => return other,
@@ -288,7 +287,9 @@ impl PhraseBank {
             .prefix(".bank-tmp-")
             .tempdir_in(&parent)
             .map_err(|e| Error::io(&parent, e))?;
-        crate::fsutil::register(tmp.path());
+        let staging = tmp.path().to_path_buf();
+        crate::fsutil::register(&staging);
+        let _forget = Unregister(&staging);
         self.index.write(&tmp.path().join(INDEX_FILE))?;
         let mut text = self.phrases.join("\n");
         text.push('\n');
@@ -306,11 +307,14 @@ impl PhraseBank {
         std::fs::write(&manifest_path, manifest.to_json()?)
             .map_err(|e| Error::io(&manifest_path, e))?;
         let staged = tmp.keep();
-        let _forget = Unregister(&staged);
+        // a signal's cleanup waits until the swap is over (it would otherwise delete `staged`
+        // or strand the old bank mid-swap)
+        let _swapping = crate::fsutil::critical_section();
         let swap = |from: &Path, to: &Path| std::fs::rename(from, to).map_err(|e| Error::io(to, e));
         if dir.exists() && exchange(&staged, dir) {
-            // `staged` now holds the previous bank: readers saw one version or the other
-            std::fs::remove_dir_all(&staged).map_err(|e| Error::io(&staged, e))?;
+            // `staged` now holds the previous bank: readers saw one version or the other; the
+            // new bank is in place even if the old one cannot be removed
+            let _ = std::fs::remove_dir_all(&staged);
         } else if dir.exists() {
             let old = parent.join(format!(".bank-old-{}", std::process::id()));
             swap(dir, &old)?;

@@ -21,6 +21,7 @@ pub const PHRASES_FILE: &str = "phrases.txt";
 
 /// Size and SHA-256 of one file of a bank.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FileDigest {
     /// Size in bytes.
     pub bytes: u64,

@@ -48,10 +48,18 @@ pub fn run(
                     .filter(|&&s| (start..end).contains(&s))
                     .map(|s| s - start)
                     .collect();
-                decoder.batch_decode_with_sessions(chunk.view(), &local)?
+                decoder.batch_decode_with_sessions(chunk.view(), &local)
             }
-            None => decoder.batch_decode(chunk.view())?,
-        };
+            None => decoder.batch_decode(chunk.view()),
+        }
+        .map_err(|e| match e {
+            // rows are numbered in the file, not in the chunk
+            Error::AtRow { row, source } => Error::AtRow {
+                row: row + start,
+                source,
+            },
+            other => other,
+        })?;
         write_lines(out.as_mut(), start, &decoded).map_err(|e| Error::io(&name, e))?;
         start = end;
     }

@@ -111,14 +111,18 @@ extern "C" fn on_signal(signal: libc::c_int) {
 }
 
 /// On SIGINT or SIGTERM, removes the temporary files of writes in progress (an atomic output,
-/// a bank being saved) and exits with 128 + the signal, as a shell reports a killed process.
+/// a bank being saved) and ends the process by that signal (exit status 128 + the signal).
 /// The handler only records the signal; a watcher thread does the rest.
 fn remove_temporary_files_on_signals() {
     for signal in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: `on_signal` is an `extern "C"` function that only stores to an atomic, which
-        // is async-signal-safe; `signal` installs it for a valid signal number.
+        // is async-signal-safe; `signal` installs it for a valid signal number. A signal the
+        // parent ignored (nohup, a background job) stays ignored.
         unsafe {
-            libc::signal(signal, on_signal as *const () as libc::sighandler_t);
+            let previous = libc::signal(signal, on_signal as *const () as libc::sighandler_t);
+            if previous == libc::SIG_IGN {
+                libc::signal(signal, libc::SIG_IGN);
+            }
         }
     }
     std::thread::spawn(|| loop {
@@ -126,6 +130,12 @@ fn remove_temporary_files_on_signals() {
         if signal != 0 {
             lightweight_decoder::remove_temporary_files();
             eprintln!("lwdec: stopped by signal {signal}; temporary files removed");
+            // SAFETY: restoring the default action and raising the signal again ends the
+            // process as killed by it, which the caller's shell then reports.
+            unsafe {
+                libc::signal(signal, libc::SIG_DFL);
+                libc::raise(signal);
+            }
             std::process::exit(128 + signal);
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
