@@ -18,7 +18,6 @@ the order of SPLIT.txt) once every chunk is done. Progress goes to stdout
 (append it to $CACHE/corpus/embed.log).
 """
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -28,6 +27,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from build_corpus import sha256_file  # noqa: E402  (same folder)
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("LWDEC_CACHE", Path.home() / ".cache" / "lightweight-decoder")) / "corpus"
@@ -39,14 +41,6 @@ MODEL_CANDIDATES = [
 
 def log(msg):
     print(time.strftime("%Y-%m-%d %H:%M:%S"), msg, flush=True)
-
-
-def sha256_file(p):
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for b in iter(lambda: f.read(1 << 20), b""):
-            h.update(b)
-    return h.hexdigest()
 
 
 def quantize(emb):
