@@ -1,0 +1,53 @@
+//! The sentence-encoder interface and its error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while loading or running a sentence encoder.
+#[derive(Debug, thiserror::Error)]
+pub enum EncoderError {
+    /// The model folder, or a file it must contain, is absent.
+    #[error("encoder not found at {}: {hint}", dir.display())]
+    Missing {
+        /// The folder or file that was looked for.
+        dir: PathBuf,
+        /// What to do about it.
+        hint: String,
+    },
+    /// A model file exists but cannot be read or parsed.
+    #[error("corrupt encoder file {}: {reason}", file.display())]
+    Corrupt {
+        /// The offending file.
+        file: PathBuf,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// The configuration disagrees with the weights (or with itself).
+    #[error("encoder mismatch in {what}: expected {expected}, found {found}")]
+    Mismatch {
+        /// The quantity that disagrees, e.g. `hidden size (config.json vs weights)`.
+        what: String,
+        /// The value required.
+        expected: String,
+        /// The value found.
+        found: String,
+    },
+    /// The tokenizer failed to load or to encode a text.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// A tensor operation failed.
+    #[error("tensor: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+/// The result type of this crate.
+pub type Result<T> = std::result::Result<T, EncoderError>;
+
+/// A sentence encoder: texts in, unit-norm embeddings out.
+pub trait Encoder: Send + Sync {
+    /// Unit-norm embeddings, one row per text.
+    fn embed(&self, texts: &[&str]) -> Result<ndarray::Array2<f32>>;
+    /// The length of every embedding row.
+    fn dimension(&self) -> usize;
+    /// A short name of the model, e.g. `all-mpnet-base-v2`.
+    fn name(&self) -> &str;
+}

@@ -1,0 +1,848 @@
+//! `sentence-transformers/all-mpnet-base-v2` in pure Rust on candle.
+//!
+//! MPNet is a BERT-like encoder whose self-attention adds a relative position bias (T5-style
+//! buckets, one table shared by all layers); its embeddings number positions from
+//! `padding_idx + 1` like RoBERTa. The sentence embedding is the mean of the last hidden states
+//! over the attention mask, L2-normalised, exactly as the sentence-transformers pipeline
+//! `Transformer -> Pooling(mean) -> Normalize` computes it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{DType, Device, Module, Tensor, D};
+use candle_nn::{Embedding, LayerNorm, VarBuilder};
+use serde::Deserialize;
+use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+
+use crate::encoder::{Encoder, EncoderError, Result};
+
+/// The folder name of the model, also its [`Encoder::name`].
+pub const MODEL_NAME: &str = "all-mpnet-base-v2";
+/// sentence-transformers' `max_seq_length` for this model, used when
+/// `sentence_bert_config.json` is absent.
+pub const DEFAULT_MAX_SEQ_LENGTH: usize = 384;
+/// Texts per forward pass unless [`MpnetEncoder::with_batch_size`] says otherwise.
+pub const DEFAULT_BATCH_SIZE: usize = 32;
+const INSTALL_HINT: &str = "install it with `bash scripts/install-encoder.sh` \
+     (or point LWDEC_ENCODER_DIR at a folder holding config.json, tokenizer.json and the weights)";
+
+/// The fields of the Hugging Face `config.json` that the model needs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    /// Rows of the word-embedding table.
+    pub vocab_size: usize,
+    /// Width of every hidden state.
+    pub hidden_size: usize,
+    /// Number of transformer layers.
+    pub num_hidden_layers: usize,
+    /// Attention heads per layer.
+    pub num_attention_heads: usize,
+    /// Width of the feed-forward block.
+    pub intermediate_size: usize,
+    /// Feed-forward activation; only `gelu` (the exact, erf-based one) is supported.
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+    /// Rows of the absolute position-embedding table.
+    pub max_position_embeddings: usize,
+    /// Epsilon of every layer norm.
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+    /// Buckets of the relative attention bias.
+    #[serde(default = "default_buckets")]
+    pub relative_attention_num_buckets: usize,
+    /// Id of the padding token, also the embeddings' `padding_idx`.
+    #[serde(default = "default_pad")]
+    pub pad_token_id: u32,
+}
+
+fn default_act() -> String {
+    "gelu".into()
+}
+fn default_eps() -> f64 {
+    1e-5
+}
+fn default_buckets() -> usize {
+    32
+}
+fn default_pad() -> u32 {
+    1
+}
+
+/// Largest relative distance with its own bucket range (fixed in MPNet).
+const MAX_DISTANCE: i64 = 128;
+
+/// Numeric precision of the linear layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// Full float32 weights (parity with PyTorch).
+    #[default]
+    F32,
+    /// Linear-layer weights quantized to Q8_0 (8-bit, blocks of 32 with one f16 scale);
+    /// embeddings, layer norms and biases stay float32.
+    Int8,
+}
+
+/// A linear layer, float32 or Q8_0.
+#[derive(Debug, Clone)]
+enum Proj {
+    /// `weight_t` is the transposed weight `[in, out]`, stored contiguous (row-major), the
+    /// layout the gemm kernel reads with the least repacking.
+    F32 {
+        weight_t: Tensor,
+        bias: Tensor,
+    },
+    Q8 {
+        weight: QMatMul,
+        bias: Tensor,
+    },
+}
+
+impl Proj {
+    fn new(weight: Tensor, bias: Tensor, precision: Precision) -> Result<Self> {
+        Ok(match precision {
+            Precision::F32 => Proj::F32 {
+                weight_t: weight.t()?.contiguous()?,
+                bias,
+            },
+            Precision::Int8 => {
+                let q = QTensor::quantize(&weight, GgmlDType::Q8_0)?;
+                Proj::Q8 {
+                    weight: QMatMul::from_qtensor(q)?,
+                    bias,
+                }
+            }
+        })
+    }
+
+    /// `x` is 2-D: `[tokens, in]`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Proj::F32 { weight_t, bias } => x.matmul(weight_t)?.broadcast_add(bias)?,
+            Proj::Q8 { weight, bias } => weight.forward(x)?.broadcast_add(bias)?,
+        })
+    }
+}
+
+fn linear(vb: &VarBuilder, in_dim: usize, out_dim: usize, p: Precision) -> Result<Proj> {
+    let w = vb.get((out_dim, in_dim), "weight")?;
+    let b = vb.get(out_dim, "bias")?;
+    Proj::new(w, b, p)
+}
+
+fn layer_norm(vb: &VarBuilder, dim: usize, eps: f64) -> Result<LayerNorm> {
+    let w = vb.get(dim, "weight")?;
+    let b = vb.get(dim, "bias")?;
+    Ok(LayerNorm::new(w, b, eps))
+}
+
+struct Embeddings {
+    word: Embedding,
+    position: Embedding,
+    norm: LayerNorm,
+}
+
+impl Embeddings {
+    fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+        let h = cfg.hidden_size;
+        Ok(Self {
+            word: Embedding::new(vb.get((cfg.vocab_size, h), "word_embeddings.weight")?, h),
+            position: Embedding::new(
+                vb.get(
+                    (cfg.max_position_embeddings, h),
+                    "position_embeddings.weight",
+                )?,
+                h,
+            ),
+            norm: layer_norm(&vb.pp("LayerNorm"), h, cfg.layer_norm_eps)?,
+        })
+    }
+
+    fn forward(&self, ids: &Tensor, positions: &Tensor) -> Result<Tensor> {
+        let x = self
+            .word
+            .forward(ids)?
+            .add(&self.position.forward(positions)?)?;
+        Ok(self.norm.forward(&x)?)
+    }
+}
+
+struct Attention {
+    /// q, k and v fused into one projection; q is pre-scaled by 1/sqrt(head_dim).
+    qkv: Proj,
+    o: Proj,
+    norm: LayerNorm,
+    heads: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    fn load(vb: VarBuilder, cfg: &Config, p: Precision) -> Result<Self> {
+        let h = cfg.hidden_size;
+        let heads = cfg.num_attention_heads;
+        let head_dim = h / heads;
+        let attn = vb.pp("attn");
+        let get = |name: &str| -> Result<(Tensor, Tensor)> {
+            let v = attn.pp(name);
+            Ok((v.get((h, h), "weight")?, v.get(h, "bias")?))
+        };
+        let (qw, qb) = get("q")?;
+        let (kw, kb) = get("k")?;
+        let (vw, vbias) = get("v")?;
+        // 1/sqrt(64) = 1/8 is a power of two, so pre-scaling q is exact.
+        let scale = 1.0 / (head_dim as f64).sqrt();
+        let w = Tensor::cat(&[(qw * scale)?, kw, vw], 0)?;
+        let b = Tensor::cat(&[(qb * scale)?, kb, vbias], 0)?;
+        Ok(Self {
+            qkv: Proj::new(w, b, p)?,
+            o: linear(&attn.pp("o"), h, h, p)?,
+            norm: layer_norm(&vb.pp("LayerNorm"), h, cfg.layer_norm_eps)?,
+            heads,
+            head_dim,
+        })
+    }
+
+    /// `x`: `[batch * len, hidden]`; `bias`: `[batch, heads, len, len]` (position bias plus mask).
+    fn forward(&self, x: &Tensor, bias: &Tensor, batch: usize, len: usize) -> Result<Tensor> {
+        let hidden = self.heads * self.head_dim;
+        let qkv = self
+            .qkv
+            .forward(x)?
+            .reshape((batch, len, 3, self.heads, self.head_dim))?;
+        let split = |i: usize| -> Result<Tensor> {
+            Ok(qkv
+                .narrow(2, i, 1)?
+                .squeeze(2)?
+                .transpose(1, 2)?
+                .contiguous()?)
+        };
+        let (q, k, v) = (split(0)?, split(1)?, split(2)?);
+        let scores = q.matmul(&k.t()?)?.add(bias)?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let ctx = probs
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((batch * len, hidden))?;
+        let out = self.o.forward(&ctx)?;
+        Ok(self.norm.forward(&out.add(x)?)?)
+    }
+}
+
+struct Layer {
+    attention: Attention,
+    intermediate: Proj,
+    output: Proj,
+    norm: LayerNorm,
+}
+
+impl Layer {
+    fn load(vb: VarBuilder, cfg: &Config, p: Precision) -> Result<Self> {
+        let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
+        Ok(Self {
+            attention: Attention::load(vb.pp("attention"), cfg, p)?,
+            intermediate: linear(&vb.pp("intermediate.dense"), h, i, p)?,
+            output: linear(&vb.pp("output.dense"), i, h, p)?,
+            norm: layer_norm(&vb.pp("output.LayerNorm"), h, cfg.layer_norm_eps)?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, bias: &Tensor, batch: usize, len: usize) -> Result<Tensor> {
+        let a = self.attention.forward(x, bias, batch, len)?;
+        let f = self.intermediate.forward(&a)?.apply_op1_no_bwd(&GeluErf)?;
+        let f = self.output.forward(&f)?;
+        Ok(self.norm.forward(&f.add(&a)?)?)
+    }
+}
+
+/// Exact (erf-based) GELU, `0.5 x (1 + erf(x / sqrt 2))`, with a branch-free rational erf
+/// that the compiler vectorises (candle's `gelu_erf` calls scalar libm `erff`, 12% of the
+/// batch-64 profile); erf within 5e-7, GELU within 2e-6 of candle's (see the tests).
+struct GeluErf;
+
+/// erf(x) for f32: the odd rational minimax approximation used by Eigen and XLA for float on
+/// [-3.92, 3.92]; beyond, erf(x) rounds to +-1 in f32.
+#[inline(always)]
+fn erf_f32(x: f32) -> f32 {
+    let x = x.clamp(-4.0, 4.0);
+    let x2 = x * x;
+    let mut p = -2.726_142_3e-10_f32;
+    p = p * x2 + 2.770_681_4e-8;
+    p = p * x2 + -2.101_024e-6;
+    p = p * x2 + -5.692_506_4e-5;
+    p = p * x2 + -7.349_906_3e-4;
+    p = p * x2 + -2.954_600_1e-3;
+    p = p * x2 + -1.609_603_3e-2;
+    let mut q = -1.456_607_2e-5_f32;
+    q = q * x2 + -2.133_740_6e-4;
+    q = q * x2 + -1.682_827e-3;
+    q = q * x2 + -7.373_329e-3;
+    q = q * x2 + -1.426_474e-2;
+    let r = x * p / q;
+    if x.abs() >= 3.92 {
+        1f32.copysign(x)
+    } else {
+        r
+    }
+}
+
+impl candle_core::CustomOp1 for GeluErf {
+    fn name(&self) -> &'static str {
+        "gelu-erf-rational"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let candle_core::CpuStorage::F32(data) = storage else {
+            candle_core::bail!("gelu: f32 only");
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("gelu: contiguous input only");
+        };
+        let out: Vec<f32> = data[start..end]
+            .iter()
+            .map(|&x| 0.5 * x * (1.0 + erf_f32(x * std::f32::consts::FRAC_1_SQRT_2)))
+            .collect();
+        Ok((candle_core::CpuStorage::F32(out), layout.shape().clone()))
+    }
+}
+
+/// T5-style bucket of a relative position (`key - query`), computed in f32 as PyTorch does.
+fn relative_position_bucket(relative_position: i64, num_buckets: i64) -> i64 {
+    let n = -relative_position;
+    let half = num_buckets / 2;
+    let mut ret = if n < 0 { half } else { 0 };
+    let n = n.abs();
+    let max_exact = half / 2;
+    if n < max_exact {
+        ret += n;
+    } else {
+        let log_ratio = (n as f32 / max_exact as f32).ln();
+        let scaled = log_ratio / ((MAX_DISTANCE as f32) / (max_exact as f32)).ln()
+            * (half - max_exact) as f32;
+        ret += (max_exact + scaled as i64).min(half - 1);
+    }
+    ret
+}
+
+/// The MPNet transformer (no pooler): token ids in, last hidden states out.
+struct MpnetModel {
+    embeddings: Embeddings,
+    layers: Vec<Layer>,
+    /// `[buckets, heads]`.
+    relative_attention_bias: Tensor,
+    cfg: Config,
+}
+
+impl MpnetModel {
+    fn load(vb: VarBuilder, cfg: &Config, p: Precision) -> Result<Self> {
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| Layer::load(vb.pp(format!("encoder.layer.{i}")), cfg, p))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            embeddings: Embeddings::load(vb.pp("embeddings"), cfg)?,
+            layers,
+            relative_attention_bias: vb.get(
+                (cfg.relative_attention_num_buckets, cfg.num_attention_heads),
+                "encoder.relative_attention_bias.weight",
+            )?,
+            cfg: cfg.clone(),
+        })
+    }
+
+    /// `[1, heads, len, len]` relative position bias.
+    fn position_bias(&self, len: usize) -> Result<Tensor> {
+        let buckets = self.cfg.relative_attention_num_buckets as i64;
+        let idx: Vec<u32> = (0..len as i64)
+            .flat_map(|q| (0..len as i64).map(move |k| (q, k)))
+            .map(|(q, k)| relative_position_bucket(k - q, buckets) as u32)
+            .collect();
+        let idx = Tensor::from_vec(idx, len * len, &Device::Cpu)?;
+        let values = self.relative_attention_bias.index_select(&idx, 0)?; // [len*len, heads]
+        Ok(values
+            .reshape((len, len, self.cfg.num_attention_heads))?
+            .permute((2, 0, 1))?
+            .unsqueeze(0)?
+            .contiguous()?)
+    }
+
+    /// `ids`, `mask`: row-major `[batch, len]`. Returns `[batch, len, hidden]`.
+    fn forward(&self, ids: &[u32], mask: &[u32], batch: usize, len: usize) -> Result<Tensor> {
+        let pad = self.cfg.pad_token_id;
+        // Position ids exactly as `create_position_ids_from_input_ids`: non-pad tokens count
+        // up from padding_idx + 1, pad tokens sit at padding_idx.
+        let mut positions = Vec::with_capacity(ids.len());
+        for row in ids.chunks(len) {
+            let mut seen = 0u32;
+            for &id in row {
+                if id != pad {
+                    seen += 1;
+                    positions.push(pad + seen);
+                } else {
+                    positions.push(pad);
+                }
+            }
+        }
+        let dev = Device::Cpu;
+        let ids_t = Tensor::from_slice(ids, (batch, len), &dev)?;
+        let pos_t = Tensor::from_vec(positions, (batch, len), &dev)?;
+        let x = self.embeddings.forward(&ids_t, &pos_t)?;
+        let mut x = x.reshape((batch * len, self.cfg.hidden_size))?;
+        // Additive mask: 0 where attended, the most negative f32 where padded (as HF does).
+        let additive: Vec<f32> = mask
+            .iter()
+            .map(|&m| if m == 0 { f32::MIN } else { 0.0 })
+            .collect();
+        let additive = Tensor::from_vec(additive, (batch, 1, 1, len), &dev)?;
+        let bias = self.position_bias(len)?.broadcast_add(&additive)?;
+        for layer in &self.layers {
+            x = layer.forward(&x, &bias, batch, len)?;
+        }
+        Ok(x.reshape((batch, len, self.cfg.hidden_size))?)
+    }
+}
+
+/// `sentence-transformers/all-mpnet-base-v2`: 768-d unit-norm sentence embeddings, matching
+/// PyTorch sentence-transformers to float32 rounding.
+pub struct MpnetEncoder {
+    model: MpnetModel,
+    tokenizer: Tokenizer,
+    batch_size: usize,
+    max_seq_length: usize,
+}
+
+impl std::fmt::Debug for MpnetEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MpnetEncoder")
+            .field("config", &self.model.cfg)
+            .field("batch_size", &self.batch_size)
+            .field("max_seq_length", &self.max_seq_length)
+            .finish()
+    }
+}
+
+fn missing(path: &Path) -> EncoderError {
+    EncoderError::Missing {
+        dir: path.to_path_buf(),
+        hint: INSTALL_HINT.into(),
+    }
+}
+
+fn corrupt(file: &Path, reason: impl std::fmt::Display) -> EncoderError {
+    EncoderError::Corrupt {
+        file: file.to_path_buf(),
+        reason: reason.to_string(),
+    }
+}
+
+fn mismatch(what: &str, expected: impl ToString, found: impl ToString) -> EncoderError {
+    EncoderError::Mismatch {
+        what: what.into(),
+        expected: expected.to_string(),
+        found: found.to_string(),
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(file: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(file).map_err(|e| corrupt(file, e))?;
+    serde_json::from_str(&text).map_err(|e| corrupt(file, e))
+}
+
+/// Reads the weights (`model.safetensors`, else `pytorch_model.bin`) into a name -> tensor map
+/// without any `mpnet.` prefix, all float32.
+fn read_weights(dir: &Path) -> Result<(PathBuf, HashMap<String, Tensor>)> {
+    let st = dir.join("model.safetensors");
+    let bin = dir.join("pytorch_model.bin");
+    let (file, raw) = if st.is_file() {
+        let t = candle_core::safetensors::load(&st, &Device::Cpu).map_err(|e| corrupt(&st, e))?;
+        (st, t.into_iter().collect::<Vec<_>>())
+    } else if bin.is_file() {
+        let t = candle_core::pickle::read_all(&bin).map_err(|e| corrupt(&bin, e))?;
+        (bin, t)
+    } else {
+        return Err(EncoderError::Missing {
+            dir: dir.to_path_buf(),
+            hint: format!(
+                "no weights (model.safetensors or pytorch_model.bin) in the folder; {INSTALL_HINT}"
+            ),
+        });
+    };
+    let mut map = HashMap::with_capacity(raw.len());
+    for (name, t) in raw {
+        let name = name.strip_prefix("mpnet.").unwrap_or(&name).to_string();
+        let t = t.to_dtype(DType::F32).map_err(|e| corrupt(&file, e))?;
+        map.insert(name, t);
+    }
+    Ok((file, map))
+}
+
+/// Checks the config against the weight shapes before anything is built from them.
+fn validate(cfg: &Config, weights: &HashMap<String, Tensor>, file: &Path) -> Result<()> {
+    let shape = |name: &str| -> Result<Vec<usize>> {
+        weights
+            .get(name)
+            .map(|t| t.dims().to_vec())
+            .ok_or_else(|| corrupt(file, format!("tensor `{name}` is absent")))
+    };
+    let word = shape("embeddings.word_embeddings.weight")?;
+    if word.len() != 2 {
+        return Err(corrupt(file, "word embeddings are not a matrix"));
+    }
+    if word[1] != cfg.hidden_size {
+        return Err(mismatch(
+            "hidden size (config.json vs word embeddings)",
+            cfg.hidden_size,
+            word[1],
+        ));
+    }
+    if word[0] != cfg.vocab_size {
+        return Err(mismatch(
+            "vocab size (config.json vs word embeddings)",
+            cfg.vocab_size,
+            word[0],
+        ));
+    }
+    let layers = weights
+        .keys()
+        .filter_map(|k| {
+            k.strip_prefix("encoder.layer.")?
+                .split('.')
+                .next()?
+                .parse::<usize>()
+                .ok()
+        })
+        .max()
+        .map_or(0, |m| m + 1);
+    if layers != cfg.num_hidden_layers {
+        return Err(mismatch(
+            "layer count (config.json vs weights)",
+            cfg.num_hidden_layers,
+            layers,
+        ));
+    }
+    // (checked_rem: MSRV 1.85 lacks is_multiple_of; also rejects zero heads)
+    if cfg.hidden_size.checked_rem(cfg.num_attention_heads) != Some(0) {
+        return Err(mismatch(
+            "attention heads (must divide the hidden size)",
+            format!("a divisor of {}", cfg.hidden_size),
+            cfg.num_attention_heads,
+        ));
+    }
+    let rel = shape("encoder.relative_attention_bias.weight")?;
+    let want = vec![cfg.relative_attention_num_buckets, cfg.num_attention_heads];
+    if rel != want {
+        return Err(mismatch(
+            "relative attention bias shape (config.json vs weights)",
+            format!("{want:?}"),
+            format!("{rel:?}"),
+        ));
+    }
+    let inter = shape("encoder.layer.0.intermediate.dense.weight")?;
+    let want = vec![cfg.intermediate_size, cfg.hidden_size];
+    if inter != want {
+        return Err(mismatch(
+            "intermediate size (config.json vs weights)",
+            format!("{want:?}"),
+            format!("{inter:?}"),
+        ));
+    }
+    if cfg.hidden_act != "gelu" {
+        return Err(mismatch(
+            "hidden_act in config.json",
+            "gelu",
+            &cfg.hidden_act,
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct SentenceBertConfig {
+    max_seq_length: Option<usize>,
+}
+
+impl MpnetEncoder {
+    /// Loads the model folder: `config.json`, `tokenizer.json`, and `model.safetensors` or
+    /// `pytorch_model.bin`; `sentence_bert_config.json` (optional) gives the truncation length.
+    /// The config is checked against the weight shapes before use.
+    pub fn load(dir: &Path) -> Result<Self> {
+        Self::load_with_precision(dir, Precision::F32)
+    }
+
+    /// [`MpnetEncoder::load`] with a choice of precision for the linear layers.
+    pub fn load_with_precision(dir: &Path, precision: Precision) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(missing(dir));
+        }
+        let config_file = dir.join("config.json");
+        let tokenizer_file = dir.join("tokenizer.json");
+        for f in [&config_file, &tokenizer_file] {
+            if !f.is_file() {
+                return Err(EncoderError::Missing {
+                    dir: f.clone(),
+                    hint: format!("the model folder lacks this file; {INSTALL_HINT}"),
+                });
+            }
+        }
+        let cfg: Config = read_json(&config_file)?;
+        let sbert_file = dir.join("sentence_bert_config.json");
+        let max_seq_length = if sbert_file.is_file() {
+            read_json::<SentenceBertConfig>(&sbert_file)?
+                .max_seq_length
+                .unwrap_or(DEFAULT_MAX_SEQ_LENGTH)
+        } else {
+            DEFAULT_MAX_SEQ_LENGTH
+        };
+        // Positions run from padding_idx + 1, so the table bounds the sequence length.
+        let max_positions = cfg
+            .max_position_embeddings
+            .saturating_sub(cfg.pad_token_id as usize + 1);
+        if max_seq_length == 0 || max_seq_length > max_positions {
+            return Err(mismatch(
+                "max_seq_length (sentence_bert_config.json vs position table)",
+                format!("1..={max_positions}"),
+                max_seq_length,
+            ));
+        }
+
+        let mut tokenizer =
+            Tokenizer::from_file(&tokenizer_file).map_err(|e| corrupt(&tokenizer_file, e))?;
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: max_seq_length,
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+                direction: TruncationDirection::Right,
+            }))
+            .map_err(|e| corrupt(&tokenizer_file, e))?;
+        tokenizer.with_padding(None);
+        let vocab = tokenizer.get_vocab_size(true);
+        if vocab > cfg.vocab_size {
+            return Err(mismatch(
+                "vocab size (tokenizer.json vs config.json)",
+                format!("at most {}", cfg.vocab_size),
+                vocab,
+            ));
+        }
+
+        let (weights_file, weights) = read_weights(dir)?;
+        validate(&cfg, &weights, &weights_file)?;
+        let vb = VarBuilder::from_tensors(weights, DType::F32, &Device::Cpu);
+        let model = MpnetModel::load(vb, &cfg, precision).map_err(|e| corrupt(&weights_file, e))?;
+        Ok(Self {
+            model,
+            tokenizer,
+            batch_size: DEFAULT_BATCH_SIZE,
+            max_seq_length,
+        })
+    }
+
+    /// The folder the model is looked for in: `$LWDEC_ENCODER_DIR` if set, else
+    /// `$XDG_DATA_HOME/lightweight-decoder/all-mpnet-base-v2`, else
+    /// `~/.local/share/lightweight-decoder/all-mpnet-base-v2`.
+    pub fn default_location() -> PathBuf {
+        let env = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        if let Some(dir) = env("LWDEC_ENCODER_DIR") {
+            return dir;
+        }
+        let data = env("XDG_DATA_HOME")
+            .filter(|p| p.is_absolute())
+            .or_else(|| env("HOME").map(|h| h.join(".local").join("share")))
+            .unwrap_or_else(|| PathBuf::from(".local/share"));
+        data.join("lightweight-decoder").join(MODEL_NAME)
+    }
+
+    /// [`MpnetEncoder::load`] from [`MpnetEncoder::default_location`].
+    pub fn from_default_location() -> Result<Self> {
+        Self::load(&Self::default_location())
+    }
+
+    /// Texts per forward pass (at least 1). Texts are sorted by token count before batching,
+    /// to minimise padding, and the rows come back in input order.
+    pub fn with_batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n.max(1);
+        self
+    }
+
+    /// The truncation length in tokens, special tokens included.
+    pub fn max_seq_length(&self) -> usize {
+        self.max_seq_length
+    }
+
+    /// Token ids of each text after truncation, as fed to the model (special tokens included).
+    pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+        let enc = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| EncoderError::Tokenizer(e.to_string()))?;
+        Ok(enc.into_iter().map(|e| e.get_ids().to_vec()).collect())
+    }
+
+    /// Mean-pooled, L2-normalised embeddings of one padded batch, `[batch, hidden]`.
+    fn embed_batch(&self, seqs: &[&[u32]]) -> Result<Vec<f32>> {
+        let batch = seqs.len();
+        let len = seqs.iter().map(|s| s.len()).max().unwrap_or(0).max(1);
+        let pad = self.model.cfg.pad_token_id;
+        let mut ids = Vec::with_capacity(batch * len);
+        let mut mask = Vec::with_capacity(batch * len);
+        for s in seqs {
+            ids.extend_from_slice(s);
+            ids.extend(std::iter::repeat_n(pad, len - s.len()));
+            mask.extend(std::iter::repeat_n(1u32, s.len()));
+            mask.extend(std::iter::repeat_n(0u32, len - s.len()));
+        }
+        let hidden = self.model.forward(&ids, &mask, batch, len)?;
+        let m: Vec<f32> = mask.iter().map(|&v| v as f32).collect();
+        let m = Tensor::from_vec(m, (batch, len, 1), &Device::Cpu)?;
+        let summed = hidden.broadcast_mul(&m)?.sum(1)?; // [batch, hidden]
+        let counts = m.sum(1)?.clamp(1e-9f32, f32::MAX)?; // [batch, 1]
+        let mean = summed.broadcast_div(&counts)?;
+        let norm = mean
+            .sqr()?
+            .sum_keepdim(D::Minus1)?
+            .sqrt()?
+            .clamp(1e-12f32, f32::MAX)?;
+        Ok(mean.broadcast_div(&norm)?.flatten_all()?.to_vec1::<f32>()?)
+    }
+}
+
+impl Encoder for MpnetEncoder {
+    fn embed(&self, texts: &[&str]) -> Result<ndarray::Array2<f32>> {
+        let dim = self.dimension();
+        let mut out = ndarray::Array2::<f32>::zeros((texts.len(), dim));
+        if texts.is_empty() {
+            return Ok(out);
+        }
+        let seqs = self.tokenize(texts)?;
+        let mut order: Vec<usize> = (0..seqs.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(seqs[i].len()));
+        for chunk in order.chunks(self.batch_size) {
+            let batch: Vec<&[u32]> = chunk.iter().map(|&i| seqs[i].as_slice()).collect();
+            let rows = self.embed_batch(&batch)?;
+            for (row, &i) in rows.chunks(dim).zip(chunk) {
+                out.row_mut(i)
+                    .iter_mut()
+                    .zip(row)
+                    .for_each(|(o, &v)| *o = v);
+            }
+        }
+        Ok(out)
+    }
+
+    fn dimension(&self) -> usize {
+        self.model.cfg.hidden_size
+    }
+
+    fn name(&self) -> &str {
+        MODEL_NAME
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_match_pytorch_table() {
+        // (first relative position, bucket) change points of
+        // `MPNetEncoder.relative_position_bucket(torch.arange(-520, 521))`.
+        let points: [(i64, i64); 31] = [
+            (-520, 15),
+            (-90, 14),
+            (-63, 13),
+            (-45, 12),
+            (-31, 11),
+            (-22, 10),
+            (-15, 9),
+            (-11, 8),
+            (-7, 7),
+            (-6, 6),
+            (-5, 5),
+            (-4, 4),
+            (-3, 3),
+            (-2, 2),
+            (-1, 1),
+            (0, 0),
+            (1, 17),
+            (2, 18),
+            (3, 19),
+            (4, 20),
+            (5, 21),
+            (6, 22),
+            (7, 23),
+            (8, 24),
+            (12, 25),
+            (16, 26),
+            (23, 27),
+            (32, 28),
+            (46, 29),
+            (64, 30),
+            (91, 31),
+        ];
+        for r in -520..=520i64 {
+            let want = points
+                .iter()
+                .rev()
+                .find(|&&(start, _)| start <= r)
+                .unwrap()
+                .1;
+            assert_eq!(
+                relative_position_bucket(r, 32),
+                want,
+                "relative position {r}"
+            );
+        }
+    }
+
+    #[test]
+    fn fast_gelu_matches_candle_gelu_erf() {
+        let xs: Vec<f32> = (-200_000..=200_000).map(|i| i as f32 * 1e-4).collect();
+        let t = Tensor::from_vec(xs, 400_001, &Device::Cpu).unwrap();
+        let want = t.gelu_erf().unwrap().to_vec1::<f32>().unwrap();
+        let got = t
+            .apply_op1_no_bwd(&GeluErf)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        // Absolute error for tiny outputs (1 + erf cancels there in both), relative elsewhere.
+        let worst = want
+            .iter()
+            .zip(&got)
+            .map(|(a, b)| (a - b).abs() / a.abs().max(1.0))
+            .fold(0f32, f32::max);
+        assert!(worst < 2e-6, "worst error {worst}");
+        let e = t.erf().unwrap().to_vec1::<f32>().unwrap();
+        let xs = t.to_vec1::<f32>().unwrap();
+        let erf_worst = xs
+            .iter()
+            .zip(&e)
+            .map(|(&x, &w)| (erf_f32(x) - w).abs())
+            .fold(0f32, f32::max);
+        assert!(erf_worst < 5e-7, "worst erf error {erf_worst}");
+    }
+
+    #[test]
+    fn buckets_match_t5_rule() {
+        // Small distances are exact; keys after the query go to the upper half.
+        assert_eq!(relative_position_bucket(0, 32), 0);
+        assert_eq!(relative_position_bucket(-3, 32), 3);
+        assert_eq!(relative_position_bucket(3, 32), 19);
+        // Far distances saturate at the last bucket of each half.
+        assert_eq!(relative_position_bucket(-1000, 32), 15);
+        assert_eq!(relative_position_bucket(1000, 32), 31);
+    }
+
+    #[test]
+    fn default_location_prefers_env() {
+        // Only reads the environment; does not modify it (tests run in parallel).
+        let p = MpnetEncoder::default_location();
+        assert!(p.ends_with(MODEL_NAME) || std::env::var_os("LWDEC_ENCODER_DIR").is_some());
+    }
+}
