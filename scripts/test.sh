@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-system-deps.sh
+bash scripts/install-encoder.sh   # all-mpnet-base-v2 for the encoder parity test (once; no torch)
 cargo fmt --all -- --check
 python3 scripts/import_graph.py   # no import cycle between source files
 cargo clippy --release --all-targets -- -D warnings

@@ -78,6 +78,9 @@ pub enum Error {
     /// being done).
     #[error("model: {0}")]
     Model(String),
+    /// The sentence encoder failed to load or to run.
+    #[error("encoder: {0}")]
+    Encoder(#[from] crate::encoder::EncoderError),
     /// An internal invariant does not hold: a bug in this crate, never the caller's input.
     #[error("internal error (please report): {0}")]
     Internal(String),

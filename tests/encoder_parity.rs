@@ -1,14 +1,14 @@
-//! Parity with PyTorch sentence-transformers on the fixture of
-//! `scripts/make_encoder_fixture.py` (main repository): token ids must be identical and the
-//! embeddings must agree to float32 rounding (mean cosine >= 0.9999).
+//! Parity of [`MpnetEncoder`] with PyTorch sentence-transformers on the bundled fixture
+//! (`samples/encoder_parity.*`, made by `scripts/make_encoder_fixture.py`): token ids must be
+//! identical and the embeddings agree to float32 rounding (mean cosine >= 0.9999).
 //!
-//! The model folder is `$LWDEC_ENCODER_DIR` (or the default location); the fixture is
-//! `$LWDEC_PARITY_FIXTURE` (path without extension), default `../../samples/encoder_parity`.
-//! Both missing: the test says so and passes without checking.
+//! The model folder is `$LWDEC_ENCODER_DIR` or the default location, which the test command
+//! fills (`bash scripts/install-encoder.sh`, no torch); without it the test fails and names
+//! that command.
 
 use std::path::{Path, PathBuf};
 
-use encoder_dev::{Encoder, MpnetEncoder, Precision};
+use lightweight_decoder::encoder::{Encoder, MpnetEncoder, Precision};
 
 struct Fixture {
     texts: Vec<String>,
@@ -21,16 +21,14 @@ fn model_dir() -> Option<PathBuf> {
     if d.join("config.json").is_file() {
         return Some(d);
     }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/all-mpnet-base-v2");
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/all-mpnet-base-v2");
     venv.join("config.json").is_file().then_some(venv)
 }
 
 fn fixture() -> Option<Fixture> {
     let base = std::env::var("LWDEC_PARITY_FIXTURE")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/encoder_parity")
-        });
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/encoder_parity"));
     let jsonl = std::fs::read_to_string(base.with_extension("jsonl")).ok()?;
     let emb: ndarray::Array2<f32> =
         ndarray_npy::read_npy(base.with_extension("f32.npy")).expect("fixture .npy");
@@ -51,13 +49,14 @@ fn fixture() -> Option<Fixture> {
     Some(Fixture { texts, ids, emb })
 }
 
-fn setup() -> Option<(PathBuf, Fixture)> {
+fn setup() -> (PathBuf, Fixture) {
     match (model_dir(), fixture()) {
-        (Some(d), Some(f)) => Some((d, f)),
-        _ => {
-            eprintln!("encoder or parity fixture not installed: skipping");
-            None
-        }
+        (Some(d), Some(f)) => (d, f),
+        (None, _) => panic!(
+            "the encoder is not installed at {}: run `bash scripts/install-encoder.sh`",
+            MpnetEncoder::default_location().display()
+        ),
+        (_, None) => panic!("the parity fixture samples/encoder_parity.* is missing"),
     }
 }
 
@@ -77,7 +76,7 @@ fn summary(c: &[f32]) -> (f32, f64) {
 
 #[test]
 fn parity_with_sentence_transformers() {
-    let Some((dir, fx)) = setup() else { return };
+    let (dir, fx) = setup();
     let enc = MpnetEncoder::load(&dir).expect("load").with_batch_size(16);
     let texts: Vec<&str> = fx.texts.iter().map(String::as_str).collect();
 
@@ -129,7 +128,7 @@ fn parity_with_sentence_transformers() {
 
 #[test]
 fn int8_close_to_f32() {
-    let Some((dir, fx)) = setup() else { return };
+    let (dir, fx) = setup();
     let enc = MpnetEncoder::load_with_precision(&dir, Precision::Int8)
         .expect("load")
         .with_batch_size(16);
@@ -142,7 +141,7 @@ fn int8_close_to_f32() {
 
 #[test]
 fn edge_cases_do_not_panic() {
-    let Some((dir, _)) = setup() else { return };
+    let (dir, _) = setup();
     let enc = MpnetEncoder::load(&dir).expect("load");
     assert_eq!(enc.embed(&[]).expect("empty batch").dim(), (0, 768));
     let huge = "word ".repeat(200_000);

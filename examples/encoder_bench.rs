@@ -1,15 +1,15 @@
 //! Sentences per second at batch 1 and batch 64 on 2,000 real sentences (the same ones as
-//! `scripts/bench_encoder_torch.py` of the main repository): all 200 lines of samples/ood.txt,
+//! `scripts/bench_encoder_torch.py`): all 200 lines of samples/ood.txt,
 //! the first 1,000 of samples/validation.txt and the first 800 of samples/wordnet_sample.txt.
 //!
-//! `cargo run --release --example bench -- [SAMPLES_DIR] [int8] [n=N] [batches=1,64]` prints
+//! `cargo run --release --example encoder_bench -- [SAMPLES_DIR] [int8] [n=N] [batches=1,64]` prints
 //! `{"batch1": s_per_s, "batch64": s_per_s}`; `n=N` times the first N sentences only.
 //! Threads: RAYON_NUM_THREADS (default: all cores).
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use encoder_dev::{Encoder, MpnetEncoder, Precision};
+use lightweight_decoder::encoder::{Encoder, MpnetEncoder, Precision};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -27,7 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .find(|a| !a.contains('=') && *a != "int8")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../samples")));
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/samples")));
     let precision = if args.iter().any(|a| a == "int8") {
         Precision::Int8
     } else {
@@ -49,7 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         } else {
             PathBuf::from(concat!(
                 env!("CARGO_MANIFEST_DIR"),
-                "/../../.venv/all-mpnet-base-v2"
+                "/.venv/all-mpnet-base-v2"
             ))
         }
     };

@@ -1,4 +1,12 @@
-//! The sentence-encoder interface and its error type.
+//! Sentence encoders: the [`Encoder`] trait a decoder uses to re-embed text, and
+//! [`MpnetEncoder`], the reference encoder (sentence-transformers `all-mpnet-base-v2`) in pure
+//! Rust on candle, with its errors.
+
+mod mpnet;
+
+pub use mpnet::{
+    Config, MpnetEncoder, Precision, DEFAULT_BATCH_SIZE, DEFAULT_MAX_SEQ_LENGTH, MODEL_NAME,
+};
 
 use std::path::PathBuf;
 
@@ -39,7 +47,7 @@ pub enum EncoderError {
     Candle(#[from] candle_core::Error),
 }
 
-/// The result type of this crate.
+/// `Result` with an [`EncoderError`].
 pub type Result<T> = std::result::Result<T, EncoderError>;
 
 /// A sentence encoder: texts in, unit-norm embeddings out.
