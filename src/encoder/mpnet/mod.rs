@@ -146,23 +146,22 @@ fn validate(cfg: &Config, weights: &HashMap<String, Tensor>, file: &Path) -> Res
             cfg.num_attention_heads,
         ));
     }
-    let rel = shape("encoder.relative_attention_bias.weight")?;
-    let want = vec![cfg.relative_attention_num_buckets, cfg.num_attention_heads];
-    if rel != want {
-        return Err(mismatch(
+    for (name, want, what) in [
+        (
+            "encoder.relative_attention_bias.weight",
+            vec![cfg.relative_attention_num_buckets, cfg.num_attention_heads],
             "relative attention bias shape (config.json vs weights)",
-            format!("{want:?}"),
-            format!("{rel:?}"),
-        ));
-    }
-    let inter = shape("encoder.layer.0.intermediate.dense.weight")?;
-    let want = vec![cfg.intermediate_size, cfg.hidden_size];
-    if inter != want {
-        return Err(mismatch(
+        ),
+        (
+            "encoder.layer.0.intermediate.dense.weight",
+            vec![cfg.intermediate_size, cfg.hidden_size],
             "intermediate size (config.json vs weights)",
-            format!("{want:?}"),
-            format!("{inter:?}"),
-        ));
+        ),
+    ] {
+        let found = shape(name)?;
+        if found != want {
+            return Err(mismatch(what, format!("{want:?}"), format!("{found:?}")));
+        }
     }
     if cfg.hidden_act != "gelu" {
         return Err(mismatch(
