@@ -39,14 +39,14 @@ for mod, p in files.items():
                 reexports[(mod, name)] = child
 
 
-def resolve(mod, path):
+def resolve(path):
     """The file that defines what `path` (module segments, then maybe a name) names."""
     for k in range(len(path), -1, -1):
         prefix = tuple(path[:k])
         if prefix in files:
             if k < len(path) and (prefix, path[k]) in reexports:
                 child = reexports[(prefix, path[k])]
-                target = resolve(None, list(child))
+                target = resolve(list(child))
                 if target is not None and target != prefix:
                     return target
             return prefix if k > 0 else None
@@ -73,16 +73,12 @@ for mod, p in files.items():
             if base == "crate":
                 start = []
             else:
-                # super of a file: its parent module (mod.rs files are their folder's module)
-                is_mod = p.endswith("mod.rs") or p.endswith("lib.rs")
-                start = list(mod[:-1]) if not is_mod else list(mod[:-1])
-            target = resolve(mod, start + h)
+                # `super` is the parent module, for a file and for a folder's mod.rs alike
+                start = list(mod[:-1])
+            target = resolve(start + h)
             if target is not None and target != mod and target != ():
-                # a module's own children (declared with `mod`) are not upward imports
                 edges[mod].add(target)
 
-# a parent folder module (mod.rs) re-exporting its children is not a dependency of the
-# children on it: drop edges from a mod.rs to its descendants only when they are `pub use`
 cycles = []
 state = {}
 stack = []
