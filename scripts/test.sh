@@ -7,6 +7,7 @@ bash scripts/install-system-deps.sh
 bash scripts/install-encoder.sh   # all-mpnet-base-v2 for the encoder parity test (once; no torch)
 cargo fmt --all -- --check
 python3 scripts/import_graph.py   # no import cycle between source files
-cargo clippy --release --all-targets -- -D warnings
+cargo clippy --release --workspace --all-targets -- -D warnings   # the crate and bindings/python
 RUSTDOCFLAGS="-D warnings -D missing_docs" cargo doc --no-deps --release --quiet
 cargo test --release
+bash scripts/test-python.sh        # the Python package: build from source, pytest

@@ -303,6 +303,7 @@ impl PhraseBank {
                 FileDigest::of_file(&tmp.path().join(name))?,
             );
         }
+        let manifest = manifest.sealed()?;
         let manifest_path = tmp.path().join(MANIFEST_FILE);
         std::fs::write(&manifest_path, manifest.to_json()?)
             .map_err(|e| Error::io(&manifest_path, e))?;

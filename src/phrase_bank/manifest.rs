@@ -98,11 +98,15 @@ impl Manifest {
 
     /// The manifest as pretty JSON, sealed with its checksum.
     pub fn to_json(&self) -> Result<String> {
-        let sealed = Manifest {
+        Ok(serde_json::to_string_pretty(&self.sealed()?)? + "\n")
+    }
+
+    /// A copy with `sha256` set to the checksum of the other fields.
+    pub fn sealed(&self) -> Result<Self> {
+        Ok(Manifest {
             sha256: self.checksum()?,
             ..self.clone()
-        };
-        Ok(serde_json::to_string_pretty(&sealed)? + "\n")
+        })
     }
 
     /// Reads and parses `dir/manifest.json`, checking the format version, its checksum and

@@ -1,0 +1,489 @@
+//! The three decoders and their sessions as Python classes. Each wraps the crate's decoder; the
+//! GIL is released while it decodes, so threads calling one decoder run in parallel.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use lightweight_decoder as ld;
+use lightweight_decoder::generative::{DecodeOptions, Strategy, MAX_BEAM_WIDTH, MAX_MBR_SAMPLES};
+use lightweight_decoder::{Decoder, DecoderBuilder, DecoderConfig};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString};
+
+use crate::arrays::{matrix, vector};
+use crate::errors::IntoPyResult;
+use crate::results::{decoded_list, to_python, Decoded};
+
+/// The context one stream of related embeddings carries from decode to decode.
+///
+/// Make one with ``decoder.new_session()`` and pass it to ``decoder.decode(v, session=s)``;
+/// each decode reads the context and records itself in it.
+#[pyclass(frozen, module = "lightweight_decoder")]
+pub struct Session {
+    inner: Mutex<ld::Session>,
+}
+
+#[pymethods]
+impl Session {
+    /// Decodes remembered (at most the decoder's context window).
+    fn __len__(&self) -> usize {
+        self.inner.lock().map_or(0, |s| s.entries().len())
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Session(remembered={})", self.__len__())
+    }
+}
+
+/// The bundled data folder of the package (`lightweight_decoder/data`).
+fn bundled_data(py: Python<'_>) -> PyResult<PathBuf> {
+    py.import("lightweight_decoder")?
+        .getattr("BUNDLED_DATA")?
+        .extract()
+}
+
+/// `bank_dir`, else `$LWDEC_BANK_DIR`, else the bundled bank.
+fn bank_dir(py: Python<'_>, bank_dir: Option<PathBuf>) -> PyResult<PathBuf> {
+    if let Some(dir) = bank_dir {
+        return Ok(dir);
+    }
+    match std::env::var_os(ld::phrase_bank::BANK_DIR_ENV) {
+        Some(dir) => Ok(dir.into()),
+        None => Ok(bundled_data(py)?.join("phrase_bank")),
+    }
+}
+
+/// `model_path`, else `$LWDEC_MODEL`, else the bundled model.
+fn model_path(py: Python<'_>, model_path: Option<PathBuf>) -> PyResult<PathBuf> {
+    if let Some(path) = model_path {
+        return Ok(path);
+    }
+    match std::env::var_os(ld::generative::MODEL_PATH_ENV) {
+        Some(path) => Ok(path.into()),
+        None => Ok(bundled_data(py)?.join("generative.q4.gguf")),
+    }
+}
+
+/// The settings from `config`: None (the defaults), a dict (the keys of `DecoderConfig`'s
+/// JSON), or the path of a JSON file.
+fn decoder_config(py: Python<'_>, config: Option<&Bound<'_, PyAny>>) -> PyResult<DecoderConfig> {
+    let Some(config) = config.filter(|c| !c.is_none()) else {
+        return Ok(DecoderConfig::default());
+    };
+    if config.cast::<PyDict>().is_ok() {
+        let json: String = py
+            .import("json")?
+            .call_method1("dumps", (config,))?
+            .extract()?;
+        return DecoderConfig::from_json(&json).py();
+    }
+    if config.cast::<PyString>().is_ok() || config.hasattr("__fspath__")? {
+        let path: PathBuf = config.extract()?;
+        return ld::load_config(&path).py();
+    }
+    Err(PyTypeError::new_err(
+        "config must be None, a dict or the path of a JSON file",
+    ))
+}
+
+/// The generator's decoding options, as `lwdec`'s `--beam`, `--mbr` and `--mbr-temperature`.
+fn decode_options(beam: usize, mbr: usize, mbr_temperature: f32) -> PyResult<DecodeOptions> {
+    if !(1..=MAX_BEAM_WIDTH).contains(&beam) {
+        return Err(PyValueError::new_err(format!(
+            "beam must be in 1..={MAX_BEAM_WIDTH}, got {beam}"
+        )));
+    }
+    if mbr > MAX_MBR_SAMPLES {
+        return Err(PyValueError::new_err(format!(
+            "mbr must be in 0..={MAX_MBR_SAMPLES}, got {mbr}"
+        )));
+    }
+    if !(mbr_temperature.is_finite() && mbr_temperature > 0.0) {
+        return Err(PyValueError::new_err(format!(
+            "mbr_temperature must be finite and positive, got {mbr_temperature}"
+        )));
+    }
+    let strategy = if mbr > 0 {
+        Strategy::Mbr {
+            samples: mbr,
+            temperature: mbr_temperature,
+            seed: 0,
+        }
+    } else if beam > 1 {
+        Strategy::Beam { width: beam }
+    } else {
+        Strategy::Greedy
+    };
+    Ok(DecodeOptions {
+        strategy,
+        ..DecodeOptions::default()
+    })
+}
+
+/// A builder from the constructors' arguments.
+fn builder(
+    py: Python<'_>,
+    bank: Option<PathBuf>,
+    model: Option<PathBuf>,
+    config: Option<&Bound<'_, PyAny>>,
+    guide: bool,
+    options: DecodeOptions,
+) -> PyResult<DecoderBuilder> {
+    let mut config = decoder_config(py, config)?;
+    if !guide {
+        config = config.without_guide();
+    }
+    config.validate().py()?;
+    Ok(DecoderBuilder::new()
+        .bank_dir(Some(bank_dir(py, bank)?))
+        .model_path(Some(model_path(py, model)?))
+        .config(config)
+        .decode_options(options))
+}
+
+/// Decodes one embedding (optionally in a session) with the GIL released.
+fn decode_one(
+    decoder: &dyn Decoder,
+    embedding: &Bound<'_, PyAny>,
+    session: Option<&Bound<'_, Session>>,
+    scale: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Decoded> {
+    let py = embedding.py();
+    let rows = vector(embedding, scale)?;
+    let view = rows.view();
+    let row = view.row(0);
+    let values = row.to_vec();
+    let session = session.map(|s| s.get());
+    let decoded = py.detach(|| match session {
+        Some(s) => {
+            let mut guard = s
+                .inner
+                .lock()
+                .map_err(|_| ld::Error::Internal("a session's lock is poisoned".into()))?;
+            decoder.decode_in_session(&values, &mut guard)
+        }
+        None => decoder.decode(&values),
+    });
+    Ok(Decoded::from(decoded.py()?))
+}
+
+/// Decodes a batch (sessions from `boundaries`, else one per row) with the GIL released.
+fn decode_batch<'py>(
+    decoder: &dyn Decoder,
+    embeddings: &Bound<'py, PyAny>,
+    boundaries: Option<Vec<usize>>,
+    scale: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyList>> {
+    let py = embeddings.py();
+    let rows = matrix(embeddings, scale)?;
+    let view = rows.view();
+    let decoded = py.detach(|| match &boundaries {
+        Some(b) => decoder.batch_decode_with_sessions(view, b),
+        None => decoder.batch_decode(view),
+    });
+    decoded_list(py, decoded.py()?)
+}
+
+/// The methods every decoder class has, over its `inner` crate decoder.
+macro_rules! decoder_methods {
+    ($class:ident, $name:literal, { $($extra:tt)* }) => {
+        #[pymethods]
+        impl $class {
+            $($extra)*
+
+            /// Dimension of the embeddings this decoder accepts (768 for the bundled data).
+            #[getter]
+            fn dim(&self) -> usize {
+                self.inner.dim()
+            }
+
+            /// A fresh session for a stream of related embeddings.
+            fn new_session(&self) -> Session {
+                Session {
+                    inner: Mutex::new(self.inner.new_session()),
+                }
+            }
+
+            /// Decodes one embedding: a 1-D array of ``dim`` values (float32, float64, or
+            /// int8 with ``scale`` a number). With ``session`` it decodes in that context and
+            /// records itself in it.
+            #[pyo3(signature = (embedding, session=None, scale=None))]
+            fn decode(
+                &self,
+                embedding: &Bound<'_, PyAny>,
+                session: Option<&Bound<'_, Session>>,
+                scale: Option<&Bound<'_, PyAny>>,
+            ) -> PyResult<Decoded> {
+                decode_one(&self.inner, embedding, session, scale)
+            }
+
+            /// Decodes the rows of a 2-D array (rows x ``dim``: float32 in any layout,
+            /// float64, or int8 with ``scale`` one float32 per row), each in its own session,
+            /// in parallel. Returns a list of ``Decoded`` in row order.
+            #[pyo3(signature = (embeddings, scale=None))]
+            fn batch_decode<'py>(
+                &self,
+                embeddings: &Bound<'py, PyAny>,
+                scale: Option<&Bound<'py, PyAny>>,
+            ) -> PyResult<Bound<'py, PyList>> {
+                decode_batch(&self.inner, embeddings, None, scale)
+            }
+
+            /// Decodes the rows of a 2-D array grouped into sessions: ``boundaries`` are the
+            /// first rows of the sessions, strictly increasing (row 0 always starts one).
+            /// The result equals decoding each session's rows in order in one session.
+            #[pyo3(signature = (embeddings, boundaries, scale=None))]
+            fn batch_decode_with_sessions<'py>(
+                &self,
+                embeddings: &Bound<'py, PyAny>,
+                boundaries: Vec<usize>,
+                scale: Option<&Bound<'py, PyAny>>,
+            ) -> PyResult<Bound<'py, PyList>> {
+                decode_batch(&self.inner, embeddings, Some(boundaries), scale)
+            }
+
+            /// Seconds the crate's own ``batch_decode`` takes on ``embeddings`` (float32, 2-D),
+            /// timed inside Rust with no Python objects made: the yardstick of
+            /// ``benchmarks/bench_batch.py``. Not part of the stable API.
+            fn _rust_batch_seconds(&self, embeddings: &Bound<'_, PyAny>) -> PyResult<f64> {
+                let py = embeddings.py();
+                let rows = matrix(embeddings, None)?;
+                let view = rows.view();
+                py.detach(|| {
+                    let started = std::time::Instant::now();
+                    self.inner.batch_decode(view).map(drop)?;
+                    Ok(started.elapsed().as_secs_f64())
+                })
+                .py()
+            }
+
+            fn __repr__(&self) -> String {
+                format!("{}(dim={})", $name, self.inner.dim())
+            }
+        }
+    };
+}
+
+/// FAISS search over a bank of phrases with known embeddings: exact on phrases in the bank,
+/// sub-millisecond.
+///
+/// ``PhraseBankDecoder(bank_dir=None, config=None)``: the bank folder (None: the bundled
+/// bank, or ``$LWDEC_BANK_DIR``) and the settings (None, a dict with the keys of the crate's
+/// ``DecoderConfig`` JSON, or the path of such a JSON file).
+#[pyclass(frozen, module = "lightweight_decoder")]
+pub struct PhraseBankDecoder {
+    inner: ld::PhraseBankDecoder,
+}
+
+decoder_methods!(PhraseBankDecoder, "PhraseBankDecoder", {
+    #[new]
+    #[pyo3(signature = (bank_dir=None, config=None))]
+    fn py_new(
+        py: Python<'_>,
+        bank_dir: Option<PathBuf>,
+        config: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        Self::open(py, bank_dir, config)
+    }
+
+    /// The bundled bank (or ``$LWDEC_BANK_DIR``) with ``config``.
+    #[staticmethod]
+    #[pyo3(signature = (config=None))]
+    fn default(py: Python<'_>, config: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        Self::open(py, None, config)
+    }
+
+    /// Counters: decodes, errors, cache hits, latency percentiles (microseconds), as a dict.
+    fn statistics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_python(py, &self.inner.statistics())
+    }
+
+    /// ``{"status": "healthy" | "degraded" | "unhealthy", "reasons": [...]}``.
+    fn health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_python(py, &self.inner.health())
+    }
+
+    /// The bank's manifest (count, dimension, encoder, index kind, checksums) as a dict.
+    fn manifest<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_python(py, self.inner.bank().manifest())
+    }
+});
+
+impl PhraseBankDecoder {
+    /// The decoder over `bank_dir` with `config`.
+    pub fn open(
+        py: Python<'_>,
+        bank_dir: Option<PathBuf>,
+        config: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let builder = builder(py, bank_dir, None, config, true, DecodeOptions::default())?;
+        let inner = py.detach(|| builder.phrase_bank()).py()?;
+        Ok(PhraseBankDecoder { inner })
+    }
+}
+
+/// A byte-level transformer (722,944 parameters, INT4) that writes text byte by byte, guided
+/// by the bank's nearest phrases.
+///
+/// ``GenerativeDecoder(model_path=None, bank_dir=None, config=None, *, beam=1, mbr=0,
+/// mbr_temperature=0.6, guide=True)``: the model file (None: the bundled model, or
+/// ``$LWDEC_MODEL``), the guiding bank, the settings, and the search (as ``lwdec``'s
+/// ``--beam``, ``--mbr``, ``--no-guide``).
+#[pyclass(frozen, module = "lightweight_decoder")]
+pub struct GenerativeDecoder {
+    inner: ld::GenerativeDecoder,
+}
+
+decoder_methods!(GenerativeDecoder, "GenerativeDecoder", {
+    #[new]
+    #[pyo3(signature = (model_path=None, bank_dir=None, config=None, *, beam=1, mbr=0,
+                        mbr_temperature=0.6, guide=true))]
+    #[allow(clippy::too_many_arguments)]
+    fn py_new(
+        py: Python<'_>,
+        model_path: Option<PathBuf>,
+        bank_dir: Option<PathBuf>,
+        config: Option<&Bound<'_, PyAny>>,
+        beam: usize,
+        mbr: usize,
+        mbr_temperature: f32,
+        guide: bool,
+    ) -> PyResult<Self> {
+        Self::open(
+            py,
+            model_path,
+            bank_dir,
+            config,
+            beam,
+            mbr,
+            mbr_temperature,
+            guide,
+        )
+    }
+
+    /// The bundled model (or ``$LWDEC_MODEL``), guided by the bundled bank.
+    #[staticmethod]
+    #[pyo3(signature = (config=None, *, beam=1, mbr=0, mbr_temperature=0.6, guide=true))]
+    fn bundled(
+        py: Python<'_>,
+        config: Option<&Bound<'_, PyAny>>,
+        beam: usize,
+        mbr: usize,
+        mbr_temperature: f32,
+        guide: bool,
+    ) -> PyResult<Self> {
+        Self::open(py, None, None, config, beam, mbr, mbr_temperature, guide)
+    }
+
+    /// Counters: decodes, errors, latency percentiles (microseconds), as a dict.
+    fn statistics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_python(py, &self.inner.statistics())
+    }
+});
+
+impl GenerativeDecoder {
+    /// The decoder from the constructor's arguments.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open(
+        py: Python<'_>,
+        model_path: Option<PathBuf>,
+        bank_dir: Option<PathBuf>,
+        config: Option<&Bound<'_, PyAny>>,
+        beam: usize,
+        mbr: usize,
+        mbr_temperature: f32,
+        guide: bool,
+    ) -> PyResult<Self> {
+        let options = decode_options(beam, mbr, mbr_temperature)?;
+        let builder = builder(py, bank_dir, model_path, config, guide, options)?;
+        let inner = py.detach(|| builder.generative()).py()?;
+        Ok(GenerativeDecoder { inner })
+    }
+}
+
+/// Per input the bank's phrase or the generator's text, by a rule fitted on labelled
+/// embeddings: never worse than the better of the two on the bundled samples.
+///
+/// ``HybridDecoder(bank_dir=None, model_path=None, config=None, *, beam=1, mbr=0,
+/// mbr_temperature=0.6, guide=True)``, arguments as for the other two decoders.
+#[pyclass(frozen, module = "lightweight_decoder")]
+pub struct HybridDecoder {
+    inner: ld::HybridDecoder,
+}
+
+decoder_methods!(HybridDecoder, "HybridDecoder", {
+    #[new]
+    #[pyo3(signature = (bank_dir=None, model_path=None, config=None, *, beam=1, mbr=0,
+                        mbr_temperature=0.6, guide=true))]
+    #[allow(clippy::too_many_arguments)]
+    fn py_new(
+        py: Python<'_>,
+        bank_dir: Option<PathBuf>,
+        model_path: Option<PathBuf>,
+        config: Option<&Bound<'_, PyAny>>,
+        beam: usize,
+        mbr: usize,
+        mbr_temperature: f32,
+        guide: bool,
+    ) -> PyResult<Self> {
+        Self::open(
+            py,
+            bank_dir,
+            model_path,
+            config,
+            beam,
+            mbr,
+            mbr_temperature,
+            guide,
+        )
+    }
+
+    /// The bundled bank and model with ``config`` (the shipped rule by default).
+    #[staticmethod]
+    #[pyo3(signature = (config=None, *, beam=1, mbr=0, mbr_temperature=0.6, guide=true))]
+    fn default(
+        py: Python<'_>,
+        config: Option<&Bound<'_, PyAny>>,
+        beam: usize,
+        mbr: usize,
+        mbr_temperature: f32,
+        guide: bool,
+    ) -> PyResult<Self> {
+        Self::open(py, None, None, config, beam, mbr, mbr_temperature, guide)
+    }
+
+    /// Counters of the bank and of the generator: ``{"bank": {...}, "generator": {...}}``.
+    fn statistics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let both = serde_json::json!({
+            "bank": self.inner.bank().statistics(),
+            "generator": self.inner.generator().statistics(),
+        });
+        to_python(py, &both)
+    }
+
+    /// The bank's health: ``{"status": ..., "reasons": [...]}``.
+    fn health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_python(py, &self.inner.bank().health())
+    }
+});
+
+impl HybridDecoder {
+    /// The decoder from the constructor's arguments.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open(
+        py: Python<'_>,
+        bank_dir: Option<PathBuf>,
+        model_path: Option<PathBuf>,
+        config: Option<&Bound<'_, PyAny>>,
+        beam: usize,
+        mbr: usize,
+        mbr_temperature: f32,
+        guide: bool,
+    ) -> PyResult<Self> {
+        let options = decode_options(beam, mbr, mbr_temperature)?;
+        let builder = builder(py, bank_dir, model_path, config, guide, options)?;
+        let inner = py.detach(|| builder.hybrid()).py()?;
+        Ok(HybridDecoder { inner })
+    }
+}
