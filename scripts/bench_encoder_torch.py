@@ -1,46 +1,109 @@
 #!/usr/bin/env python3
-"""Sentences per second of PyTorch sentence-transformers all-mpnet-base-v2 on CPU with 2 threads,
-at batch 1 and batch 64, on 2,000 real sentences: all 200 lines of samples/ood.txt, the first
-1,000 of samples/validation.txt and the first 800 of samples/wordnet_sample.txt (the same as the
-Rust encoder's bench). Prints {"batch1": s_per_s, "batch64": s_per_s}.
+"""Sentences per second of PyTorch sentence-transformers all-mpnet-base-v2 on CPU.
 
-Usage: HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_encoder_torch.py [MODEL_DIR] [THREADS] [N]
-(N: time the first N sentences only; default all 2,000.)
+Prints one JSON object on stdout:
+  {"batch1": s_per_s, "batch64": s_per_s, "sentences": N, "threads": T, "seconds": {...},
+   "torch": version, "sentence_transformers": version}
+(one "batchB" key per batch size). `lwdec bench --encoder` runs this on the same sentences as
+the Rust encoder and reads the JSON.
+
+Usage:
+  HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_encoder_torch.py \
+      [--model DIR] [--threads 2] [--texts FILE] [--n N] [--batches 1,64] [--batch1-n N]
+      [--out E.npy]
+  (legacy: bench_encoder_torch.py [MODEL_DIR] [THREADS] [N])
+
+--texts: one sentence per line (default: all 200 lines of samples/ood.txt, the first 1,000 of
+samples/validation.txt and the first 800 of samples/wordnet_sample.txt). --out: save the
+embeddings of the last batch size as float32 .npy (for a parity check), written atomically.
 """
+import argparse
 import json
 import os
 import sys
 import time
 
-import torch
-from sentence_transformers import SentenceTransformer
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_MODEL = os.path.join(
+    os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"),
+    "lightweight-decoder",
+    "all-mpnet-base-v2",
+)
 
 
-def lines(name, n):
-    with open(os.path.join(ROOT, "samples", name), encoding="utf-8") as f:
-        return [line.rstrip("\n") for line in f][:n]
+def lines(path, n=None):
+    with open(path, encoding="utf-8") as f:
+        out = [line.rstrip("\n").rstrip("\r") for line in f]
+    return out if n is None else out[:n]
+
+
+def default_sentences():
+    s = os.path.join(ROOT, "samples")
+    return (
+        lines(os.path.join(s, "ood.txt"), 200)
+        + lines(os.path.join(s, "validation.txt"), 1000)
+        + lines(os.path.join(s, "wordnet_sample.txt"), 800)
+    )
+
+
+def parse():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("legacy", nargs="*", help="MODEL_DIR THREADS N (old positional form)")
+    p.add_argument("--model", help="sentence-transformers model folder")
+    p.add_argument("--threads", type=int, help="torch threads (default 2)")
+    p.add_argument("--texts", help="sentences, one per line")
+    p.add_argument("--n", type=int, help="time the first N sentences only")
+    p.add_argument("--batches", default="1,64", help="comma-separated batch sizes")
+    p.add_argument("--batch1-n", type=int, help="time batch 1 on the first N sentences only")
+    p.add_argument("--out", help="write the embeddings of the last batch size here (.npy)")
+    a = p.parse_args()
+    legacy = a.legacy + [None] * (3 - len(a.legacy))
+    a.model = a.model or legacy[0] or os.environ.get("LWDEC_ENCODER_DIR") or DEFAULT_MODEL
+    if not os.path.isdir(a.model):
+        venv = os.path.join(ROOT, ".venv", "all-mpnet-base-v2")
+        a.model = venv if os.path.isdir(venv) else a.model
+    a.threads = a.threads or int(legacy[1] or 2)
+    a.n = a.n or (int(legacy[2]) if legacy[2] else None)
+    a.batches = [int(b) for b in a.batches.split(",") if b]
+    return a
 
 
 def main():
-    model_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".venv", "all-mpnet-base-v2")
-    threads = int(sys.argv[2]) if len(sys.argv) > 2 else 2
-    torch.set_num_threads(threads)
-    n = int(sys.argv[3]) if len(sys.argv) > 3 else 2000
-    sents = lines("ood.txt", 200) + lines("validation.txt", 1000) + lines("wordnet_sample.txt", 800)
-    sents = sents[:n]
-    model = SentenceTransformer(model_dir, device="cpu")
-    out = {}
+    a = parse()
+    import numpy as np
+    import sentence_transformers
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    torch.set_num_threads(a.threads)
+    sents = lines(a.texts) if a.texts else default_sentences()
+    if a.n:
+        sents = sents[: a.n]
+    model = SentenceTransformer(a.model, device="cpu")
+    out = {
+        "sentences": len(sents),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "sentence_transformers": sentence_transformers.__version__,
+        "seconds": {},
+    }
+    emb = None
     with torch.inference_mode():
-        for batch in (1, 64):
-            model.encode(sents[:64], batch_size=batch, normalize_embeddings=True)  # warm-up
+        for batch in a.batches:
+            warm = 8 if batch == 1 else 64  # as lwdec bench --encoder
+            model.encode(sents[:warm], batch_size=batch, normalize_embeddings=True)
+            timed = sents[: a.batch1_n] if batch == 1 and a.batch1_n else sents
             t = time.perf_counter()
-            emb = model.encode(sents, batch_size=batch, normalize_embeddings=True)
+            emb = model.encode(timed, batch_size=batch, normalize_embeddings=True)
             s = time.perf_counter() - t
-            assert emb.shape == (len(sents), 768)
-            print(f"batch {batch}: {s:.1f} s, {len(sents) / s:.1f} sentences/s", file=sys.stderr)
-            out[f"batch{batch}"] = round(len(sents) / s, 2)
+            assert emb.shape == (len(timed), 768)
+            print(f"torch batch {batch}: {s:.1f} s, {len(timed) / s:.1f} sentences/s", file=sys.stderr)
+            out[f"batch{batch}"] = round(len(timed) / s, 2)
+            out["seconds"][f"batch{batch}"] = round(s, 2)
+    if a.out and emb is not None:
+        tmp = a.out + ".tmp-%d.npy" % os.getpid()
+        np.save(tmp, np.asarray(emb, dtype=np.float32))
+        os.replace(tmp, a.out)
     print(json.dumps(out))
 
 

@@ -41,12 +41,42 @@ pub struct CorpusArgs {
     /// Phrases, UTF-8, one per line.
     #[arg(long)]
     pub phrases: PathBuf,
-    /// Embeddings: N x D float32 .npy, or int8 .npy together with --scale.
+    /// Embeddings: N x D float32 .npy, or int8 .npy together with --scale. Without it the
+    /// phrases are embedded with the encoder (`lwdec embed` does the same resumably).
     #[arg(long)]
-    pub embeddings: PathBuf,
+    pub embeddings: Option<PathBuf>,
     /// Per-row float32 scales for int8 embeddings.
-    #[arg(long)]
+    #[arg(long, requires = "embeddings")]
     pub scale: Option<PathBuf>,
+    /// Encoder model folder, used without --embeddings (default: $LWDEC_ENCODER_DIR, else
+    /// ~/.local/share/lightweight-decoder/all-mpnet-base-v2).
+    #[arg(long, value_name = "DIR", conflicts_with = "embeddings")]
+    pub encoder: Option<PathBuf>,
+}
+
+impl CorpusArgs {
+    /// The phrases and their embeddings: read from --embeddings, or embedded with the encoder.
+    pub fn load(&self) -> Result<(Vec<String>, Array2<f32>)> {
+        let phrases = read_lines(&self.phrases)?;
+        let vectors = match &self.embeddings {
+            Some(path) => load_embeddings(path, self.scale.as_deref())?,
+            None => {
+                eprintln!(
+                    "no --embeddings: embedding {} phrases with the encoder",
+                    phrases.len()
+                );
+                crate::embed::embed_texts(self.encoder.as_deref(), &phrases)?
+            }
+        };
+        if phrases.len() != vectors.nrows() {
+            return Err(lightweight_decoder::Error::InvalidArgument(format!(
+                "{} phrases but {} embedding rows",
+                phrases.len(),
+                vectors.nrows()
+            )));
+        }
+        Ok((phrases, vectors))
+    }
 }
 
 /// Embeddings with their reference texts, for evaluation and calibration.
@@ -174,14 +204,26 @@ impl DecoderArgs {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Decode embeddings (N x D float32 .npy) to JSON lines, one per row, in row order.
+    /// Decode embeddings (N x D float32 .npy), or texts embedded with the encoder, to JSON
+    /// lines, one per row, in row order.
     Decode {
         /// Input embeddings: N x D float32 .npy (or int8 with --scale).
-        #[arg(long)]
-        input: PathBuf,
+        #[arg(long, required_unless_present_any = ["text", "texts"])]
+        input: Option<PathBuf>,
         /// Per-row float32 scales when --input is int8.
-        #[arg(long)]
+        #[arg(long, requires = "input")]
         scale: Option<PathBuf>,
+        /// A text to embed with the encoder and decode (repeatable; instead of --input). Each
+        /// output line then has `input`, the text.
+        #[arg(long = "text", value_name = "TEXT", conflicts_with = "input")]
+        text: Vec<String>,
+        /// More texts to embed and decode, after those of --text.
+        #[arg(value_name = "TEXT", conflicts_with = "input")]
+        texts: Vec<String>,
+        /// Encoder model folder for texts (default: $LWDEC_ENCODER_DIR, else
+        /// ~/.local/share/lightweight-decoder/all-mpnet-base-v2).
+        #[arg(long, value_name = "DIR")]
+        encoder: Option<PathBuf>,
         /// First rows of sessions, comma-separated (e.g. 0,5,10); without it every row is its
         /// own session.
         #[arg(long, value_delimiter = ',')]
@@ -243,7 +285,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ModelCommand,
     },
-    /// Measure decode latency and throughput against the raw FAISS search.
+    /// Embed the lines of a text file with the sentence encoder into an N x D float32 .npy
+    /// (resumable: finished chunks are kept in OUT.parts/ until the merge).
+    Embed(crate::embed::EmbedArgs),
+    /// Measure decode latency and throughput against the raw FAISS search; with --encoder, the
+    /// sentence encoder's throughput beside PyTorch sentence-transformers.
     Bench {
         /// Single queries timed.
         #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -251,6 +297,8 @@ pub enum Command {
         /// Print the report as JSON too.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        encoder: crate::bench_encoder::EncoderBenchArgs,
         #[command(flatten)]
         decoder: DecoderArgs,
     },

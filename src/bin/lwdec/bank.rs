@@ -6,32 +6,24 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use lightweight_decoder::eval::metrics::same_text;
 use lightweight_decoder::eval::perturb_rows;
-use lightweight_decoder::eval::samples::{read_lines, SampleSet, WORDNET_SAMPLE};
+use lightweight_decoder::eval::samples::{SampleSet, WORDNET_SAMPLE};
 use lightweight_decoder::generative::train::is_validation;
 use lightweight_decoder::phrase_bank::{BankBuildOptions, BuildProgress, CacheConfig};
 use lightweight_decoder::{
-    load_embeddings, AssemblyMethod, Decoder, DecoderConfig, Error, PhraseBank, PhraseBankDecoder,
-    Result,
+    AssemblyMethod, Decoder, DecoderConfig, Error, PhraseBank, PhraseBankDecoder, Result,
 };
 
 use crate::args::CorpusArgs;
 
-/// Builds a bank from phrases and their embeddings and saves it to `out`.
+/// Builds a bank from phrases and their embeddings (read, or made with the encoder) and saves
+/// it to `out`.
 pub fn build(
     corpus: &CorpusArgs,
     out: &Path,
     exclude_validation: bool,
     options: BankBuildOptions,
 ) -> Result<()> {
-    let mut phrases = read_lines(&corpus.phrases)?;
-    let mut vectors = load_embeddings(&corpus.embeddings, corpus.scale.as_deref())?;
-    if phrases.len() != vectors.nrows() {
-        return Err(Error::InvalidArgument(format!(
-            "{} phrases but {} embedding rows",
-            phrases.len(),
-            vectors.nrows()
-        )));
-    }
+    let (mut phrases, mut vectors) = corpus.load()?;
     if exclude_validation {
         let keep: Vec<usize> = (0..phrases.len())
             .filter(|&i| !is_validation(&phrases[i]))

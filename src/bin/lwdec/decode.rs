@@ -1,4 +1,5 @@
-//! `lwdec decode`: embeddings in, JSON lines out, streamed in chunks of rows.
+//! `lwdec decode`: embeddings in (or texts, embedded with the encoder), JSON lines out,
+//! streamed in chunks of rows.
 
 use std::io::Write;
 use std::path::Path;
@@ -34,7 +35,7 @@ pub fn run(
         Some(path) => Box::new(AtomicFile::create(path)?),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    let name = output.map_or_else(|| "<stdout>".into(), |p| p.display().to_string());
+    let name = sink_name(output);
     let mut start = 0;
     while start < rows {
         let end = chunk_end(start, rows, starts.as_deref());
@@ -60,10 +61,42 @@ pub fn run(
             },
             other => other,
         })?;
-        write_lines(out.as_mut(), start, &decoded).map_err(|e| Error::io(&name, e))?;
+        write_lines(out.as_mut(), start, &decoded, None).map_err(|e| Error::io(&name, e))?;
         start = end;
     }
     out.finish()
+}
+
+/// Embeds `texts` with the encoder in `encoder` (default location when `None`), decodes them
+/// (sessions from `boundaries`) and writes one JSON line per text, with the text as `input`.
+pub fn run_texts(
+    texts: &[String],
+    encoder: Option<&Path>,
+    boundaries: Option<Vec<usize>>,
+    output: Option<&Path>,
+    args: &DecoderArgs,
+) -> Result<()> {
+    if let Some(b) = &boundaries {
+        session_ranges(texts.len(), b)?;
+    }
+    let decoder = crate::build_decoder(args)?;
+    let embeddings = crate::embed::embed_texts(encoder, texts)?;
+    let decoded = match &boundaries {
+        Some(b) => decoder.batch_decode_with_sessions(embeddings.view(), b),
+        None => decoder.batch_decode(embeddings.view()),
+    }?;
+    let mut out: Box<dyn Sink> = match output {
+        Some(path) => Box::new(AtomicFile::create(path)?),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    write_lines(out.as_mut(), 0, &decoded, Some(texts))
+        .map_err(|e| Error::io(sink_name(output), e))?;
+    out.finish()
+}
+
+/// The output's name in messages.
+fn sink_name(output: Option<&Path>) -> String {
+    output.map_or_else(|| "<stdout>".into(), |p| p.display().to_string())
 }
 
 /// The end of the chunk that starts at row `start`: about [`CHUNK_ROWS`] rows, cut at a
@@ -85,10 +118,15 @@ fn chunk_end(start: usize, rows: usize, starts: Option<&[usize]>) -> usize {
 }
 
 /// One JSON object per row: `row`, `text`, `confidence`, `low_confidence`, `source`,
-/// `candidates`.
-fn write_lines(out: &mut dyn Sink, first_row: usize, decoded: &[Decoded]) -> std::io::Result<()> {
+/// `candidates`, and `input` (the row's text) when `inputs` is given.
+fn write_lines(
+    out: &mut dyn Sink,
+    first_row: usize,
+    decoded: &[Decoded],
+    inputs: Option<&[String]>,
+) -> std::io::Result<()> {
     for (i, d) in decoded.iter().enumerate() {
-        let line = json!({
+        let mut line = json!({
             "row": first_row + i,
             "text": d.text,
             "confidence": d.confidence,
@@ -96,6 +134,9 @@ fn write_lines(out: &mut dyn Sink, first_row: usize, decoded: &[Decoded]) -> std
             "source": d.source,
             "candidates": d.candidates,
         });
+        if let Some(text) = inputs.and_then(|t| t.get(i)) {
+            line["input"] = json!(text);
+        }
         writeln!(out, "{line}")?;
     }
     Ok(())

@@ -3,8 +3,10 @@
 mod args;
 mod bank;
 mod bench;
+mod bench_encoder;
 mod decode;
 mod demo;
+mod embed;
 mod eval;
 mod model;
 mod train;
@@ -33,16 +35,31 @@ fn run(cli: Cli) -> Result<()> {
         Command::Decode {
             input,
             scale,
+            mut text,
+            texts,
+            encoder,
             boundaries,
             output,
             decoder,
-        } => decode::run(
-            &input,
-            scale.as_deref(),
-            boundaries,
-            output.as_deref(),
-            &decoder,
-        ),
+        } => match input {
+            Some(input) => decode::run(
+                &input,
+                scale.as_deref(),
+                boundaries,
+                output.as_deref(),
+                &decoder,
+            ),
+            None => {
+                text.extend(texts);
+                decode::run_texts(
+                    &text,
+                    encoder.as_deref(),
+                    boundaries,
+                    output.as_deref(),
+                    &decoder,
+                )
+            }
+        },
         Command::Bank { command } => match command {
             BankCommand::Build {
                 corpus,
@@ -94,11 +111,16 @@ fn run(cli: Cli) -> Result<()> {
             } => model::export(&checkpoint, precision, &out),
             ModelCommand::Info { model } => model::info(model.as_deref()),
         },
+        Command::Embed(args) => embed::run(&args),
         Command::Bench {
             queries,
             json,
+            encoder,
             decoder,
-        } => bench::run(queries as usize, json, &decoder),
+        } => match &encoder.encoder {
+            Some(dir) => bench_encoder::run(dir.as_deref(), &encoder, json),
+            None => bench::run(queries as usize, json, &decoder),
+        },
     }
 }
 

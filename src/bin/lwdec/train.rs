@@ -60,7 +60,15 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
     tune_allocator_for_training();
     let corpus = &args.corpus;
-    let data = Dataset::load(&corpus.phrases, &corpus.embeddings, corpus.scale.as_deref())?;
+    let data = match &corpus.embeddings {
+        Some(embeddings) => Dataset::load(&corpus.phrases, embeddings, corpus.scale.as_deref())?,
+        None => {
+            let (phrases, vectors) = corpus.load()?;
+            let dim = vectors.ncols();
+            let values = vectors.as_standard_layout().iter().copied().collect();
+            Dataset::new(phrases, values, dim)?
+        }
+    };
     let mut config = match &args.train_config {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
