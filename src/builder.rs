@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use crate::config::DecoderConfig;
 use crate::decoder::Decoder;
+use crate::encoder::Encoder;
 use crate::error::Result;
 use crate::generative::{DecodeOptions, GenerativeDecoder};
 use crate::hybrid::HybridDecoder;
 use crate::phrase_bank::{PhraseBank, PhraseBankDecoder};
+use crate::verify::{VerifiedDecoder, VerifySettings};
 
 /// Which decoder [`DecoderBuilder::build`] makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +110,29 @@ impl DecoderBuilder {
             DecoderKind::PhraseBank => Box::new(self.phrase_bank()?),
             DecoderKind::Generative => Box::new(self.generative()?),
             DecoderKind::Hybrid => Box::new(self.hybrid()?),
+        })
+    }
+
+    /// The decoder of `kind` verified by `encoder` ([`VerifiedDecoder`]): every answer is
+    /// re-embedded beside its alternatives and the closest to the input is returned.
+    pub fn verified(
+        &self,
+        kind: DecoderKind,
+        encoder: Arc<dyn Encoder>,
+        settings: VerifySettings,
+    ) -> Result<Box<dyn Decoder>> {
+        Ok(match kind {
+            DecoderKind::PhraseBank => Box::new(VerifiedDecoder::new(
+                self.phrase_bank()?,
+                encoder,
+                settings,
+            )?),
+            DecoderKind::Generative => {
+                Box::new(VerifiedDecoder::new(self.generative()?, encoder, settings)?)
+            }
+            DecoderKind::Hybrid => {
+                Box::new(VerifiedDecoder::new(self.hybrid()?, encoder, settings)?)
+            }
         })
     }
 

@@ -44,6 +44,10 @@ pub struct Decoded {
     pub source: Source,
     /// The top candidates with their similarities, best first.
     pub candidates: Vec<Candidate>,
+    /// Cosine of the text's re-embedding with the input, when an encoder checked it
+    /// (verified decoding, `VerifiedDecoder`); then it is also the confidence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roundtrip_cosine: Option<f32>,
 }
 
 /// Turns embeddings into text. Implemented by every decoder of the crate.
@@ -98,12 +102,12 @@ pub trait Decoder: Send + Sync {
 
 /// Decodes sessions in parallel (rayon), the rows of each in order with one [`Session`], and
 /// returns the results in row order; an error names its row.
-pub fn decode_sessions(
+pub fn decode_sessions<T: Send>(
     ranges: Vec<std::ops::Range<usize>>,
     new_session: impl Fn() -> Session + Sync,
-    decode_row: impl Fn(usize, &mut Session) -> Result<Decoded> + Sync,
-) -> Result<Vec<Decoded>> {
-    let per_session: Vec<Vec<Decoded>> = ranges
+    decode_row: impl Fn(usize, &mut Session) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
+    let per_session: Vec<Vec<T>> = ranges
         .into_par_iter()
         .map(|range| {
             let mut session = new_session();

@@ -60,6 +60,14 @@
 //! # }
 //! ```
 //!
+//! # Verified decoding
+//!
+//! With an [`Encoder`] (the reference [`MpnetEncoder`], or your pipeline's own), a
+//! [`VerifiedDecoder`] re-embeds each decoder's answer beside its alternatives (the bank's
+//! nearest phrases, the hybrid's generated text) and returns the text whose embedding is
+//! closest to the input; [`Decoded::roundtrip_cosine`] reports that cosine ([`verify`];
+//! `DecoderBuilder::verified`).
+//!
 //! Evaluation (token F1, BLEU, chrF, the bundled samples) lives in [`eval`]. Every bad input
 //! gives an [`Error`] naming the problem; library code does not panic on user input.
 #![warn(missing_docs)]
@@ -78,6 +86,7 @@ mod monitoring;
 mod npy;
 pub mod phrase_bank;
 mod session;
+pub mod verify;
 
 pub use builder::{DecoderBuilder, DecoderKind};
 pub use config::{load_config, save_config, DecoderConfig, ThresholdMode};
@@ -92,3 +101,4 @@ pub use monitoring::{Health, HealthConfig, HealthStatus, Statistics};
 pub use npy::{load_embeddings, EmbeddingReader};
 pub use phrase_bank::{AssemblyMethod, PhraseBank, PhraseBankDecoder};
 pub use session::{Session, SessionEntry};
+pub use verify::{VerifiedDecoder, VerifySettings};

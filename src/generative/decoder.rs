@@ -196,6 +196,7 @@ impl GenerativeDecoder {
                 low_confidence: generated.truncated,
                 source: Source::Generative,
                 candidates: Vec::new(),
+                roundtrip_cosine: None,
             })
         });
         match &result {

@@ -196,6 +196,7 @@ impl Decoder for HybridDecoder {
                         phrase_ids: vec![id],
                     },
                     candidates: both.bank.candidates,
+                    roundtrip_cosine: None,
                 })
             }
             Choice::Bank => {

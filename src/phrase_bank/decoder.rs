@@ -148,6 +148,7 @@ impl PhraseBankDecoder {
                 low_confidence: true,
                 source: Source::PhraseBank { phrase_ids: vec![] },
                 candidates,
+                roundtrip_cosine: None,
             });
         }
         let assembly = self.assembler.assemble(&AssemblyInput {
@@ -174,6 +175,7 @@ impl PhraseBankDecoder {
                 phrase_ids: assembly.phrase_ids,
             },
             candidates,
+            roundtrip_cosine: None,
         })
     }
 

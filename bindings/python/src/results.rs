@@ -86,6 +86,13 @@ impl Decoded {
         }
     }
 
+    /// Cosine of the text's re-embedding with the input when an encoder verified it, else
+    /// None.
+    #[getter]
+    fn roundtrip_cosine(&self) -> Option<f32> {
+        self.inner.roundtrip_cosine
+    }
+
     /// The top candidates with their similarities, best first.
     #[getter]
     fn candidates(&self) -> Vec<Candidate> {

@@ -149,6 +149,18 @@ pub struct DecoderArgs {
     /// (`DecoderConfig::without_guide`).
     #[arg(long)]
     pub no_guide: bool,
+    /// Verified decoding: re-embed the decoder's answer and its alternatives (the bank's top
+    /// candidates, the hybrid's generated text) with the encoder and keep the closest to the
+    /// input; its cosine is `roundtrip_cosine` and the confidence.
+    #[arg(long)]
+    pub verify: bool,
+    /// Bank candidates pooled per input by --verify.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub verify_top_k: u16,
+    /// Encoder model folder, for texts and --verify (default: $LWDEC_ENCODER_DIR, else
+    /// ~/.local/share/lightweight-decoder/all-mpnet-base-v2).
+    #[arg(long, value_name = "DIR")]
+    pub encoder: Option<PathBuf>,
 }
 
 impl DecoderArgs {
@@ -220,10 +232,6 @@ pub enum Command {
         /// More texts to embed and decode, after those of --text.
         #[arg(value_name = "TEXT", conflicts_with = "input")]
         texts: Vec<String>,
-        /// Encoder model folder for texts (default: $LWDEC_ENCODER_DIR, else
-        /// ~/.local/share/lightweight-decoder/all-mpnet-base-v2).
-        #[arg(long, value_name = "DIR")]
-        encoder: Option<PathBuf>,
         /// First rows of sessions, comma-separated (e.g. 0,5,10); without it every row is its
         /// own session.
         #[arg(long, value_delimiter = ',')]

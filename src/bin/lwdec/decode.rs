@@ -118,7 +118,8 @@ fn chunk_end(start: usize, rows: usize, starts: Option<&[usize]>) -> usize {
 }
 
 /// One JSON object per row: `row`, `text`, `confidence`, `low_confidence`, `source`,
-/// `candidates`, and `input` (the row's text) when `inputs` is given.
+/// `candidates`, `roundtrip_cosine` when verified, and `input` (the row's text) when `inputs`
+/// is given.
 fn write_lines(
     out: &mut dyn Sink,
     first_row: usize,
@@ -134,6 +135,9 @@ fn write_lines(
             "source": d.source,
             "candidates": d.candidates,
         });
+        if let Some(cosine) = d.roundtrip_cosine {
+            line["roundtrip_cosine"] = json!(cosine);
+        }
         if let Some(text) = inputs.and_then(|t| t.get(i)) {
             line["input"] = json!(text);
         }

@@ -37,7 +37,6 @@ fn run(cli: Cli) -> Result<()> {
             scale,
             mut text,
             texts,
-            encoder,
             boundaries,
             output,
             decoder,
@@ -53,7 +52,7 @@ fn run(cli: Cli) -> Result<()> {
                 text.extend(texts);
                 decode::run_texts(
                     &text,
-                    encoder.as_deref(),
+                    decoder.encoder.clone().as_deref(),
                     boundaries,
                     output.as_deref(),
                     &decoder,
@@ -178,7 +177,17 @@ fn kind(choice: DecoderChoice) -> Result<DecoderKind> {
 
 /// The decoder `--decoder` names.
 fn build_decoder(args: &DecoderArgs) -> Result<Box<dyn Decoder>> {
-    args.builder()?.build(kind(args.decoder)?)
+    let builder = args.builder()?;
+    let kind = kind(args.decoder)?;
+    if !args.verify {
+        return builder.build(kind);
+    }
+    let encoder = embed::load_encoder(args.encoder.as_deref(), embed::DEFAULT_BATCH)?;
+    let settings = lightweight_decoder::VerifySettings {
+        pool_top_k: usize::from(args.verify_top_k),
+        ..Default::default()
+    };
+    builder.verified(kind, std::sync::Arc::new(encoder), settings)
 }
 
 /// The decoders `--decoder` names, each with its name (several for `all`).
@@ -198,7 +207,17 @@ fn build_decoders(args: &DecoderArgs) -> Result<Vec<(String, Box<dyn Decoder>)>>
             let name = choice
                 .to_possible_value()
                 .map_or_else(String::new, |v| v.get_name().to_string());
-            Ok((name, builder.build(kind(choice)?)?))
+            let decoder = if args.verify {
+                let encoder = embed::load_encoder(args.encoder.as_deref(), embed::DEFAULT_BATCH)?;
+                let settings = lightweight_decoder::VerifySettings {
+                    pool_top_k: usize::from(args.verify_top_k),
+                    ..Default::default()
+                };
+                builder.verified(kind(choice)?, std::sync::Arc::new(encoder), settings)?
+            } else {
+                builder.build(kind(choice)?)?
+            };
+            Ok((name, decoder))
         })
         .collect()
 }

@@ -48,6 +48,9 @@ class Decoded:
     @property
     def candidates(self) -> List[Candidate]:
         """The top candidates with their similarities, best first."""
+    @property
+    def roundtrip_cosine(self) -> Optional[float]:
+        """Cosine of the text's re-embedding with the input when an encoder verified it."""
     def to_dict(self) -> Dict[str, Any]:
         """The result as a dict, with the keys of ``lwdec decode``'s JSON lines (less ``row``)."""
 

@@ -1,0 +1,355 @@
+//! Verified decoding: the encoder in the loop. A [`VerifiedDecoder`] asks its decoder for its
+//! answer and the other texts it would stand behind ([`Proposer`]: the bank's nearest
+//! phrases, the generator's text), re-embeds them all with an [`Encoder`] and returns the one
+//! whose embedding is closest to the input. That cosine is the result's
+//! [`Decoded::roundtrip_cosine`] and its confidence.
+
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use lru::LruCache;
+use ndarray::ArrayView2;
+
+use crate::decoder::{check_batch, session_ranges, Candidate, Decoded, Decoder, Source};
+use crate::embedding::UnitEmbedding;
+use crate::encoder::Encoder;
+use crate::error::{Error, Result};
+use crate::generative::GenerativeDecoder;
+use crate::hybrid::HybridDecoder;
+use crate::phrase_bank::PhraseBankDecoder;
+use crate::session::Session;
+
+/// Settings of a [`VerifiedDecoder`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifySettings {
+    /// The decoder's top candidates pooled besides its answer (at most its `top_k`).
+    pub pool_top_k: usize,
+    /// Texts whose embeddings are remembered between calls (0 turns the cache off).
+    pub cache_capacity: usize,
+}
+
+impl Default for VerifySettings {
+    fn default() -> Self {
+        VerifySettings {
+            pool_top_k: 10,
+            cache_capacity: 65_536,
+        }
+    }
+}
+
+impl VerifySettings {
+    /// Largest `cache_capacity` (the cache holds a 768-d vector per entry: 3 KB).
+    pub const MAX_CACHE_CAPACITY: usize = 1 << 20;
+
+    /// Checks the bounds.
+    pub fn validate(&self) -> Result<()> {
+        crate::error::check(
+            (1..=1000).contains(&self.pool_top_k),
+            "verify.pool_top_k must be in 1..=1000",
+        )?;
+        crate::error::check(
+            self.cache_capacity <= Self::MAX_CACHE_CAPACITY,
+            "verify.cache_capacity must be at most 1048576",
+        )
+    }
+}
+
+/// A text a decoder would also stand behind for an input, and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Proposal {
+    /// The text.
+    pub text: String,
+    /// What produced it.
+    pub source: Source,
+}
+
+/// A decoder that can name, besides its answer, the other texts it would stand behind.
+pub trait Proposer: Decoder {
+    /// The decoder's answer for `embedding` (recorded in `session` as usual) and up to
+    /// `top_k` alternatives, best first by the decoder's own judgement.
+    fn propose(
+        &self,
+        embedding: &[f32],
+        session: &mut Session,
+        top_k: usize,
+    ) -> Result<(Decoded, Vec<Proposal>)>;
+}
+
+/// The bank candidates of `decoded` as proposals.
+fn bank_proposals(decoded: &Decoded, top_k: usize) -> Vec<Proposal> {
+    decoded
+        .candidates
+        .iter()
+        .take(top_k)
+        .map(|c: &Candidate| Proposal {
+            text: c.text.clone(),
+            source: match c.phrase_id {
+                Some(id) => Source::PhraseBank {
+                    phrase_ids: vec![id],
+                },
+                None => Source::Generative,
+            },
+        })
+        .collect()
+}
+
+impl Proposer for PhraseBankDecoder {
+    fn propose(
+        &self,
+        embedding: &[f32],
+        session: &mut Session,
+        top_k: usize,
+    ) -> Result<(Decoded, Vec<Proposal>)> {
+        let decoded = self.decode_in_session(embedding, session)?;
+        let proposals = bank_proposals(&decoded, top_k);
+        Ok((decoded, proposals))
+    }
+}
+
+impl Proposer for GenerativeDecoder {
+    fn propose(
+        &self,
+        embedding: &[f32],
+        session: &mut Session,
+        _top_k: usize,
+    ) -> Result<(Decoded, Vec<Proposal>)> {
+        Ok((self.decode_in_session(embedding, session)?, Vec::new()))
+    }
+}
+
+impl Proposer for HybridDecoder {
+    /// The hybrid's answer, the bank's candidates and the guided generator's text (which the
+    /// hybrid's fast path would not compute when the bank is sure).
+    fn propose(
+        &self,
+        embedding: &[f32],
+        session: &mut Session,
+        top_k: usize,
+    ) -> Result<(Decoded, Vec<Proposal>)> {
+        let decoded = self.decode_in_session(embedding, session)?;
+        // a generated answer carries no bank candidates: search the bank for them (the
+        // pattern cache usually holds this input's hits already)
+        let mut proposals = if decoded.candidates.is_empty() {
+            bank_proposals(&self.bank().decode(embedding)?, top_k)
+        } else {
+            bank_proposals(&decoded, top_k)
+        };
+        if decoded.source != Source::Generative {
+            let generated = self.generator().decode(embedding)?;
+            proposals.push(Proposal {
+                text: generated.text,
+                source: Source::Generative,
+            });
+        }
+        Ok((decoded, proposals))
+    }
+}
+
+/// Re-embeds texts with an [`Encoder`], remembering what it has embedded.
+pub struct Verifier {
+    encoder: Arc<dyn Encoder>,
+    cache: Option<Mutex<LruCache<String, Arc<[f32]>>>>,
+    calls: AtomicU64,
+}
+
+impl Verifier {
+    /// A verifier over `encoder` remembering up to `cache_capacity` texts.
+    pub fn new(encoder: Arc<dyn Encoder>, cache_capacity: usize) -> Self {
+        Verifier {
+            encoder,
+            cache: NonZeroUsize::new(cache_capacity).map(|c| Mutex::new(LruCache::new(c))),
+            calls: AtomicU64::new(0),
+        }
+    }
+
+    /// The encoder.
+    pub fn encoder(&self) -> &Arc<dyn Encoder> {
+        &self.encoder
+    }
+
+    /// Texts the encoder has embedded so far (cache hits are free).
+    pub fn encoder_calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// The unit-norm embeddings of `texts`, in order: remembered ones from the cache, the
+    /// others in one encoder batch.
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Arc<[f32]>>> {
+        let mut found: Vec<Option<Arc<[f32]>>> = match &self.cache {
+            Some(cache) => {
+                let mut cache = lock(cache)?;
+                texts.iter().map(|t| cache.get(*t).cloned()).collect()
+            }
+            None => vec![None; texts.len()],
+        };
+        let mut missing: Vec<&str> = Vec::new();
+        for (t, f) in texts.iter().zip(&found) {
+            if f.is_none() && !missing.contains(t) {
+                missing.push(t);
+            }
+        }
+        if !missing.is_empty() {
+            let rows = self.encoder.embed(&missing)?;
+            self.calls
+                .fetch_add(missing.len() as u64, Ordering::Relaxed);
+            let fresh: Vec<Arc<[f32]>> =
+                rows.rows().into_iter().map(|r| r.to_vec().into()).collect();
+            if let Some(cache) = &self.cache {
+                let mut cache = lock(cache)?;
+                for (t, e) in missing.iter().zip(&fresh) {
+                    cache.put((*t).to_string(), e.clone());
+                }
+            }
+            for (t, f) in texts.iter().zip(found.iter_mut()) {
+                if f.is_none() {
+                    let at = missing.iter().position(|m| m == t);
+                    *f = at.map(|i| fresh[i].clone());
+                }
+            }
+        }
+        found
+            .into_iter()
+            .map(|f| f.ok_or_else(|| Error::Internal("a text was not embedded".into())))
+            .collect()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>> {
+    m.lock()
+        .map_err(|_| Error::Internal("the verifier's cache lock is poisoned".into()))
+}
+
+/// A decoder whose every answer is checked by re-embedding: among its answer and proposals,
+/// the text whose embedding is closest to the input wins.
+pub struct VerifiedDecoder<P: Proposer> {
+    inner: P,
+    verifier: Verifier,
+    settings: VerifySettings,
+}
+
+impl<P: Proposer> VerifiedDecoder<P> {
+    /// Verifies `inner` with `encoder`; their dimensions must agree.
+    pub fn new(inner: P, encoder: Arc<dyn Encoder>, settings: VerifySettings) -> Result<Self> {
+        settings.validate()?;
+        if encoder.dimension() != inner.dim() {
+            return Err(Error::InvalidConfig(format!(
+                "the encoder {} writes {}-d embeddings, the decoder takes {}-d",
+                encoder.name(),
+                encoder.dimension(),
+                inner.dim()
+            )));
+        }
+        Ok(VerifiedDecoder {
+            verifier: Verifier::new(encoder, settings.cache_capacity),
+            inner,
+            settings,
+        })
+    }
+
+    /// The decoder being verified.
+    pub fn inner(&self) -> &P {
+        &self.inner
+    }
+
+    /// The verifier (encoder, cache, call count).
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    /// The pool of one input, answer first, without repeated texts.
+    fn pool(&self, decoded: &Decoded, proposals: Vec<Proposal>) -> Vec<Proposal> {
+        let mut pool = vec![Proposal {
+            text: decoded.text.clone(),
+            source: decoded.source.clone(),
+        }];
+        for p in proposals {
+            if !p.text.trim().is_empty() && !pool.iter().any(|q| q.text == p.text) {
+                pool.push(p);
+            }
+        }
+        pool
+    }
+
+    /// Chooses, for each input, the pooled text whose embedding is closest.
+    fn choose(&self, items: Vec<(UnitEmbedding, Decoded, Vec<Proposal>)>) -> Result<Vec<Decoded>> {
+        let texts: Vec<&str> = items
+            .iter()
+            .flat_map(|(_, _, pool)| pool.iter().map(|p| p.text.as_str()))
+            .collect();
+        let embeddings = self.verifier.embed(&texts)?;
+        let mut next = embeddings.into_iter();
+        let mut out = Vec::with_capacity(items.len());
+        for (query, decoded, pool) in items {
+            let mut best: Option<(f32, &Proposal)> = None;
+            for p in &pool {
+                let e = next
+                    .next()
+                    .ok_or_else(|| Error::Internal("fewer embeddings than texts".into()))?;
+                let cosine = crate::embedding::dot(query.as_slice(), &e);
+                if best.is_none_or(|(b, _)| cosine > b) {
+                    best = Some((cosine, p));
+                }
+            }
+            let (cosine, chosen) =
+                best.ok_or_else(|| Error::Internal("an empty verification pool".into()))?;
+            let kept_answer = chosen.text == decoded.text;
+            out.push(Decoded {
+                text: chosen.text.clone(),
+                confidence: crate::decoder::checked_confidence(cosine.clamp(0.0, 1.0))?,
+                low_confidence: kept_answer && decoded.low_confidence,
+                source: chosen.source.clone(),
+                candidates: decoded.candidates,
+                roundtrip_cosine: Some(cosine),
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl<P: Proposer> Decoder for VerifiedDecoder<P> {
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+
+    fn new_session(&self) -> Session {
+        self.inner.new_session()
+    }
+
+    /// The session records the decoder's own answer (verification chooses after it).
+    fn decode_in_session(&self, embedding: &[f32], session: &mut Session) -> Result<Decoded> {
+        let query = UnitEmbedding::new(embedding, self.dim())?;
+        let (decoded, proposals) =
+            self.inner
+                .propose(embedding, session, self.settings.pool_top_k)?;
+        let pool = self.pool(&decoded, proposals);
+        let mut out = self.choose(vec![(query, decoded, pool)])?;
+        out.pop()
+            .ok_or_else(|| Error::Internal("no verified result".into()))
+    }
+
+    /// Proposes for every row (sessions in parallel), then re-embeds all pools in one
+    /// encoder batch.
+    fn batch_decode_with_sessions(
+        &self,
+        embeddings: ArrayView2<f32>,
+        boundaries: &[usize],
+    ) -> Result<Vec<Decoded>> {
+        check_batch(&embeddings, self.dim())?;
+        let ranges = session_ranges(embeddings.nrows(), boundaries)?;
+        let proposed = crate::decoder::decode_sessions(
+            ranges,
+            || self.inner.new_session(),
+            |row, session| {
+                let values = embeddings.row(row).to_vec();
+                let query = UnitEmbedding::new(&values, self.dim())?;
+                let (decoded, proposals) =
+                    self.inner
+                        .propose(&values, session, self.settings.pool_top_k)?;
+                let pool = self.pool(&decoded, proposals);
+                Ok((query, decoded, pool))
+            },
+        )?;
+        self.choose(proposed)
+    }
+}

@@ -1,0 +1,100 @@
+//! Verified decoding ([`VerifiedDecoder`]) with the real encoder on real embeddings: in-bank
+//! phrases still decode to themselves, the reported round-trip cosine is the chosen text's,
+//! never below the unverified answer's, and batches equal single decodes.
+//!
+//! Needs the encoder's model folder, which the test command installs
+//! (`bash scripts/install-encoder.sh`); without it the test fails and names that command.
+
+use std::sync::Arc;
+
+use lightweight_decoder::eval::samples::SampleSet;
+use lightweight_decoder::{
+    Decoder, DecoderConfig, Encoder, MpnetEncoder, PhraseBankDecoder, VerifiedDecoder,
+    VerifySettings,
+};
+
+fn encoder() -> Arc<dyn Encoder> {
+    match MpnetEncoder::from_default_location() {
+        Ok(e) => Arc::new(e),
+        Err(e) => panic!("{e} (run `bash scripts/install-encoder.sh`)"),
+    }
+}
+
+#[test]
+fn verified_bank_keeps_in_bank_phrases_and_never_lowers_the_round_trip() {
+    let sample = SampleSet::bundled("wordnet_sample").expect("bundled sample");
+    let n = 200;
+    let rows = sample.embeddings.slice(ndarray::s![..n, ..]);
+    let bank = PhraseBankDecoder::with_default_bank(DecoderConfig::default()).expect("bank");
+    let plain = bank.batch_decode(rows).expect("plain decode");
+    let verified =
+        VerifiedDecoder::new(bank, encoder(), VerifySettings::default()).expect("verified");
+    let checked = verified.batch_decode(rows).expect("verified decode");
+
+    // the chosen text is the row's phrase (the bank's rendering or its raw form)
+    let exact = checked
+        .iter()
+        .zip(&sample.texts)
+        .filter(|(d, text)| d.text.to_lowercase() == text.to_lowercase())
+        .count();
+    assert!(
+        exact * 1000 >= n * 995,
+        "{exact} of {n} in-bank phrases recovered"
+    );
+
+    let answers: Vec<&str> = plain.iter().map(|d| d.text.as_str()).collect();
+    let answer_embeddings = verified
+        .verifier()
+        .embed(&answers)
+        .expect("re-embed answers");
+    for (row, (d, e)) in checked.iter().zip(&answer_embeddings).enumerate() {
+        let cosine = d
+            .roundtrip_cosine
+            .expect("a verified result has a round-trip cosine");
+        assert_eq!(d.confidence, cosine.clamp(0.0, 1.0), "row {row}");
+        let input = unit(rows.row(row).to_vec());
+        let answer_cosine: f32 = input.iter().zip(e.iter()).map(|(a, b)| a * b).sum();
+        assert!(
+            cosine >= answer_cosine - 1e-5,
+            "row {row}: {cosine} < {answer_cosine}"
+        );
+    }
+    // a batch equals single decodes (the cache makes these free)
+    for row in [0, 7, 199] {
+        let single = verified
+            .decode(rows.row(row).as_slice().expect("row"))
+            .expect("single");
+        assert_eq!(single.text, checked[row].text);
+        assert_eq!(single.roundtrip_cosine, checked[row].roundtrip_cosine);
+    }
+}
+
+#[test]
+fn an_encoder_of_another_dimension_is_refused() {
+    struct Tiny;
+    impl Encoder for Tiny {
+        fn embed(
+            &self,
+            texts: &[&str],
+        ) -> Result<ndarray::Array2<f32>, lightweight_decoder::encoder::EncoderError> {
+            Ok(ndarray::Array2::from_elem((texts.len(), 3), 0.5))
+        }
+        fn dimension(&self) -> usize {
+            3
+        }
+        fn name(&self) -> &str {
+            "tiny"
+        }
+    }
+    let bank = PhraseBankDecoder::with_default_bank(DecoderConfig::default()).expect("bank");
+    let err = VerifiedDecoder::new(bank, Arc::new(Tiny), VerifySettings::default())
+        .err()
+        .expect("a 3-d encoder for a 768-d bank is refused");
+    assert!(err.to_string().contains("3-d embeddings"), "{err}");
+}
+
+fn unit(mut v: Vec<f32>) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= n);
+    v
+}
