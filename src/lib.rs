@@ -101,4 +101,4 @@ pub use monitoring::{Health, HealthConfig, HealthStatus, Statistics};
 pub use npy::{load_embeddings, EmbeddingReader};
 pub use phrase_bank::{AssemblyMethod, PhraseBank, PhraseBankDecoder};
 pub use session::{Session, SessionEntry};
-pub use verify::{VerifiedDecoder, VerifySettings};
+pub use verify::{RefineSettings, VerifiedDecoder, VerifySettings};

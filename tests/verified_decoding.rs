@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use lightweight_decoder::eval::samples::SampleSet;
 use lightweight_decoder::{
-    Decoder, DecoderConfig, Encoder, MpnetEncoder, PhraseBankDecoder, VerifiedDecoder,
-    VerifySettings,
+    Decoder, DecoderBuilder, DecoderConfig, Encoder, MpnetEncoder, PhraseBankDecoder,
+    RefineSettings, Source, VerifiedDecoder, VerifySettings,
 };
 
 fn encoder() -> Arc<dyn Encoder> {
@@ -67,6 +67,66 @@ fn verified_bank_keeps_in_bank_phrases_and_never_lowers_the_round_trip() {
         assert_eq!(single.text, checked[row].text);
         assert_eq!(single.roundtrip_cosine, checked[row].roundtrip_cosine);
     }
+}
+
+#[test]
+fn refinement_raises_the_round_trip_within_its_budget_deterministically() {
+    let sample = SampleSet::bundled("ood").expect("bundled sample");
+    let n = 8;
+    let rows = sample.embeddings.slice(ndarray::s![..n, ..]);
+    let encoder = encoder();
+    let make = |refine: Option<RefineSettings>| {
+        let hybrid = DecoderBuilder::new().hybrid().expect("hybrid");
+        let settings = VerifySettings {
+            refine,
+            ..Default::default()
+        };
+        VerifiedDecoder::new(hybrid, encoder.clone(), settings).expect("verified")
+    };
+    let verified = make(None).batch_decode(rows).expect("verified decode");
+    let budget = 24;
+    let settings = RefineSettings {
+        budget,
+        ..Default::default()
+    };
+    let refiner = make(Some(settings.clone()));
+    let refined = refiner.batch_decode(rows).expect("refined decode");
+    // the pool (answer, 10 bank candidates, the generated text) plus the refinement budget
+    let calls = refiner.verifier().encoder_calls() as usize;
+    assert!(
+        calls <= n * (12 + budget),
+        "{calls} encoder calls for {n} inputs"
+    );
+    let mean = |d: &[lightweight_decoder::Decoded]| {
+        d.iter()
+            .map(|d| d.roundtrip_cosine.expect("verified"))
+            .sum::<f32>()
+            / d.len() as f32
+    };
+    let (before, after) = (mean(&verified), mean(&refined));
+    assert!(
+        after >= before + 0.03,
+        "round trip {before:.3} -> {after:.3}"
+    );
+    assert!(refined.iter().any(|d| d.source == Source::Refined));
+    // deterministic: a fresh decoder (empty cache) writes the same texts
+    let again = make(Some(settings)).batch_decode(rows).expect("again");
+    let texts =
+        |d: &[lightweight_decoder::Decoded]| d.iter().map(|d| d.text.clone()).collect::<Vec<_>>();
+    assert_eq!(texts(&again), texts(&refined));
+    // bad settings are refused before anything runs
+    let bad = VerifySettings {
+        refine: Some(RefineSettings {
+            budget: 0,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let hybrid = DecoderBuilder::new().hybrid().expect("hybrid");
+    let err = VerifiedDecoder::new(hybrid, encoder, bad)
+        .err()
+        .expect("budget 0 is refused");
+    assert!(err.to_string().contains("refine.budget"), "{err}");
 }
 
 #[test]

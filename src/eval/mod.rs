@@ -153,6 +153,7 @@ pub fn evaluate(
             let source = match decoded.source {
                 crate::Source::PhraseBank { .. } => "phrase_bank",
                 crate::Source::Generative => "generative",
+                crate::Source::Refined => "refined",
             };
             *sources.entry(source.to_string()).or_insert(0) += 1;
             texts.push(decoded.text);

@@ -68,12 +68,13 @@ impl Decoded {
         self.inner.low_confidence
     }
 
-    /// ``"phrase_bank"`` or ``"generative"``.
+    /// ``"phrase_bank"``, ``"generative"`` or ``"refined"``.
     #[getter]
     fn source(&self) -> &'static str {
         match self.inner.source {
             ld::Source::PhraseBank { .. } => "phrase_bank",
             ld::Source::Generative => "generative",
+            ld::Source::Refined => "refined",
         }
     }
 
@@ -82,7 +83,7 @@ impl Decoded {
     fn phrase_ids(&self) -> Option<Vec<usize>> {
         match &self.inner.source {
             ld::Source::PhraseBank { phrase_ids } => Some(phrase_ids.clone()),
-            ld::Source::Generative => None,
+            ld::Source::Generative | ld::Source::Refined => None,
         }
     }
 

@@ -154,6 +154,14 @@ pub struct DecoderArgs {
     /// input; its cosine is `roundtrip_cosine` and the confidence.
     #[arg(long)]
     pub verify: bool,
+    /// With --verify: improve the chosen text by word edits judged by the encoder, with the
+    /// generator's likelihood as a fluency prior.
+    #[arg(long, requires = "verify")]
+    pub refine: bool,
+    /// Encoder calls per input that --refine may spend.
+    #[arg(long, default_value_t = 32, requires = "refine",
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub budget: u32,
     /// Bank candidates pooled per input by --verify.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub verify_top_k: u16,

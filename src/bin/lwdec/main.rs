@@ -183,11 +183,19 @@ fn build_decoder(args: &DecoderArgs) -> Result<Box<dyn Decoder>> {
         return builder.build(kind);
     }
     let encoder = embed::load_encoder(args.encoder.as_deref(), embed::DEFAULT_BATCH)?;
-    let settings = lightweight_decoder::VerifySettings {
+    builder.verified(kind, std::sync::Arc::new(encoder), verify_settings(args))
+}
+
+/// The settings of `--verify`, `--verify-top-k`, `--refine` and `--budget`.
+fn verify_settings(args: &DecoderArgs) -> lightweight_decoder::VerifySettings {
+    lightweight_decoder::VerifySettings {
         pool_top_k: usize::from(args.verify_top_k),
+        refine: args.refine.then(|| lightweight_decoder::RefineSettings {
+            budget: args.budget as usize,
+            ..Default::default()
+        }),
         ..Default::default()
-    };
-    builder.verified(kind, std::sync::Arc::new(encoder), settings)
+    }
 }
 
 /// The decoders `--decoder` names, each with its name (several for `all`).
@@ -209,11 +217,11 @@ fn build_decoders(args: &DecoderArgs) -> Result<Vec<(String, Box<dyn Decoder>)>>
                 .map_or_else(String::new, |v| v.get_name().to_string());
             let decoder = if args.verify {
                 let encoder = embed::load_encoder(args.encoder.as_deref(), embed::DEFAULT_BATCH)?;
-                let settings = lightweight_decoder::VerifySettings {
-                    pool_top_k: usize::from(args.verify_top_k),
-                    ..Default::default()
-                };
-                builder.verified(kind(choice)?, std::sync::Arc::new(encoder), settings)?
+                builder.verified(
+                    kind(choice)?,
+                    std::sync::Arc::new(encoder),
+                    verify_settings(args),
+                )?
             } else {
                 builder.build(kind(choice)?)?
             };

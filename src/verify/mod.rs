@@ -2,7 +2,12 @@
 //! answer and the other texts it would stand behind ([`Proposer`]: the bank's nearest
 //! phrases, the generator's text), re-embeds them all with an [`Encoder`] and returns the one
 //! whose embedding is closest to the input. That cosine is the result's
-//! [`Decoded::roundtrip_cosine`] and its confidence.
+//! [`Decoded::roundtrip_cosine`] and its confidence. With [`RefineSettings`] the chosen text
+//! is then improved by a word-level search with the encoder as judge.
+
+mod refine;
+
+pub use refine::RefineSettings;
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +20,7 @@ use crate::decoder::{check_batch, session_ranges, Candidate, Decoded, Decoder, S
 use crate::embedding::UnitEmbedding;
 use crate::encoder::Encoder;
 use crate::error::{Error, Result};
-use crate::generative::GenerativeDecoder;
+use crate::generative::{GenerativeDecoder, InferenceModel};
 use crate::hybrid::HybridDecoder;
 use crate::phrase_bank::PhraseBankDecoder;
 use crate::session::Session;
@@ -27,6 +32,8 @@ pub struct VerifySettings {
     pub pool_top_k: usize,
     /// Texts whose embeddings are remembered between calls (0 turns the cache off).
     pub cache_capacity: usize,
+    /// Refine the chosen text by search ([`RefineSettings`]); `None` keeps the choice.
+    pub refine: Option<RefineSettings>,
 }
 
 impl Default for VerifySettings {
@@ -34,6 +41,7 @@ impl Default for VerifySettings {
         VerifySettings {
             pool_top_k: 10,
             cache_capacity: 65_536,
+            refine: None,
         }
     }
 }
@@ -51,7 +59,11 @@ impl VerifySettings {
         crate::error::check(
             self.cache_capacity <= Self::MAX_CACHE_CAPACITY,
             "verify.cache_capacity must be at most 1048576",
-        )
+        )?;
+        match &self.refine {
+            Some(r) => r.validate(),
+            None => Ok(()),
+        }
     }
 }
 
@@ -74,6 +86,12 @@ pub trait Proposer: Decoder {
         session: &mut Session,
         top_k: usize,
     ) -> Result<(Decoded, Vec<Proposal>)>;
+
+    /// The model whose likelihood of a text given the input is refinement's fluency prior
+    /// (the generator), if the decoder has one.
+    fn fluency_model(&self) -> Option<&InferenceModel> {
+        None
+    }
 }
 
 /// The bank candidates of `decoded` as proposals.
@@ -116,6 +134,10 @@ impl Proposer for GenerativeDecoder {
     ) -> Result<(Decoded, Vec<Proposal>)> {
         Ok((self.decode_in_session(embedding, session)?, Vec::new()))
     }
+
+    fn fluency_model(&self) -> Option<&InferenceModel> {
+        Some(self.model())
+    }
 }
 
 impl Proposer for HybridDecoder {
@@ -143,6 +165,10 @@ impl Proposer for HybridDecoder {
             });
         }
         Ok((decoded, proposals))
+    }
+
+    fn fluency_model(&self) -> Option<&InferenceModel> {
+        Some(self.generator().model())
     }
 }
 
@@ -271,7 +297,8 @@ impl<P: Proposer> VerifiedDecoder<P> {
         pool
     }
 
-    /// Chooses, for each input, the pooled text whose embedding is closest.
+    /// Chooses, for each input, the pooled text whose embedding is closest, then refines it
+    /// when refinement is on.
     fn choose(&self, items: Vec<(UnitEmbedding, Decoded, Vec<Proposal>)>) -> Result<Vec<Decoded>> {
         let texts: Vec<&str> = items
             .iter()
@@ -279,26 +306,58 @@ impl<P: Proposer> VerifiedDecoder<P> {
             .collect();
         let embeddings = self.verifier.embed(&texts)?;
         let mut next = embeddings.into_iter();
-        let mut out = Vec::with_capacity(items.len());
+        let mut chosen = Vec::with_capacity(items.len());
         for (query, decoded, pool) in items {
-            let mut best: Option<(f32, &Proposal)> = None;
-            for p in &pool {
+            let mut best: Option<(f32, usize, Arc<[f32]>)> = None;
+            for i in 0..pool.len() {
                 let e = next
                     .next()
                     .ok_or_else(|| Error::Internal("fewer embeddings than texts".into()))?;
                 let cosine = crate::embedding::dot(query.as_slice(), &e);
-                if best.is_none_or(|(b, _)| cosine > b) {
-                    best = Some((cosine, p));
+                if best.as_ref().is_none_or(|(b, _, _)| cosine > *b) {
+                    best = Some((cosine, i, e));
                 }
             }
-            let (cosine, chosen) =
-                best.ok_or_else(|| Error::Internal("an empty verification pool".into()))?;
-            let kept_answer = chosen.text == decoded.text;
+            let best = best.ok_or_else(|| Error::Internal("an empty verification pool".into()))?;
+            chosen.push((query, decoded, pool, best));
+        }
+        let refined: Option<Vec<(String, f32)>> = match &self.settings.refine {
+            Some(settings) => {
+                let mut states: Vec<refine::Refinement> = chosen
+                    .iter()
+                    .map(|(query, _, pool, (cosine, i, e))| {
+                        refine::Refinement::new(
+                            query.clone(),
+                            pool.iter().map(|p| p.text.clone()).collect(),
+                            &pool[*i].text,
+                            e,
+                            *cosine,
+                        )
+                    })
+                    .collect();
+                refine::refine(
+                    &mut states,
+                    &self.verifier,
+                    self.inner.fluency_model(),
+                    settings,
+                )?;
+                Some(states.iter().map(refine::Refinement::result).collect())
+            }
+            None => None,
+        };
+        let mut out = Vec::with_capacity(chosen.len());
+        for (k, (_, decoded, pool, (cosine, i, _))) in chosen.into_iter().enumerate() {
+            let picked = &pool[i];
+            let (text, cosine, source) = match refined.as_ref().map(|r| &r[k]) {
+                Some((text, c)) if *text != picked.text => (text.clone(), *c, Source::Refined),
+                _ => (picked.text.clone(), cosine, picked.source.clone()),
+            };
+            let kept_answer = text == decoded.text;
             out.push(Decoded {
-                text: chosen.text.clone(),
+                text,
                 confidence: crate::decoder::checked_confidence(cosine.clamp(0.0, 1.0))?,
                 low_confidence: kept_answer && decoded.low_confidence,
-                source: chosen.source.clone(),
+                source,
                 candidates: decoded.candidates,
                 roundtrip_cosine: Some(cosine),
             });
