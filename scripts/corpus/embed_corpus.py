@@ -152,6 +152,7 @@ def main():
     ap.add_argument("--chunk", type=int, default=4096)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="torch device, e.g. cuda on a lent GPU")
     ap.add_argument("--merge", action="store_true", help="only merge finished chunks into SPLIT.{i8,scale}.npy")
     args = ap.parse_args()
     if args.merge:
@@ -165,7 +166,7 @@ def main():
     import torch
     from sentence_transformers import SentenceTransformer
     torch.set_num_threads(args.threads)
-    model = SentenceTransformer(str(model_dir), device="cpu")
+    model = SentenceTransformer(str(model_dir), device=args.device)
     log(f"model {model_dir}, threads {args.threads}, chunk {args.chunk}, batch {args.batch}")
     with torch.inference_mode():
         for split in args.splits:
