@@ -26,6 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local model folders only, before any import
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reembed import load  # noqa: E402  (unit-norm inputs, int8 x scale)
+
 
 def data_home():
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -73,13 +77,9 @@ def main():
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
 
-    x = np.load(args.input).astype(np.float32)
-    if args.scale:
-        x = x * np.load(args.scale).astype(np.float32)[:, None]
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    x = load(args.input, args.scale)  # the inputs as scripts/reembed.py reads them
     refs = Path(args.reference).read_text(encoding="utf-8").splitlines()
     n = min(len(refs), len(x), args.limit or len(x))
     x, refs = x[:n], refs[:n]

@@ -209,10 +209,15 @@ impl Verifier {
             }
             None => vec![None; texts.len()],
         };
+        // texts to embed, first appearance first, each once
         let mut missing: Vec<&str> = Vec::new();
+        let mut slot: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         for (t, f) in texts.iter().zip(&found) {
-            if f.is_none() && !missing.contains(t) {
-                missing.push(t);
+            if f.is_none() {
+                slot.entry(t).or_insert_with(|| {
+                    missing.push(t);
+                    missing.len() - 1
+                });
             }
         }
         if !missing.is_empty() {
@@ -229,8 +234,7 @@ impl Verifier {
             }
             for (t, f) in texts.iter().zip(found.iter_mut()) {
                 if f.is_none() {
-                    let at = missing.iter().position(|m| m == t);
-                    *f = at.map(|i| fresh[i].clone());
+                    *f = slot.get(t).map(|&i| fresh[i].clone());
                 }
             }
         }

@@ -110,10 +110,11 @@ impl Refinement {
     pub(crate) fn result(&self) -> (String, f32) {
         (self.current.join(" "), self.cosine)
     }
+}
 
-    fn objective(&self, cosine: f32, log_prob: f32, weight: f32) -> f32 {
-        cosine + weight * log_prob
-    }
+/// What the search maximises: the cosine plus the weighted fluency prior.
+fn objective(cosine: f32, log_prob: f32, weight: f32) -> f32 {
+    cosine + weight * log_prob
 }
 
 /// Words of a text, split at whitespace.
@@ -323,7 +324,7 @@ pub(crate) fn refine(
             s.seen.insert(text.clone());
             s.calls += 1;
             let cosine = dot(s.query.as_slice(), e);
-            let j = s.objective(cosine, *lp, weight);
+            let j = objective(cosine, *lp, weight);
             if best[*idx].is_none_or(|(b, _)| j > b) {
                 best[*idx] = Some((j, k));
             }
@@ -332,7 +333,7 @@ pub(crate) fn refine(
             if s.done {
                 continue;
             }
-            let current = s.objective(s.cosine, s.log_prob, weight);
+            let current = objective(s.cosine, s.log_prob, weight);
             match best[idx] {
                 Some((j, k)) if j > current + 1e-6 => {
                     let (_, text, lp) = &chosen[k];

@@ -3,10 +3,10 @@
 //! of `lwdec`'s `--scale` files). Anything else is a `TypeError`; a wrong shape or a missing or
 //! misplaced `scale` is a `ValueError`.
 
-use ndarray::{Array1, Array2, ArrayView2, Axis, Ix2};
+use ndarray::{Array1, Array2, ArrayView2, Axis};
 use numpy::{
-    dtype, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArray2, PyUntypedArray,
-    PyUntypedArrayMethods,
+    dtype, PyArray2, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArray2,
+    PyUntypedArray, PyUntypedArrayMethods,
 };
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -80,18 +80,12 @@ fn matrix_of<'py>(
     let kind = array.dtype();
     if kind.is_equiv_to(&dtype::<f32>(py)) {
         no_scale(scale, "float32")?;
-        let typed = array.cast::<PyArrayDyn<f32>>()?.clone();
-        let typed = typed.cast_into::<numpy::PyArray2<f32>>()?;
-        return Ok(Matrix::Borrowed(typed.readonly()));
+        return Ok(Matrix::Borrowed(array.cast::<PyArray2<f32>>()?.readonly()));
     }
     if kind.is_equiv_to(&dtype::<f64>(py)) {
         no_scale(scale, "float64")?;
-        let typed = array.cast::<PyArrayDyn<f64>>()?.readonly();
-        let view = typed
-            .as_array()
-            .into_dimensionality::<Ix2>()
-            .map_err(shape)?;
-        return Ok(Matrix::Owned(view.mapv(|v| v as f32)));
+        let typed = array.cast::<PyArray2<f64>>()?.readonly();
+        return Ok(Matrix::Owned(typed.as_array().mapv(|v| v as f32)));
     }
     if kind.is_equiv_to(&dtype::<i8>(py)) {
         let Some(scale) = scale else {
@@ -100,12 +94,8 @@ fn matrix_of<'py>(
             ));
         };
         let scales = scales(scale, rows)?;
-        let typed = array.cast::<PyArrayDyn<i8>>()?.readonly();
-        let q = typed
-            .as_array()
-            .into_dimensionality::<Ix2>()
-            .map_err(shape)?;
-        let mut out = q.mapv(f32::from);
+        let typed = array.cast::<PyArray2<i8>>()?.readonly();
+        let mut out = typed.as_array().mapv(f32::from);
         for (mut row, &k) in out.axis_iter_mut(Axis(0)).zip(scales.iter()) {
             row.mapv_inplace(|v| v * k);
         }
@@ -169,8 +159,4 @@ fn flat<T: Copy>(a: &ndarray::ArrayViewD<'_, T>, f: impl Fn(T) -> f32) -> PyResu
         )));
     }
     Ok(a.iter().map(|&v| f(v)).collect())
-}
-
-fn shape(e: ndarray::ShapeError) -> PyErr {
-    PyValueError::new_err(format!("unexpected array shape: {e}"))
 }
