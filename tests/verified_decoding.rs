@@ -91,10 +91,11 @@ fn refinement_raises_the_round_trip_within_its_budget_deterministically() {
     };
     let refiner = make(Some(settings.clone()));
     let refined = refiner.batch_decode(rows).expect("refined decode");
-    // the pool (answer, 10 bank candidates, the generated text) plus the refinement budget
+    // the pool (answer, 10 bank candidates, the generated text) plus the refinement budget,
+    // and the function words' embeddings once per decoder
     let calls = refiner.verifier().encoder_calls() as usize;
     assert!(
-        calls <= n * (12 + budget),
+        calls <= n * (12 + budget) + lightweight_decoder::verify::FUNCTION_WORDS.len(),
         "{calls} encoder calls for {n} inputs"
     );
     let mean = |d: &[lightweight_decoder::Decoded]| {
@@ -157,4 +158,37 @@ fn unit(mut v: Vec<f32>) -> Vec<f32> {
     let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     v.iter_mut().for_each(|x| *x /= n);
     v
+}
+
+#[test]
+fn the_hybrid_proposes_its_answer_the_bank_candidates_and_the_generated_text() {
+    use lightweight_decoder::verify::Proposer;
+    let sample = SampleSet::bundled("ood").expect("bundled sample");
+    let hybrid = DecoderBuilder::new().hybrid().expect("hybrid");
+    let mut generated_answers = 0;
+    for row in 0..12 {
+        let v = sample.embeddings.row(row).to_vec();
+        let plain = hybrid.decode(&v).expect("decode");
+        let mut session = hybrid.new_session();
+        let (answer, proposals) = hybrid.propose(&v, &mut session, 10).expect("propose");
+        // proposing does not change the hybrid's answer or what its session records
+        assert_eq!(answer.text, plain.text, "row {row}");
+        assert_eq!(answer.source, plain.source, "row {row}");
+        assert_eq!(session.entries().len(), 1, "row {row}");
+        // the bank's top 10 in order, then the generator's text (computed even when the
+        // bank's fast path skipped it)
+        let bank: Vec<&str> = proposals[..10].iter().map(|p| p.text.as_str()).collect();
+        // (a generated answer carries no candidates: the bank's own decode names them)
+        let found = hybrid.bank().decode(&v).expect("bank decode").candidates;
+        let candidates: Vec<&str> = found[..10].iter().map(|c| c.text.as_str()).collect();
+        assert_eq!(bank, candidates, "row {row}");
+        let last = proposals.last().expect("a generated proposal");
+        assert_eq!(last.source, Source::Generative, "row {row}");
+        assert!(!last.text.trim().is_empty(), "row {row}");
+        if plain.source == Source::Generative {
+            generated_answers += 1;
+            assert_eq!(last.text, plain.text, "row {row}");
+        }
+    }
+    assert!(generated_answers > 0, "no generated answer among 12 rows");
 }

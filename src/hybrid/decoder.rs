@@ -156,26 +156,60 @@ impl Decoder for HybridDecoder {
     /// generator answers.
     fn decode_in_session(&self, input: &[f32], session: &mut Session) -> Result<Decoded> {
         let query = UnitEmbedding::new(input, self.dim())?;
+        Ok(self.decide(&query, session)?.0)
+    }
+}
+
+/// What the hybrid saw on the way to its answer: the bank's candidates and the generator's
+/// text (when it ran), so that verification pools them without decoding again.
+pub(crate) struct Seen {
+    /// The bank's candidates (empty when the bank had none above its strict threshold).
+    pub(crate) candidates: Vec<crate::decoder::Candidate>,
+    /// The generator's text; `None` when the bank's fast path skipped it.
+    pub(crate) generated: Option<String>,
+}
+
+impl HybridDecoder {
+    /// The answer for one unit-norm input, recorded in `session`, and what was seen on the
+    /// way (see [`HybridDecoder::decode_in_session`]).
+    pub(crate) fn decide(
+        &self,
+        query: &UnitEmbedding,
+        session: &mut Session,
+    ) -> Result<(Decoded, Seen)> {
         let mut scratch = session.clone();
-        let both = match self.both(&query, &mut scratch, true) {
+        let both = match self.both(query, &mut scratch, true) {
             Err(Error::BelowThreshold { .. }) => {
-                return self.generator.decode_unit(&query, session);
+                let generated = self.generator.decode_unit(query, session)?;
+                let seen = Seen {
+                    candidates: Vec::new(),
+                    generated: Some(generated.text.clone()),
+                };
+                return Ok((generated, seen));
             }
             other => other?,
         };
         let (Some(generated), Some(signals)) = (both.generated, both.signals) else {
             *session = scratch;
-            return Ok(both.bank);
+            let seen = Seen {
+                candidates: both.bank.candidates.clone(),
+                generated: None,
+            };
+            return Ok((both.bank, seen));
+        };
+        let seen = Seen {
+            candidates: both.bank.candidates.clone(),
+            generated: Some(generated.text.clone()),
         };
         let ranked = both.alternatives.iter().map(|a| (a, a.rank));
-        match choose(&self.rule, &signals, ranked) {
+        let decoded = match choose(&self.rule, &signals, ranked) {
             Choice::Generator => {
                 session.record(SessionEntry {
-                    input: query.into_vec(),
+                    input: query.as_slice().to_vec(),
                     output: None,
                     phrase_ids: Vec::new(),
                 });
-                Ok(generated)
+                generated
             }
             Choice::Alternative(rank) => {
                 let candidate = &both.bank.candidates[rank];
@@ -183,12 +217,12 @@ impl Decoder for HybridDecoder {
                     Error::Internal("a re-ranked candidate has no phrase id".into())
                 })?;
                 scratch.replace_last(SessionEntry {
-                    input: query.into_vec(),
+                    input: query.as_slice().to_vec(),
                     output: Some(self.bank.output_embedding(&[id])?),
                     phrase_ids: vec![id],
                 });
                 *session = scratch;
-                Ok(Decoded {
+                Decoded {
                     text: self.bank.render(&[id]),
                     confidence: checked_confidence(candidate.similarity.clamp(0.0, 1.0))?,
                     low_confidence: both.bank.low_confidence,
@@ -197,12 +231,13 @@ impl Decoder for HybridDecoder {
                     },
                     candidates: both.bank.candidates,
                     roundtrip_cosine: None,
-                })
+                }
             }
             Choice::Bank => {
                 *session = scratch;
-                Ok(both.bank)
+                both.bank
             }
-        }
+        };
+        Ok((decoded, seen))
     }
 }

@@ -7,7 +7,7 @@
 
 mod refine;
 
-pub use refine::RefineSettings;
+pub use refine::{RefineSettings, FUNCTION_WORDS};
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -94,21 +94,26 @@ pub trait Proposer: Decoder {
     }
 }
 
+/// A candidate as a proposal.
+fn candidate_proposal(c: &Candidate) -> Proposal {
+    Proposal {
+        text: c.text.clone(),
+        source: match c.phrase_id {
+            Some(id) => Source::PhraseBank {
+                phrase_ids: vec![id],
+            },
+            None => Source::Generative,
+        },
+    }
+}
+
 /// The bank candidates of `decoded` as proposals.
 fn bank_proposals(decoded: &Decoded, top_k: usize) -> Vec<Proposal> {
     decoded
         .candidates
         .iter()
         .take(top_k)
-        .map(|c: &Candidate| Proposal {
-            text: c.text.clone(),
-            source: match c.phrase_id {
-                Some(id) => Source::PhraseBank {
-                    phrase_ids: vec![id],
-                },
-                None => Source::Generative,
-            },
-        })
+        .map(candidate_proposal)
         .collect()
 }
 
@@ -141,29 +146,34 @@ impl Proposer for GenerativeDecoder {
 }
 
 impl Proposer for HybridDecoder {
-    /// The hybrid's answer, the bank's candidates and the guided generator's text (which the
-    /// hybrid's fast path would not compute when the bank is sure).
+    /// The hybrid's answer, the bank's candidates and the guided generator's text, as the
+    /// hybrid saw them (the generator runs only when the bank's fast path skipped it).
     fn propose(
         &self,
         embedding: &[f32],
         session: &mut Session,
         top_k: usize,
     ) -> Result<(Decoded, Vec<Proposal>)> {
-        let decoded = self.decode_in_session(embedding, session)?;
-        // a generated answer carries no bank candidates: search the bank for them (the
-        // pattern cache usually holds this input's hits already)
-        let mut proposals = if decoded.candidates.is_empty() {
-            bank_proposals(&self.bank().decode(embedding)?, top_k)
-        } else {
-            bank_proposals(&decoded, top_k)
+        let query = UnitEmbedding::new(embedding, self.dim())?;
+        let (decoded, seen) = self.decide(&query, session)?;
+        let mut proposals: Vec<Proposal> = seen
+            .candidates
+            .iter()
+            .take(top_k)
+            .map(candidate_proposal)
+            .collect();
+        let generated = match seen.generated {
+            Some(text) => text,
+            None => {
+                self.generator()
+                    .decode_unit_with_found(&query, &self.bank().shared_bank(), &seen.candidates)?
+                    .text
+            }
         };
-        if decoded.source != Source::Generative {
-            let generated = self.generator().decode(embedding)?;
-            proposals.push(Proposal {
-                text: generated.text,
-                source: Source::Generative,
-            });
-        }
+        proposals.push(Proposal {
+            text: generated,
+            source: Source::Generative,
+        });
         Ok((decoded, proposals))
     }
 

@@ -29,7 +29,17 @@ pub struct RefineSettings {
     /// Weight of the generator's mean log-probability per byte (the fluency prior) against
     /// the cosine; 0 ranks by cosine alone.
     pub fluency_weight: f32,
+    /// Also insert and substitute the most common English function words ("the", "of",
+    /// ...), which candidates written as keyword lists lack; their embeddings are computed
+    /// once per decoder and not charged to any input's budget.
+    pub function_words: bool,
 }
+
+/// The function words refinement may insert or substitute (`RefineSettings::function_words`).
+pub const FUNCTION_WORDS: [&str; 16] = [
+    "the", "of", "and", "a", "to", "in", "is", "for", "that", "with", "on", "as", "by", "or",
+    "from", "it",
+];
 
 impl Default for RefineSettings {
     fn default() -> Self {
@@ -38,6 +48,7 @@ impl Default for RefineSettings {
             per_round: 8,
             max_pool_words: 24,
             fluency_weight: 0.02,
+            function_words: true,
         }
     }
 }
@@ -146,6 +157,12 @@ fn pool_words(pool: &[String], max: usize) -> Vec<String> {
     out
 }
 
+/// Whether two neighbouring words are the same word ("devices devices"): never fluent, and
+/// the encoder barely tells it apart from the single word, so such edits are not proposed.
+fn repeats_a_word(words: &[String]) -> bool {
+    words.windows(2).any(|w| key(&w[0]) == key(&w[1]))
+}
+
 /// One proposed edit: the new words and the bag-of-words change.
 struct Edit {
     words: Vec<String>,
@@ -239,7 +256,7 @@ pub(crate) fn refine(
         0.0
     };
     let log_prob = |s: &Refinement, text: &str| -> Result<f32> {
-        match fluency {
+        match fluency.filter(|_| weight > 0.0) {
             // the model scores at most max_len bytes: a longer text by its head
             Some(model) => {
                 let mut end = text.len().min(model.config().max_len);
@@ -252,19 +269,42 @@ pub(crate) fn refine(
         }
     };
     // the pool words' own embeddings, charged to each input's budget (a third of it at most)
-    let vocabs: Vec<Vec<String>> = states
+    let pooled: Vec<Vec<String>> = states
         .iter()
         .map(|s| pool_words(&s.pool, settings.max_pool_words.min(settings.budget / 3)))
         .collect();
-    let all_words: Vec<&str> = vocabs.iter().flatten().map(String::as_str).collect();
+    let common: &[&str] = if settings.function_words {
+        &FUNCTION_WORDS
+    } else {
+        &[]
+    };
+    let all_words: Vec<&str> = pooled
+        .iter()
+        .flatten()
+        .map(String::as_str)
+        .chain(common.iter().copied())
+        .collect();
     let word_vectors = verifier.embed(&all_words)?;
     let mut vectors = std::collections::HashMap::new();
     for (w, v) in all_words.iter().zip(word_vectors) {
         vectors.insert(w.to_string(), v);
     }
-    for (s, vocab) in states.iter_mut().zip(&vocabs) {
+    // each input's edit vocabulary: its pool words, then the function words it lacks
+    let vocabs: Vec<Vec<String>> = pooled
+        .iter()
+        .map(|words| {
+            let mut vocab = words.clone();
+            for w in common {
+                if !vocab.iter().any(|v| v == w) {
+                    vocab.push((*w).to_string());
+                }
+            }
+            vocab
+        })
+        .collect();
+    for (s, words) in states.iter_mut().zip(&pooled) {
         // shared words are charged to every input that uses them, at most the batch's cost
-        s.calls += vocab.len();
+        s.calls += words.len();
         s.log_prob = log_prob(s, &s.current.join(" "))?;
         if s.calls + settings.per_round > settings.budget {
             s.done = true;
@@ -281,6 +321,9 @@ pub(crate) fn refine(
             let mut scored: Vec<(f32, String)> = Vec::new();
             let mut texts = HashSet::new();
             for edit in edits(&s.current, &vocabs[idx], &s.pool) {
+                if repeats_a_word(&edit.words) {
+                    continue;
+                }
                 let text = edit.words.join(" ");
                 if text.is_empty() || s.seen.contains(&text) || !texts.insert(text.clone()) {
                     continue;

@@ -162,6 +162,16 @@ pub struct DecoderArgs {
     #[arg(long, default_value_t = 32, requires = "refine",
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub budget: u32,
+    /// Weight of the generator's mean log-prob per byte against the cosine in --refine's
+    /// objective (default 0.02; 0 ranks by cosine alone).
+    #[arg(long, requires = "refine")]
+    pub fluency_weight: Option<f32>,
+    /// Edits re-embedded per input and round of --refine (default 8).
+    #[arg(long, requires = "refine", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub per_round: Option<u16>,
+    /// --refine edits only with the candidates' words, not the common function words.
+    #[arg(long, requires = "refine")]
+    pub no_function_words: bool,
     /// Bank candidates pooled per input by --verify.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub verify_top_k: u16,

@@ -186,13 +186,18 @@ fn build_decoder(args: &DecoderArgs) -> Result<Box<dyn Decoder>> {
     builder.verified(kind, std::sync::Arc::new(encoder), verify_settings(args))
 }
 
-/// The settings of `--verify`, `--verify-top-k`, `--refine` and `--budget`.
+/// The settings of `--verify`, `--verify-top-k`, `--refine`, `--budget` and
+/// `--fluency-weight`, `--per-round`, `--no-function-words` (validated by the builder).
 fn verify_settings(args: &DecoderArgs) -> lightweight_decoder::VerifySettings {
+    let defaults = lightweight_decoder::RefineSettings::default();
     lightweight_decoder::VerifySettings {
         pool_top_k: usize::from(args.verify_top_k),
         refine: args.refine.then(|| lightweight_decoder::RefineSettings {
             budget: args.budget as usize,
-            ..Default::default()
+            fluency_weight: args.fluency_weight.unwrap_or(defaults.fluency_weight),
+            per_round: args.per_round.map_or(defaults.per_round, usize::from),
+            function_words: !args.no_function_words,
+            ..defaults
         }),
         ..Default::default()
     }
