@@ -2,8 +2,8 @@
 //! encoder as judge and the generator's likelihood as a fluency prior.
 //!
 //! Each round proposes edits of the current text (delete, replace or insert a word from the
-//! pool of the candidates' words, swap two neighbours, splice the current text with another
-//! candidate), ranks them cheaply (a bag-of-words estimate of their embedding from the pool
+//! pool of the candidates' words or from [`FUNCTION_WORDS`], swap two neighbours, splice the
+//! current text with another candidate; never two equal words side by side), ranks them cheaply (a bag-of-words estimate of their embedding from the pool
 //! words' own embeddings, then the generator's mean log-probability given the input), and
 //! re-embeds the best few in one encoder batch for all inputs. The edit that most raises
 //! `cosine + fluency_weight * mean_log_prob` is kept; an input stops when no edit improves or
@@ -30,8 +30,8 @@ pub struct RefineSettings {
     /// the cosine; 0 ranks by cosine alone.
     pub fluency_weight: f32,
     /// Also insert and substitute the most common English function words ("the", "of",
-    /// ...), which candidates written as keyword lists lack; their embeddings are computed
-    /// once per decoder and not charged to any input's budget.
+    /// ...), which candidates written as keyword lists lack; their embeddings are not
+    /// charged to any input's budget (the verifier's cache keeps them after the first call).
     pub function_words: bool,
 }
 
