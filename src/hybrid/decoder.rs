@@ -163,8 +163,9 @@ impl Decoder for HybridDecoder {
 /// What the hybrid saw on the way to its answer: the bank's candidates and the generator's
 /// text (when it ran), so that verification pools them without decoding again.
 pub(crate) struct Seen {
-    /// The bank's candidates (empty when the bank had none above its strict threshold).
-    pub(crate) candidates: Vec<crate::decoder::Candidate>,
+    /// The bank's candidates when the answer does not carry them (a generated answer);
+    /// `None`: they are the answer's own `candidates`.
+    pub(crate) candidates: Option<Vec<crate::decoder::Candidate>>,
     /// The generator's text; `None` when the bank's fast path skipped it.
     pub(crate) generated: Option<String>,
 }
@@ -182,7 +183,7 @@ impl HybridDecoder {
             Err(Error::BelowThreshold { .. }) => {
                 let generated = self.generator.decode_unit(query, session)?;
                 let seen = Seen {
-                    candidates: Vec::new(),
+                    candidates: Some(Vec::new()),
                     generated: Some(generated.text.clone()),
                 };
                 return Ok((generated, seen));
@@ -192,18 +193,20 @@ impl HybridDecoder {
         let (Some(generated), Some(signals)) = (both.generated, both.signals) else {
             *session = scratch;
             let seen = Seen {
-                candidates: both.bank.candidates.clone(),
+                candidates: None,
                 generated: None,
             };
             return Ok((both.bank, seen));
         };
-        let seen = Seen {
-            candidates: both.bank.candidates.clone(),
-            generated: Some(generated.text.clone()),
+        let mut seen = Seen {
+            candidates: None,
+            generated: None,
         };
         let ranked = both.alternatives.iter().map(|a| (a, a.rank));
         let decoded = match choose(&self.rule, &signals, ranked) {
             Choice::Generator => {
+                seen.candidates = Some(both.bank.candidates);
+                seen.generated = Some(generated.text.clone());
                 session.record(SessionEntry {
                     input: query.as_slice().to_vec(),
                     output: None,
@@ -222,6 +225,7 @@ impl HybridDecoder {
                     phrase_ids: vec![id],
                 });
                 *session = scratch;
+                seen.generated = Some(generated.text);
                 Decoded {
                     text: self.bank.render(&[id]),
                     confidence: checked_confidence(candidate.similarity.clamp(0.0, 1.0))?,
@@ -235,6 +239,7 @@ impl HybridDecoder {
             }
             Choice::Bank => {
                 *session = scratch;
+                seen.generated = Some(generated.text);
                 both.bank
             }
         };

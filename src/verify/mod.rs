@@ -156,8 +156,8 @@ impl Proposer for HybridDecoder {
     ) -> Result<(Decoded, Vec<Proposal>)> {
         let query = UnitEmbedding::new(embedding, self.dim())?;
         let (decoded, seen) = self.decide(&query, session)?;
-        let mut proposals: Vec<Proposal> = seen
-            .candidates
+        let candidates = seen.candidates.as_deref().unwrap_or(&decoded.candidates);
+        let mut proposals: Vec<Proposal> = candidates
             .iter()
             .take(top_k)
             .map(candidate_proposal)
@@ -166,7 +166,7 @@ impl Proposer for HybridDecoder {
             Some(text) => text,
             None => {
                 self.generator()
-                    .decode_unit_with_found(&query, &self.bank().shared_bank(), &seen.candidates)?
+                    .decode_unit_with_found(&query, &self.bank().shared_bank(), candidates)?
                     .text
             }
         };
@@ -297,6 +297,20 @@ impl<P: Proposer> VerifiedDecoder<P> {
         &self.verifier
     }
 
+    /// The input as a unit vector, the decoder's answer and the pool of one input.
+    fn propose_pool(
+        &self,
+        embedding: &[f32],
+        session: &mut Session,
+    ) -> Result<(UnitEmbedding, Decoded, Vec<Proposal>)> {
+        let query = UnitEmbedding::new(embedding, self.dim())?;
+        let (decoded, proposals) =
+            self.inner
+                .propose(embedding, session, self.settings.pool_top_k)?;
+        let pool = self.pool(&decoded, proposals);
+        Ok((query, decoded, pool))
+    }
+
     /// The pool of one input, answer first, without repeated texts.
     fn pool(&self, decoded: &Decoded, proposals: Vec<Proposal>) -> Vec<Proposal> {
         let mut pool = vec![Proposal {
@@ -391,12 +405,8 @@ impl<P: Proposer> Decoder for VerifiedDecoder<P> {
 
     /// The session records the decoder's own answer (verification chooses after it).
     fn decode_in_session(&self, embedding: &[f32], session: &mut Session) -> Result<Decoded> {
-        let query = UnitEmbedding::new(embedding, self.dim())?;
-        let (decoded, proposals) =
-            self.inner
-                .propose(embedding, session, self.settings.pool_top_k)?;
-        let pool = self.pool(&decoded, proposals);
-        let mut out = self.choose(vec![(query, decoded, pool)])?;
+        let proposed = self.propose_pool(embedding, session)?;
+        let mut out = self.choose(vec![proposed])?;
         out.pop()
             .ok_or_else(|| Error::Internal("no verified result".into()))
     }
@@ -415,12 +425,7 @@ impl<P: Proposer> Decoder for VerifiedDecoder<P> {
             || self.inner.new_session(),
             |row, session| {
                 let values = embeddings.row(row).to_vec();
-                let query = UnitEmbedding::new(&values, self.dim())?;
-                let (decoded, proposals) =
-                    self.inner
-                        .propose(&values, session, self.settings.pool_top_k)?;
-                let pool = self.pool(&decoded, proposals);
-                Ok((query, decoded, pool))
+                self.propose_pool(&values, session)
             },
         )?;
         self.choose(proposed)
