@@ -18,9 +18,9 @@ for sample in ood ood2; do
   echo "## samples/$sample"
   bash scripts/sweep_refine.sh "samples/$sample" "$out/$sample" \
     "bank|--decoder phrase-bank" "hybrid|--decoder hybrid" "verified|--decoder hybrid --verify" \
-    "r16|$R --budget 16" "r32|$R --budget 32" "r64|$R --budget 64" \
+    "r16|$R --budget 16" "r32|$R --budget 32" "r48|$R --budget 48" "r64|$R --budget 64" \
     "r256|$R --budget 256 --limit $large" "r1024|$R --budget 1024 --limit $large" \
-    "hybrid$large|--decoder hybrid --limit $large" "r32_$large|$R --budget 32 --limit $large"
+    "hybrid$large|--decoder hybrid --limit $large" "r64_$large|$R --budget 64 --limit $large"
 done
 .venv/bin/python scripts/plot_refine.py --out docs/refine_budget \
   "samples/ood=$out/ood" "samples/ood2=$out/ood2"

@@ -91,11 +91,12 @@ fn refinement_raises_the_round_trip_within_its_budget_deterministically() {
     };
     let refiner = make(Some(settings.clone()));
     let refined = refiner.batch_decode(rows).expect("refined decode");
-    // the pool (answer, 10 bank candidates, the generated text) plus the refinement budget,
-    // and the function words' embeddings once per decoder
+    // the contenders (answer, the bank's best reembed_top_k, the generated text) plus the
+    // refinement budget, and the function words' embeddings once per decoder
     let calls = refiner.verifier().encoder_calls() as usize;
+    let contenders = VerifySettings::default().reembed_top_k + 2;
     assert!(
-        calls <= n * (12 + budget) + lightweight_decoder::verify::FUNCTION_WORDS.len(),
+        calls <= n * (contenders + budget) + lightweight_decoder::verify::FUNCTION_WORDS.len(),
         "{calls} encoder calls for {n} inputs"
     );
     let mean = |d: &[lightweight_decoder::Decoded]| {
@@ -182,7 +183,12 @@ fn the_hybrid_proposes_its_answer_the_bank_candidates_and_the_generated_text() {
         let found = hybrid.bank().decode(&v).expect("bank decode").candidates;
         let candidates: Vec<&str> = found[..10].iter().map(|c| c.text.as_str()).collect();
         assert_eq!(bank, candidates, "row {row}");
+        // bank proposals carry the bank's score, the generated text none
+        for (p, c) in proposals.iter().zip(&found[..10]) {
+            assert_eq!(p.similarity, Some(c.similarity), "row {row}");
+        }
         let last = proposals.last().expect("a generated proposal");
+        assert_eq!(last.similarity, None, "row {row}");
         assert_eq!(last.source, Source::Generative, "row {row}");
         assert!(!last.text.trim().is_empty(), "row {row}");
         if plain.source == Source::Generative {
@@ -191,4 +197,38 @@ fn the_hybrid_proposes_its_answer_the_bank_candidates_and_the_generated_text() {
         }
     }
     assert!(generated_answers > 0, "no generated answer among 12 rows");
+}
+
+#[test]
+fn verification_re_embeds_only_the_banks_best_candidates() {
+    let sample = SampleSet::bundled("ood").expect("bundled sample");
+    let n = 10;
+    let rows = sample.embeddings.slice(ndarray::s![..n, ..]);
+    let encoder = encoder();
+    let make = |reembed_top_k: usize| {
+        let hybrid = DecoderBuilder::new().hybrid().expect("hybrid");
+        let settings = VerifySettings {
+            reembed_top_k,
+            ..Default::default()
+        };
+        VerifiedDecoder::new(hybrid, encoder.clone(), settings).expect("verified")
+    };
+    let (narrow, wide) = (make(1), make(10));
+    let few = narrow.batch_decode(rows).expect("narrow decode");
+    let all = wide.batch_decode(rows).expect("wide decode");
+    // at most the answer, the bank's best candidate and the generated text per input
+    let calls = narrow.verifier().encoder_calls() as usize;
+    assert!(calls <= 3 * n, "{calls} encoder calls for {n} inputs");
+    assert!(
+        wide.verifier().encoder_calls() as usize > calls,
+        "re-embedding all 10 candidates costs more"
+    );
+    // more contenders never choose a text farther from the input
+    for (row, (f, a)) in few.iter().zip(&all).enumerate() {
+        let (f, a) = (
+            f.roundtrip_cosine.expect("f"),
+            a.roundtrip_cosine.expect("a"),
+        );
+        assert!(a >= f - 1e-5, "row {row}: {a} < {f}");
+    }
 }

@@ -30,6 +30,11 @@ use crate::session::Session;
 pub struct VerifySettings {
     /// The decoder's top candidates pooled besides its answer (at most its `top_k`).
     pub pool_top_k: usize,
+    /// Of the pooled proposals that carry the decoder's own similarity estimate (the bank's
+    /// search score), only the best this many are re-embedded and compete; the others stay
+    /// in the pool as refinement's material. The answer and proposals without an estimate
+    /// (generated text) are always re-embedded.
+    pub reembed_top_k: usize,
     /// Texts whose embeddings are remembered between calls (0 turns the cache off).
     pub cache_capacity: usize,
     /// Refine the chosen text by search ([`RefineSettings`]); `None` keeps the choice.
@@ -40,6 +45,7 @@ impl Default for VerifySettings {
     fn default() -> Self {
         VerifySettings {
             pool_top_k: 10,
+            reembed_top_k: 4,
             cache_capacity: 65_536,
             refine: None,
         }
@@ -55,6 +61,10 @@ impl VerifySettings {
         crate::error::check(
             (1..=1000).contains(&self.pool_top_k),
             "verify.pool_top_k must be in 1..=1000",
+        )?;
+        crate::error::check(
+            (1..=1000).contains(&self.reembed_top_k),
+            "verify.reembed_top_k must be in 1..=1000",
         )?;
         crate::error::check(
             self.cache_capacity <= Self::MAX_CACHE_CAPACITY,
@@ -74,6 +84,9 @@ pub struct Proposal {
     pub text: String,
     /// What produced it.
     pub source: Source,
+    /// The decoder's own estimate of the text's cosine to the input (a bank phrase's search
+    /// score), if it has one.
+    pub similarity: Option<f32>,
 }
 
 /// A decoder that can name, besides its answer, the other texts it would stand behind.
@@ -104,6 +117,7 @@ fn candidate_proposal(c: &Candidate) -> Proposal {
             },
             None => Source::Generative,
         },
+        similarity: c.phrase_id.map(|_| c.similarity),
     }
 }
 
@@ -173,6 +187,7 @@ impl Proposer for HybridDecoder {
         proposals.push(Proposal {
             text: generated,
             source: Source::Generative,
+            similarity: None,
         });
         Ok((decoded, proposals))
     }
@@ -255,6 +270,22 @@ impl Verifier {
     }
 }
 
+/// The pool entries that are re-embedded and compete, in pool order: every one without a
+/// similarity estimate and the `top_k` best estimated ones.
+fn contenders(pool: &[Proposal], top_k: usize) -> Vec<usize> {
+    let mut estimated: Vec<(f32, usize)> = pool
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.similarity.map(|s| (s, i)))
+        .collect();
+    estimated.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let kept: std::collections::HashSet<usize> =
+        estimated.iter().take(top_k).map(|&(_, i)| i).collect();
+    (0..pool.len())
+        .filter(|i| pool[*i].similarity.is_none() || kept.contains(i))
+        .collect()
+}
+
 fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>> {
     m.lock()
         .map_err(|_| Error::Internal("the verifier's cache lock is poisoned".into()))
@@ -316,6 +347,7 @@ impl<P: Proposer> VerifiedDecoder<P> {
         let mut pool = vec![Proposal {
             text: decoded.text.clone(),
             source: decoded.source.clone(),
+            similarity: None,
         }];
         for p in proposals {
             if !p.text.trim().is_empty() && !pool.iter().any(|q| q.text == p.text) {
@@ -328,16 +360,21 @@ impl<P: Proposer> VerifiedDecoder<P> {
     /// Chooses, for each input, the pooled text whose embedding is closest, then refines it
     /// when refinement is on.
     fn choose(&self, items: Vec<(UnitEmbedding, Decoded, Vec<Proposal>)>) -> Result<Vec<Decoded>> {
+        let contenders: Vec<Vec<usize>> = items
+            .iter()
+            .map(|(_, _, pool)| contenders(pool, self.settings.reembed_top_k))
+            .collect();
         let texts: Vec<&str> = items
             .iter()
-            .flat_map(|(_, _, pool)| pool.iter().map(|p| p.text.as_str()))
+            .zip(&contenders)
+            .flat_map(|((_, _, pool), idx)| idx.iter().map(|&i| pool[i].text.as_str()))
             .collect();
         let embeddings = self.verifier.embed(&texts)?;
         let mut next = embeddings.into_iter();
         let mut chosen = Vec::with_capacity(items.len());
-        for (query, decoded, pool) in items {
+        for ((query, decoded, pool), idx) in items.into_iter().zip(contenders) {
             let mut best: Option<(f32, usize, Arc<[f32]>)> = None;
-            for i in 0..pool.len() {
+            for i in idx {
                 let e = next
                     .next()
                     .ok_or_else(|| Error::Internal("fewer embeddings than texts".into()))?;
@@ -429,5 +466,33 @@ impl<P: Proposer> Decoder for VerifiedDecoder<P> {
             },
         )?;
         self.choose(proposed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proposal(text: &str, similarity: Option<f32>) -> Proposal {
+        Proposal {
+            text: text.into(),
+            source: Source::Generative,
+            similarity,
+        }
+    }
+
+    #[test]
+    fn contenders_are_the_unscored_and_the_best_scored_in_pool_order() {
+        let pool = [
+            proposal("answer", None),
+            proposal("b0", Some(0.5)),
+            proposal("b1", Some(0.7)),
+            proposal("b2", Some(0.6)),
+            proposal("b3", Some(0.7)),
+            proposal("generated", None),
+        ];
+        assert_eq!(contenders(&pool, 2), vec![0, 2, 4, 5]);
+        assert_eq!(contenders(&pool, 3), vec![0, 2, 3, 4, 5]);
+        assert_eq!(contenders(&pool, 100), (0..6).collect::<Vec<_>>());
     }
 }

@@ -11,6 +11,8 @@
 
 use std::collections::HashSet;
 
+use rayon::prelude::*;
+
 use crate::embedding::{dot, UnitEmbedding};
 use crate::error::Result;
 use crate::generative::InferenceModel;
@@ -44,7 +46,7 @@ pub const FUNCTION_WORDS: [&str; 16] = [
 impl Default for RefineSettings {
     fn default() -> Self {
         RefineSettings {
-            budget: 32,
+            budget: 64,
             per_round: 8,
             max_pool_words: 24,
             fluency_weight: 0.02,
@@ -347,11 +349,16 @@ pub(crate) fn refine(
             }
             scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
             scored.truncate(settings.per_round + settings.per_round / 2);
-            let mut ranked: Vec<(f32, String, f32)> = Vec::with_capacity(scored.len());
-            for (proxy, text) in scored {
-                let lp = log_prob(s, &text)?;
-                ranked.push((proxy + weight * lp, text, lp));
-            }
+            // the fluency prior of the shortlist, texts in parallel (the encoder is idle now)
+            let log_probs: Vec<f32> = scored
+                .par_iter()
+                .map(|(_, text)| log_prob(s, text))
+                .collect::<Result<_>>()?;
+            let mut ranked: Vec<(f32, String, f32)> = scored
+                .into_iter()
+                .zip(log_probs)
+                .map(|((proxy, text), lp)| (proxy + weight * lp, text, lp))
+                .collect();
             ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
             ranked.truncate(settings.per_round);
             chosen.extend(ranked.into_iter().map(|(_, text, lp)| (idx, text, lp)));

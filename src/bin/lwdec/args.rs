@@ -158,10 +158,9 @@ pub struct DecoderArgs {
     /// generator's likelihood as a fluency prior.
     #[arg(long, requires = "verify")]
     pub refine: bool,
-    /// Encoder calls per input that --refine may spend.
-    #[arg(long, default_value_t = 32, requires = "refine",
-          value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub budget: u32,
+    /// Encoder calls per input that --refine may spend (default 64: `RefineSettings`).
+    #[arg(long, requires = "refine", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub budget: Option<u32>,
     /// Weight of the generator's mean log-prob per byte against the cosine in --refine's
     /// objective (default 0.02; 0 ranks by cosine alone).
     #[arg(long, requires = "refine")]
@@ -175,6 +174,10 @@ pub struct DecoderArgs {
     /// Bank candidates pooled per input by --verify.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub verify_top_k: u16,
+    /// Of those, the best by the bank's own score that --verify re-embeds (the rest are
+    /// refinement's material only).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub reembed_top_k: Option<u16>,
     /// Encoder model folder, for texts and --verify (default: $LWDEC_ENCODER_DIR, else
     /// ~/.local/share/lightweight-decoder/all-mpnet-base-v2).
     #[arg(long, value_name = "DIR")]

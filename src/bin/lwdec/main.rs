@@ -190,16 +190,18 @@ fn build_decoder(args: &DecoderArgs) -> Result<Box<dyn Decoder>> {
 /// `--fluency-weight`, `--per-round`, `--no-function-words` (validated by the builder).
 fn verify_settings(args: &DecoderArgs) -> lightweight_decoder::VerifySettings {
     let defaults = lightweight_decoder::RefineSettings::default();
+    let verify = lightweight_decoder::VerifySettings::default();
     lightweight_decoder::VerifySettings {
         pool_top_k: usize::from(args.verify_top_k),
+        reembed_top_k: args.reembed_top_k.map_or(verify.reembed_top_k, usize::from),
         refine: args.refine.then(|| lightweight_decoder::RefineSettings {
-            budget: args.budget as usize,
+            budget: args.budget.map_or(defaults.budget, |b| b as usize),
             fluency_weight: args.fluency_weight.unwrap_or(defaults.fluency_weight),
             per_round: args.per_round.map_or(defaults.per_round, usize::from),
             function_words: !args.no_function_words,
             ..defaults
         }),
-        ..Default::default()
+        ..verify
     }
 }
 
