@@ -186,7 +186,7 @@ fn build_decoder(args: &DecoderArgs) -> Result<Box<dyn Decoder>> {
     builder.verified(kind, std::sync::Arc::new(encoder), verify_settings(args))
 }
 
-/// The settings of `--verify`, `--verify-top-k`, `--refine`, `--budget` and
+/// The settings of `--verify`, `--verify-top-k`, `--reembed-top-k`, `--refine`, `--budget` and
 /// `--fluency-weight`, `--per-round`, `--no-function-words` (validated by the builder).
 fn verify_settings(args: &DecoderArgs) -> lightweight_decoder::VerifySettings {
     let defaults = lightweight_decoder::RefineSettings::default();
