@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use lightweight_decoder::eval::samples::SampleSet;
 use lightweight_decoder::{
-    Decoder, DecoderBuilder, DecoderConfig, Encoder, MpnetEncoder, PhraseBankDecoder,
-    RefineSettings, Source, VerifiedDecoder, VerifySettings,
+    Decoder, DecoderBuilder, DecoderConfig, Encoder, HybridDecoder, MpnetEncoder,
+    PhraseBankDecoder, RefineSettings, Source, VerifiedDecoder, VerifySettings,
 };
 
 fn encoder() -> Arc<dyn Encoder> {
@@ -18,6 +18,15 @@ fn encoder() -> Arc<dyn Encoder> {
         Ok(e) => Arc::new(e),
         Err(e) => panic!("{e} (run `bash scripts/install-encoder.sh`)"),
     }
+}
+
+/// The default hybrid verified by `encoder` with `settings`.
+fn verified_hybrid(
+    encoder: &Arc<dyn Encoder>,
+    settings: VerifySettings,
+) -> VerifiedDecoder<HybridDecoder> {
+    let hybrid = DecoderBuilder::new().hybrid().expect("hybrid");
+    VerifiedDecoder::new(hybrid, encoder.clone(), settings).expect("verified")
 }
 
 #[test]
@@ -76,12 +85,13 @@ fn refinement_raises_the_round_trip_within_its_budget_deterministically() {
     let rows = sample.embeddings.slice(ndarray::s![..n, ..]);
     let encoder = encoder();
     let make = |refine: Option<RefineSettings>| {
-        let hybrid = DecoderBuilder::new().hybrid().expect("hybrid");
-        let settings = VerifySettings {
-            refine,
-            ..Default::default()
-        };
-        VerifiedDecoder::new(hybrid, encoder.clone(), settings).expect("verified")
+        verified_hybrid(
+            &encoder,
+            VerifySettings {
+                refine,
+                ..Default::default()
+            },
+        )
     };
     let verified = make(None).batch_decode(rows).expect("verified decode");
     let budget = 24;
@@ -206,12 +216,13 @@ fn verification_re_embeds_only_the_banks_best_candidates() {
     let rows = sample.embeddings.slice(ndarray::s![..n, ..]);
     let encoder = encoder();
     let make = |reembed_top_k: usize| {
-        let hybrid = DecoderBuilder::new().hybrid().expect("hybrid");
-        let settings = VerifySettings {
-            reembed_top_k,
-            ..Default::default()
-        };
-        VerifiedDecoder::new(hybrid, encoder.clone(), settings).expect("verified")
+        verified_hybrid(
+            &encoder,
+            VerifySettings {
+                reembed_top_k,
+                ..Default::default()
+            },
+        )
     };
     let (narrow, wide) = (make(1), make(10));
     let few = narrow.batch_decode(rows).expect("narrow decode");

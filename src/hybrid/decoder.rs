@@ -166,8 +166,19 @@ pub(crate) struct Seen {
     /// The bank's candidates when the answer does not carry them (a generated answer);
     /// `None`: they are the answer's own `candidates`.
     pub(crate) candidates: Option<Vec<crate::decoder::Candidate>>,
-    /// The generator's text; `None` when the bank's fast path skipped it.
+    /// The generator's text when the answer is not it; `None` when the answer is the
+    /// generated text (source `Generative`) or the bank's fast path skipped the generator.
     pub(crate) generated: Option<String>,
+}
+
+impl Seen {
+    /// A bank answer (carrying its candidates) beside the generator's `text`.
+    fn generated(text: String) -> Self {
+        Seen {
+            candidates: None,
+            generated: Some(text),
+        }
+    }
 }
 
 impl HybridDecoder {
@@ -181,12 +192,11 @@ impl HybridDecoder {
         let mut scratch = session.clone();
         let both = match self.both(query, &mut scratch, true) {
             Err(Error::BelowThreshold { .. }) => {
-                let generated = self.generator.decode_unit(query, session)?;
                 let seen = Seen {
                     candidates: Some(Vec::new()),
-                    generated: Some(generated.text.clone()),
+                    generated: None,
                 };
-                return Ok((generated, seen));
+                return Ok((self.generator.decode_unit(query, session)?, seen));
             }
             other => other?,
         };
@@ -198,21 +208,19 @@ impl HybridDecoder {
             };
             return Ok((both.bank, seen));
         };
-        let mut seen = Seen {
-            candidates: None,
-            generated: None,
-        };
         let ranked = both.alternatives.iter().map(|a| (a, a.rank));
-        let decoded = match choose(&self.rule, &signals, ranked) {
+        let (decoded, seen) = match choose(&self.rule, &signals, ranked) {
             Choice::Generator => {
-                seen.candidates = Some(both.bank.candidates);
-                seen.generated = Some(generated.text.clone());
                 session.record(SessionEntry {
                     input: query.as_slice().to_vec(),
                     output: None,
                     phrase_ids: Vec::new(),
                 });
-                generated
+                let seen = Seen {
+                    candidates: Some(both.bank.candidates),
+                    generated: None,
+                };
+                (generated, seen)
             }
             Choice::Alternative(rank) => {
                 let candidate = &both.bank.candidates[rank];
@@ -225,8 +233,7 @@ impl HybridDecoder {
                     phrase_ids: vec![id],
                 });
                 *session = scratch;
-                seen.generated = Some(generated.text);
-                Decoded {
+                let decoded = Decoded {
                     text: self.bank.render(&[id]),
                     confidence: checked_confidence(candidate.similarity.clamp(0.0, 1.0))?,
                     low_confidence: both.bank.low_confidence,
@@ -235,12 +242,12 @@ impl HybridDecoder {
                     },
                     candidates: both.bank.candidates,
                     roundtrip_cosine: None,
-                }
+                };
+                (decoded, Seen::generated(generated.text))
             }
             Choice::Bank => {
                 *session = scratch;
-                seen.generated = Some(generated.text);
-                both.bank
+                (both.bank, Seen::generated(generated.text))
             }
         };
         Ok((decoded, seen))

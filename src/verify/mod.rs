@@ -121,10 +121,9 @@ fn candidate_proposal(c: &Candidate) -> Proposal {
     }
 }
 
-/// The bank candidates of `decoded` as proposals.
-fn bank_proposals(decoded: &Decoded, top_k: usize) -> Vec<Proposal> {
-    decoded
-        .candidates
+/// The first `top_k` of `candidates` as proposals.
+fn candidate_proposals(candidates: &[Candidate], top_k: usize) -> Vec<Proposal> {
+    candidates
         .iter()
         .take(top_k)
         .map(candidate_proposal)
@@ -139,7 +138,7 @@ impl Proposer for PhraseBankDecoder {
         top_k: usize,
     ) -> Result<(Decoded, Vec<Proposal>)> {
         let decoded = self.decode_in_session(embedding, session)?;
-        let proposals = bank_proposals(&decoded, top_k);
+        let proposals = candidate_proposals(&decoded.candidates, top_k);
         Ok((decoded, proposals))
     }
 }
@@ -171,13 +170,10 @@ impl Proposer for HybridDecoder {
         let query = UnitEmbedding::new(embedding, self.dim())?;
         let (decoded, seen) = self.decide(&query, session)?;
         let candidates = seen.candidates.as_deref().unwrap_or(&decoded.candidates);
-        let mut proposals: Vec<Proposal> = candidates
-            .iter()
-            .take(top_k)
-            .map(candidate_proposal)
-            .collect();
+        let mut proposals = candidate_proposals(candidates, top_k);
         let generated = match seen.generated {
             Some(text) => text,
+            None if decoded.source == Source::Generative => decoded.text.clone(),
             None => {
                 self.generator()
                     .decode_unit_with_found(&query, &self.bank().shared_bank(), candidates)?

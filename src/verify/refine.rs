@@ -3,8 +3,9 @@
 //!
 //! Each round proposes edits of the current text (delete, replace or insert a word from the
 //! pool of the candidates' words or from [`FUNCTION_WORDS`], swap two neighbours, splice the
-//! current text with another candidate; never two equal words side by side), ranks them cheaply (a bag-of-words estimate of their embedding from the pool
-//! words' own embeddings, then the generator's mean log-probability given the input), and
+//! current text with another candidate; never two equal words side by side), ranks them
+//! cheaply (a bag-of-words estimate of their embedding from the pool words' own
+//! embeddings, then the generator's mean log-probability given the input), and
 //! re-embeds the best few in one encoder batch for all inputs. The edit that most raises
 //! `cosine + fluency_weight * mean_log_prob` is kept; an input stops when no edit improves or
 //! its budget of encoder calls is spent. Nothing is sampled: the result is deterministic.
