@@ -285,3 +285,88 @@ fn numeric_flags_are_ranged() {
         assert!(err.contains("invalid value"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn bank_build_drops_near_duplicates_and_info_verifies_both_samples() {
+    use lightweight_decoder::eval::samples::{SampleSet, CORPUS_SAMPLE};
+    let wordnet = SampleSet::bundled(WORDNET_SAMPLE).unwrap();
+    let corpus = SampleSet::bundled(CORPUS_SAMPLE).unwrap();
+    let n = 600;
+    // WordNet rows, corpus sentences, then the first 20 corpus sentences again under new text
+    let mut texts: Vec<String> = wordnet.texts[..n].to_vec();
+    texts.extend(corpus.texts[..n].iter().cloned());
+    texts.extend((0..20).map(|i| format!("{} (again)", corpus.texts[i])));
+    let rows = ndarray::concatenate(
+        ndarray::Axis(0),
+        &[
+            wordnet.embeddings.slice(ndarray::s![..n, ..]),
+            corpus.embeddings.slice(ndarray::s![..n, ..]),
+            corpus.embeddings.slice(ndarray::s![..20, ..]),
+        ],
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (phrases, emb, bank) = (
+        dir.path().join("p.txt"),
+        dir.path().join("e.npy"),
+        dir.path().join("bank"),
+    );
+    std::fs::write(&phrases, texts.join("\n") + "\n").unwrap();
+    write_npy(&emb, &rows);
+    let (p, e, b) = (
+        phrases.to_str().unwrap(),
+        emb.to_str().unwrap(),
+        bank.to_str().unwrap(),
+    );
+    let o = lwdec(&[
+        "bank",
+        "build",
+        "--phrases",
+        p,
+        "--embeddings",
+        e,
+        "--index",
+        "IVF16,PQ96x4fs",
+        "--nprobe",
+        "8",
+        "--drop-near-duplicates",
+        "0.98",
+        "--keep-first",
+        "600",
+        "--out",
+        b,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("near-duplicates: 20 of 620 examined phrases left out"),
+        "{err}"
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("built 1200 phrases"));
+
+    let o = lwdec(&["bank", "info", "--bank", b, "--verify"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    for line in [
+        "wordnet_sample: 600 phrases",
+        "corpus_sample: 600 phrases",
+        "all samples:",
+    ] {
+        assert!(text.contains(line), "{line:?} missing:\n{text}");
+    }
+    // the exact-embedding line of each sample and of both together
+    let exact: Vec<f64> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("exact embeddings"))
+        .map(|l| {
+            l.split_whitespace()
+                .nth(2)
+                .unwrap()
+                .trim_end_matches('%')
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(exact.len(), 3, "{text}");
+    assert!(exact.iter().all(|&r| r >= 99.0), "{text}");
+}

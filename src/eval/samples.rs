@@ -14,6 +14,9 @@ use crate::npy::load_embeddings;
 
 /// Random phrases of the default bank, for the demo, self-recall checks, tests and benches.
 pub const WORDNET_SAMPLE: &str = "wordnet_sample";
+/// 2,000 random sentences of the broad corpus's train split, which the broad default bank
+/// holds (`scripts/corpus/make_corpus_sample.py`): in-bank recovery on real sentences.
+pub const CORPUS_SAMPLE: &str = "corpus_sample";
 /// Sessions of related phrases (one WordNet synset each) used to choose context settings.
 pub const SESSIONS_DEV: &str = "sessions_dev";
 /// Sessions of related phrases held out from tuning, for reported figures.

@@ -1,7 +1,8 @@
 //! [`PhraseBank`]: phrases with known embeddings, searchable by similarity with FAISS.
 //!
 //! A bank is saved as a directory holding a JSON [`Manifest`], the FAISS index and the phrases
-//! (one per line, in id order). Loading verifies the manifest and the files' checksums.
+//! (one per line, in id order, zstd-compressed). Loading verifies the manifest and the files'
+//! checksums.
 
 use std::path::{Path, PathBuf};
 
@@ -9,9 +10,8 @@ use ndarray::ArrayView2;
 use rand::SeedableRng;
 
 use super::index::{Neighbours, SharedIndex};
-use super::manifest::{
-    FileDigest, Manifest, FORMAT_VERSION, INDEX_FILE, MANIFEST_FILE, PHRASES_FILE,
-};
+use super::manifest::{FileDigest, Manifest, FORMAT_VERSION, INDEX_FILE, MANIFEST_FILE};
+use super::phrases::PhraseList;
 use crate::embedding;
 use crate::error::{Error, Result};
 
@@ -23,8 +23,30 @@ pub const BANK_DIR_ENV: &str = "LWDEC_BANK_DIR";
 
 /// Index spec that lets [`PhraseBank::build`] choose by bank size.
 pub const AUTO_INDEX: &str = "auto";
-/// The compressed index kind `auto` picks for large banks (the default bank's).
+/// The compressed index kind `auto` picks for large banks (the WordNet bank's).
 pub const COMPRESSED_INDEX: &str = "IVF1024,PQ96";
+
+/// Leaves near-duplicates out of a bank: phrases whose embeddings the encoder itself barely
+/// tells apart cost space, and a compressed index cannot tell them apart at all.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NearDuplicates {
+    /// A row is left out when a row before it that is kept lies at this cosine or closer.
+    pub cosine: f32,
+    /// Rows before this one are always kept (a base bank whose ids must not move).
+    pub from_row: usize,
+    /// Index neighbours examined per row (their exact cosines decide).
+    pub neighbours: usize,
+}
+
+impl Default for NearDuplicates {
+    fn default() -> Self {
+        NearDuplicates {
+            cosine: 0.98,
+            from_row: 0,
+            neighbours: 8,
+        }
+    }
+}
 
 /// Settings for [`PhraseBank::build`].
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +67,8 @@ pub struct BankBuildOptions {
     pub seed: u64,
     /// With [`AUTO_INDEX`], banks with fewer rows get an exact `Flat` index.
     pub min_rows_for_compression: usize,
+    /// Leave near-duplicates out (`None`: keep every row).
+    pub near_duplicates: Option<NearDuplicates>,
 }
 
 impl Default for BankBuildOptions {
@@ -56,6 +80,7 @@ impl Default for BankBuildOptions {
             encoder: REFERENCE_ENCODER.to_string(),
             seed: 2026,
             min_rows_for_compression: 50_000,
+            near_duplicates: None,
         }
     }
 }
@@ -75,6 +100,14 @@ pub enum BuildProgress {
         /// Vectors to add.
         total: usize,
     },
+    /// Near-duplicates were looked for ([`BankBuildOptions::near_duplicates`]): `dropped` of
+    /// `examined` rows are left out and the index is refilled with the rest.
+    NearDuplicates {
+        /// Rows examined (those at or after `from_row`).
+        examined: usize,
+        /// Rows left out.
+        dropped: usize,
+    },
 }
 
 /// One search result: a phrase id and its similarity to the query.
@@ -93,12 +126,13 @@ pub struct Hit {
 #[derive(Debug)]
 pub struct PhraseBank {
     manifest: Manifest,
-    phrases: Vec<String>,
+    phrases: PhraseList,
     index: SharedIndex,
 }
 
 impl PhraseBank {
-    /// Builds a bank from phrases and their embeddings (one row per phrase; rows are normalised).
+    /// Builds a bank from phrases and their embeddings (one row per phrase; rows are normalised),
+    /// leaving out near-duplicates if the options ask for it.
     pub fn build(
         phrases: Vec<String>,
         embeddings: ArrayView2<f32>,
@@ -115,11 +149,7 @@ impl PhraseBank {
                 embeddings.nrows()
             )));
         }
-        if let Some(row) = phrases.iter().position(|p| p.contains(['\n', '\r'])) {
-            return Err(Error::InvalidArgument(format!(
-                "phrase {row} contains a line break"
-            )));
-        }
+        let mut phrases = PhraseList::new(&phrases)?;
         let dim = embeddings.ncols();
         if dim == 0 {
             return Err(Error::InvalidArgument("embeddings have no columns".into()));
@@ -129,7 +159,16 @@ impl PhraseBank {
                 "nprobe and train_size must be positive".into(),
             ));
         }
-        let vectors = embedding::normalized_rows(&embeddings, dim)?;
+        if let Some(nd) = &options.near_duplicates {
+            if !(nd.cosine > 0.0 && nd.cosine <= 1.0) || nd.neighbours == 0 {
+                return Err(Error::InvalidConfig(format!(
+                    "near-duplicate cosine must be in (0, 1] and neighbours positive, got {} \
+                     and {}",
+                    nd.cosine, nd.neighbours
+                )));
+            }
+        }
+        let mut vectors = embedding::normalized_rows(&embeddings, dim)?;
         let n = phrases.len();
         let spec = match options.index_spec.as_str() {
             AUTO_INDEX if n < options.min_rows_for_compression => "Flat",
@@ -144,15 +183,28 @@ impl PhraseBank {
             });
             index.train(&sample)?;
         }
-        let chunk = 8192;
-        for (i, rows) in vectors.chunks(chunk * dim).enumerate() {
-            index.add(rows)?;
-            progress(BuildProgress::Adding {
-                done: (i * chunk + rows.len() / dim).min(n),
-                total: n,
-            });
-        }
+        add_all(&mut index, &vectors, dim, &mut progress)?;
         index.set_nprobe(options.nprobe);
+        if let Some(nd) = &options.near_duplicates {
+            let keep = distinct_rows(&index, &vectors, dim, nd)?;
+            let dropped = keep.iter().filter(|&&k| !k).count();
+            progress(BuildProgress::NearDuplicates {
+                examined: n.saturating_sub(nd.from_row),
+                dropped,
+            });
+            if dropped > 0 {
+                phrases = phrases.retain(&keep)?;
+                let mut row = 0;
+                vectors.retain(|_| {
+                    let kept = keep[row / dim];
+                    row += 1;
+                    kept
+                });
+                index.reset()?;
+                add_all(&mut index, &vectors, dim, &mut progress)?;
+            }
+        }
+        let n = phrases.len();
         index.enable_reconstruct()?;
         let manifest = Manifest {
             format_version: FORMAT_VERSION,
@@ -202,12 +254,9 @@ impl PhraseBank {
         }
         let manifest = Manifest::read(dir)?;
         manifest.verify_files(dir)?;
-        let phrases_path = dir.join(PHRASES_FILE);
-        let text = std::fs::read_to_string(&phrases_path).map_err(|e| Error::CorruptBank {
-            path: phrases_path.clone(),
-            reason: format!("cannot read phrases: {e}"),
-        })?;
-        let phrases: Vec<String> = text.lines().map(str::to_owned).collect();
+        let (name, compressed) = manifest.phrases_file();
+        let phrases_path = dir.join(name);
+        let phrases = PhraseList::read(&phrases_path, compressed)?;
         if phrases.is_empty() || manifest.count == 0 {
             return Err(Error::EmptyBank);
         }
@@ -291,13 +340,15 @@ impl PhraseBank {
         crate::fsutil::register(&staging);
         let _forget = Unregister(&staging);
         self.index.write(&tmp.path().join(INDEX_FILE))?;
-        let mut text = self.phrases.join("\n");
-        text.push('\n');
-        let phrases_path = tmp.path().join(PHRASES_FILE);
-        std::fs::write(&phrases_path, text).map_err(|e| Error::io(&phrases_path, e))?;
-        let mut manifest = self.manifest.clone();
+        let mut manifest = Manifest {
+            format_version: FORMAT_VERSION,
+            ..self.manifest.clone()
+        };
+        let (phrases_file, compressed) = manifest.phrases_file();
+        self.phrases
+            .write(&tmp.path().join(phrases_file), compressed)?;
         manifest.files.clear();
-        for name in [INDEX_FILE, PHRASES_FILE] {
+        for name in [INDEX_FILE, phrases_file] {
             manifest.files.insert(
                 name.to_string(),
                 FileDigest::of_file(&tmp.path().join(name))?,
@@ -373,12 +424,12 @@ impl PhraseBank {
 
     /// The phrase with id `id`.
     pub fn phrase(&self, id: usize) -> Option<&str> {
-        self.phrases.get(id).map(String::as_str)
+        self.phrases.get(id)
     }
 
     /// All phrases, in id order.
-    pub fn phrases(&self) -> &[String] {
-        &self.phrases
+    pub fn phrases(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.phrases.iter()
     }
 
     /// The stored embedding of phrase `id`, scaled to unit norm (compressed indexes return an
@@ -420,6 +471,56 @@ impl PhraseBank {
         self.index.set_nprobe(nprobe);
         self.manifest.nprobe = self.index.nprobe();
     }
+}
+
+/// Adds `vectors` to `index` in chunks, reporting progress.
+fn add_all(
+    index: &mut SharedIndex,
+    vectors: &[f32],
+    dim: usize,
+    progress: &mut impl FnMut(BuildProgress),
+) -> Result<()> {
+    let chunk = 8192;
+    let n = vectors.len() / dim;
+    for (i, rows) in vectors.chunks(chunk * dim).enumerate() {
+        index.add(rows)?;
+        progress(BuildProgress::Adding {
+            done: (i * chunk + rows.len() / dim).min(n),
+            total: n,
+        });
+    }
+    Ok(())
+}
+
+/// Which rows to keep: row `r >= nd.from_row` is dropped when one of its index neighbours
+/// before it is kept and lies at exact cosine `>= nd.cosine`. Rows are decided in order, so a
+/// chain of near-duplicates keeps its first row. One batched search per chunk of rows.
+fn distinct_rows(
+    index: &SharedIndex,
+    vectors: &[f32],
+    dim: usize,
+    nd: &NearDuplicates,
+) -> Result<Vec<bool>> {
+    let n = vectors.len() / dim;
+    let row = |i: usize| &vectors[i * dim..(i + 1) * dim];
+    let mut keep = vec![true; n];
+    let chunk = 8192;
+    let k = nd.neighbours;
+    let mut start = nd.from_row.min(n);
+    while start < n {
+        let end = (start + chunk).min(n);
+        let found = index.search(&vectors[start * dim..end * dim], k)?;
+        for (r, ids) in (start..end).zip(found.ids.chunks(k)) {
+            let duplicate = ids.iter().any(|&c| {
+                let c = c as usize;
+                // ids are -1 (usize::MAX here) where fewer than k neighbours exist
+                c < r && keep[c] && embedding::dot(row(r), row(c)) >= nd.cosine
+            });
+            keep[r] = !duplicate;
+        }
+        start = end;
+    }
+    Ok(keep)
 }
 
 /// A seeded random sample of `size` rows (all rows when there are fewer).

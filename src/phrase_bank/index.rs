@@ -49,6 +49,7 @@ impl SharedIndex {
             reason: format!("FAISS cannot read the index: {e}"),
         })?;
         let mut index = SharedIndex { inner };
+        index.repair_fast_scan();
         index.enable_reconstruct()?;
         Ok(index)
     }
@@ -79,6 +80,18 @@ impl SharedIndex {
     /// Adds vectors, which get consecutive ids after the current ones.
     pub fn add(&mut self, vectors: &[f32]) -> Result<()> {
         self.inner.add(vectors)?;
+        Ok(())
+    }
+
+    /// Removes every vector, keeping the training (ids restart at 0).
+    pub fn reset(&mut self) -> Result<()> {
+        let ivf = self.ivf();
+        if !ivf.is_null() {
+            // SAFETY: as in `write`: our own non-null IVF view, exclusive access; the id map
+            // must go before the vectors it maps.
+            check(unsafe { faiss_sys::faiss_IndexIVF_make_direct_map(ivf, 0) })?;
+        }
+        self.inner.reset()?;
         Ok(())
     }
 
@@ -172,6 +185,14 @@ impl SharedIndex {
         Ok(out)
     }
 
+    /// Points a read `IndexIVFPQFastScan`'s fine quantizer at its own PQ, which FAISS 1.12
+    /// leaves null on read (reconstruct would crash); a no-op for other kinds.
+    fn repair_fast_scan(&mut self) {
+        // SAFETY: the pointer is this index's own, valid and exclusively borrowed; the repair
+        // only checks the dynamic type and sets one field to a member of the same object.
+        unsafe { lwdec_repair_ivfpq_fastscan(self.inner.inner_ptr().cast()) };
+    }
+
     fn ivf(&self) -> *mut faiss_sys::FaissIndexIVF {
         // SAFETY: a dynamic cast of a valid index pointer; null when it is not an IVF index.
         unsafe { faiss_sys::faiss_IndexIVF_cast(self.inner.inner_ptr()) }
@@ -186,6 +207,12 @@ impl std::fmt::Debug for SharedIndex {
             .field("nprobe", &self.nprobe())
             .finish()
     }
+}
+
+extern "C" {
+    /// `src/phrase_bank/ffi/fastscan_repair.cpp` (built by `build.rs`): 1 if `index` is an
+    /// `IndexIVFPQFastScan` (now repaired), else 0.
+    fn lwdec_repair_ivfpq_fastscan(index: *mut std::ffi::c_void) -> std::os::raw::c_int;
 }
 
 /// Turns a FAISS C API status code into a `Result`, with FAISS's message.

@@ -9,15 +9,20 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
-/// Version of the on-disk bank layout this crate reads and writes (2: the manifest carries its
-/// own checksum).
-pub const FORMAT_VERSION: u32 = 2;
+/// Version of the on-disk bank layout this crate writes (3: the phrases are zstd-compressed).
+/// Version 2 (the manifest carries its own checksum, plain phrases) is still read.
+pub const FORMAT_VERSION: u32 = 3;
+/// Oldest layout version this crate reads.
+pub const OLDEST_FORMAT_VERSION: u32 = 2;
 /// File name of the manifest inside a bank directory.
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// File name of the FAISS index inside a bank directory.
 pub const INDEX_FILE: &str = "index.faiss";
-/// File name of the phrases (UTF-8, one per line, in id order) inside a bank directory.
-pub const PHRASES_FILE: &str = "phrases.txt";
+/// File name of the phrases (UTF-8, one per line, in id order, zstd-compressed) inside a bank
+/// directory.
+pub const PHRASES_FILE: &str = "phrases.txt.zst";
+/// File name of the phrases in banks of format version 2 (plain UTF-8 lines).
+pub const PLAIN_PHRASES_FILE: &str = "phrases.txt";
 
 /// Size and SHA-256 of one file of a bank.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,6 +106,16 @@ impl Manifest {
         Ok(serde_json::to_string_pretty(&self.sealed()?)? + "\n")
     }
 
+    /// File name of the phrases for this manifest's format version, and whether it is
+    /// compressed.
+    pub fn phrases_file(&self) -> (&'static str, bool) {
+        if self.format_version >= 3 {
+            (PHRASES_FILE, true)
+        } else {
+            (PLAIN_PHRASES_FILE, false)
+        }
+    }
+
     /// A copy with `sha256` set to the checksum of the other fields.
     pub fn sealed(&self) -> Result<Self> {
         Ok(Manifest {
@@ -121,12 +136,12 @@ impl Manifest {
             path: path.clone(),
             reason: format!("malformed manifest: {e}"),
         })?;
-        if manifest.format_version != FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&manifest.format_version) {
             return Err(Error::CorruptBank {
                 path,
                 reason: format!(
-                    "format version {} is not supported (expected {FORMAT_VERSION}): rebuild \
-                     the bank with `lwdec bank build`",
+                    "format version {} is not supported (expected {OLDEST_FORMAT_VERSION} to \
+                     {FORMAT_VERSION}): rebuild the bank with `lwdec bank build`",
                     manifest.format_version
                 ),
             });
@@ -144,12 +159,14 @@ impl Manifest {
             });
         }
         let listed: Vec<&str> = manifest.files.keys().map(String::as_str).collect();
-        if listed != [INDEX_FILE, PHRASES_FILE] {
+        let phrases = manifest.phrases_file().0;
+        if listed != [INDEX_FILE, phrases] {
             return Err(Error::CorruptBank {
                 path,
                 reason: format!(
-                    "the manifest lists the files {listed:?}; a bank holds exactly \
-                     {INDEX_FILE:?} and {PHRASES_FILE:?}"
+                    "the manifest lists the files {listed:?}; a bank of format {} holds \
+                     exactly {INDEX_FILE:?} and {phrases:?}",
+                    manifest.format_version
                 ),
             });
         }
@@ -158,7 +175,7 @@ impl Manifest {
 
     /// Checks that every data file exists with the recorded size and digest.
     pub fn verify_files(&self, dir: &Path) -> Result<()> {
-        for name in [INDEX_FILE, PHRASES_FILE] {
+        for name in [INDEX_FILE, self.phrases_file().0] {
             if !self.files.contains_key(name) {
                 return Err(Error::CorruptBank {
                     path: dir.join(MANIFEST_FILE),

@@ -1,7 +1,7 @@
 //! The phrase-bank decoder: FAISS similarity search over phrases with known embeddings.
 //!
-//! * [`PhraseBank`] (`bank.rs`): phrases, their FAISS index (`index.rs`) and a checksummed
-//!   manifest (`manifest.rs`); build, save, load and search.
+//! * [`PhraseBank`] (`bank.rs`): phrases ([`PhraseList`], `phrases.rs`), their FAISS index
+//!   (`index.rs`) and a checksummed manifest (`manifest.rs`); build, save, load and search.
 //! * [`PhraseBankDecoder`] (`decoder.rs`): cache, search, assembly, threshold,
 //!   post-processing, statistics and health.
 //! * [`assembly`]: the [`Assembler`](assembly::Assembler) methods (greedy, weighted, beam,
@@ -15,15 +15,20 @@ mod cache;
 mod decoder;
 mod index;
 mod manifest;
+mod phrases;
 pub mod postprocess;
 
 pub use assembly::{AssemblyMethod, BeamConfig, ContextConfig, WeightedConfig};
 pub use bank::{
-    BankBuildOptions, BuildProgress, Hit, PhraseBank, AUTO_INDEX, BANK_DIR_ENV, COMPRESSED_INDEX,
-    REFERENCE_ENCODER,
+    BankBuildOptions, BuildProgress, Hit, NearDuplicates, PhraseBank, AUTO_INDEX, BANK_DIR_ENV,
+    COMPRESSED_INDEX, REFERENCE_ENCODER,
 };
 pub use cache::{CacheConfig, PatternCache};
 pub use decoder::PhraseBankDecoder;
 pub use index::Neighbours;
-pub use manifest::{FileDigest, Manifest, FORMAT_VERSION, INDEX_FILE, MANIFEST_FILE, PHRASES_FILE};
+pub use manifest::{
+    FileDigest, Manifest, FORMAT_VERSION, INDEX_FILE, MANIFEST_FILE, OLDEST_FORMAT_VERSION,
+    PHRASES_FILE, PLAIN_PHRASES_FILE,
+};
+pub use phrases::{PhraseList, MAX_PHRASES_BYTES};
 pub use postprocess::PostProcessConfig;

@@ -377,6 +377,19 @@ pub enum BankCommand {
         /// never contains the phrase being decoded).
         #[arg(long)]
         exclude_validation: bool,
+        /// Leave out a phrase when a phrase before it that is kept lies at this cosine or
+        /// closer (near-duplicates the encoder barely tells apart; off by default).
+        #[arg(long, value_name = "COSINE")]
+        drop_near_duplicates: Option<f32>,
+        /// With --drop-near-duplicates: the first ROWS phrases are always kept (a base bank
+        /// whose ids must not move).
+        #[arg(
+            long,
+            value_name = "ROWS",
+            default_value_t = 0,
+            requires = "drop_near_duplicates"
+        )]
+        keep_first: usize,
     },
     /// Show a bank's size, count and index kind; with --verify, measure self-recall@1.
     Info {

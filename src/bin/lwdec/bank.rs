@@ -1,12 +1,13 @@
 //! `lwdec bank build|info`: phrase banks.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use lightweight_decoder::eval::metrics::same_text;
 use lightweight_decoder::eval::perturb_rows;
-use lightweight_decoder::eval::samples::{SampleSet, WORDNET_SAMPLE};
+use lightweight_decoder::eval::samples::{SampleSet, CORPUS_SAMPLE, WORDNET_SAMPLE};
 use lightweight_decoder::generative::train::is_validation;
 use lightweight_decoder::phrase_bank::{BankBuildOptions, BuildProgress, CacheConfig};
 use lightweight_decoder::{
@@ -49,6 +50,9 @@ pub fn build(
             bar.set_message("adding");
             bar.set_position(done as u64);
         }
+        BuildProgress::NearDuplicates { examined, dropped } => {
+            eprintln!("near-duplicates: {dropped} of {examined} examined phrases left out");
+        }
     })?;
     bank.save(out)?;
     bar.finish_and_clear();
@@ -62,6 +66,20 @@ pub fn build(
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// "exact embeddings" or "noise to cosine C".
+fn noise_label(cosine: f32) -> String {
+    if cosine >= 1.0 {
+        "exact embeddings".to_string()
+    } else {
+        format!("noise to cosine {cosine:.2}")
+    }
+}
+
+/// "99.50% (1990/2000)".
+fn percent(hits: usize, n: usize) -> String {
+    format!("{:.2}% ({hits}/{n})", 100.0 * hits as f64 / n.max(1) as f64)
 }
 
 /// Size on disk of a bank directory: the sum of its files.
@@ -78,7 +96,8 @@ fn bank_bytes(dir: &Path) -> Result<u64> {
 }
 
 /// Describes a bank (the bundled one when `dir` is `None`); with `verify`, measures how often
-/// the bundled sample phrases in it decode to themselves from exact and noisy embeddings.
+/// the bundled sample phrases in it (WordNet and corpus sentences, matched by text) decode to
+/// themselves from exact and noisy embeddings.
 pub fn info(dir: Option<&Path>, verify: bool) -> Result<()> {
     let dir = dir.map_or_else(PhraseBank::default_dir, Path::to_path_buf);
     let bank = PhraseBank::load(&dir)?;
@@ -100,20 +119,28 @@ pub fn info(dir: Option<&Path>, verify: bool) -> Result<()> {
     if !verify {
         return Ok(());
     }
-    let sample = SampleSet::bundled(WORDNET_SAMPLE)?;
-    let (rows, refs): (Vec<usize>, Vec<String>) = sample
-        .texts
-        .iter()
-        .enumerate()
-        .filter(|(i, t)| bank.phrase(sample.bank_ids[*i]) == Some(t.as_str()))
-        .map(|(i, t)| (i, t.clone()))
-        .unzip();
-    if rows.is_empty() {
+    let in_bank: HashSet<&str> = bank.phrases().collect();
+    let mut samples = Vec::new();
+    for name in [WORDNET_SAMPLE, CORPUS_SAMPLE] {
+        let sample = SampleSet::bundled(name)?;
+        let rows: Vec<usize> = (0..sample.texts.len())
+            .filter(|&i| in_bank.contains(sample.texts[i].as_str()))
+            .collect();
+        if !rows.is_empty() {
+            let refs: Vec<String> = rows.iter().map(|&i| sample.texts[i].clone()).collect();
+            samples.push((
+                name,
+                sample.embeddings.select(ndarray::Axis(0), &rows),
+                refs,
+            ));
+        }
+    }
+    drop(in_bank);
+    if samples.is_empty() {
         return Err(Error::InvalidArgument(
             "none of the bundled sample phrases is in this bank".into(),
         ));
     }
-    let embeddings = sample.embeddings.select(ndarray::Axis(0), &rows);
     let config = DecoderConfig {
         method: AssemblyMethod::Greedy,
         cache: CacheConfig {
@@ -123,28 +150,33 @@ pub fn info(dir: Option<&Path>, verify: bool) -> Result<()> {
         ..DecoderConfig::default()
     };
     let decoder = PhraseBankDecoder::new(bank, config)?;
-    println!(
-        "self-recall@1 of {} sample phrases (decoded text equals the phrase):",
-        rows.len()
-    );
-    for cosine in [1.0f32, 0.95, 0.8] {
-        let noisy = perturb_rows(&embeddings, cosine, 42);
-        let decoded = decoder.batch_decode(noisy.view())?;
-        let hits = decoded
-            .iter()
-            .zip(&refs)
-            .filter(|(d, r)| same_text(&d.text, r))
-            .count();
-        let label = if cosine >= 1.0 {
-            "exact embeddings".to_string()
-        } else {
-            format!("noise to cosine {cosine:.2}")
-        };
-        println!(
-            "  {label:<22} {:.2}% ({hits}/{})",
-            100.0 * hits as f64 / refs.len() as f64,
-            refs.len()
-        );
+    println!("self-recall@1 (decoded text equals the phrase), per bundled sample in the bank:");
+    let mut total = [(0usize, 0usize); 3];
+    for (name, embeddings, refs) in &samples {
+        println!("  {name}: {} phrases", refs.len());
+        for (slot, cosine) in [1.0f32, 0.95, 0.8].into_iter().enumerate() {
+            let noisy = perturb_rows(embeddings, cosine, 42);
+            let decoded = decoder.batch_decode(noisy.view())?;
+            let hits = decoded
+                .iter()
+                .zip(refs)
+                .filter(|(d, r)| same_text(&d.text, r))
+                .count();
+            total[slot].0 += hits;
+            total[slot].1 += refs.len();
+            println!(
+                "    {:<22} {}",
+                noise_label(cosine),
+                percent(hits, refs.len())
+            );
+        }
+    }
+    if samples.len() > 1 {
+        println!("  all samples:");
+        for (slot, cosine) in [1.0f32, 0.95, 0.8].into_iter().enumerate() {
+            let (hits, n) = total[slot];
+            println!("    {:<22} {}", noise_label(cosine), percent(hits, n));
+        }
     }
     Ok(())
 }

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 use args::{BankCommand, Cli, Command, DecoderArgs, DecoderChoice, ModelCommand};
 use clap::{Parser, ValueEnum};
-use lightweight_decoder::phrase_bank::BankBuildOptions;
+use lightweight_decoder::phrase_bank::{BankBuildOptions, NearDuplicates};
 use lightweight_decoder::{Decoder, DecoderKind, Error, Result};
 
 fn main() -> ExitCode {
@@ -67,6 +67,8 @@ fn run(cli: Cli) -> Result<()> {
                 train_size,
                 nprobe,
                 exclude_validation,
+                drop_near_duplicates,
+                keep_first,
             } => bank::build(
                 &corpus,
                 &out,
@@ -75,6 +77,11 @@ fn run(cli: Cli) -> Result<()> {
                     index_spec: index,
                     train_size,
                     nprobe,
+                    near_duplicates: drop_near_duplicates.map(|cosine| NearDuplicates {
+                        cosine,
+                        from_row: keep_first,
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 },
             ),

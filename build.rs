@@ -1,0 +1,16 @@
+//! Compiles the one C++ repair the crate needs on top of the FAISS C API
+//! (`src/phrase_bank/ffi/fastscan_repair.cpp`), against the headers faiss-sys installed.
+
+fn main() {
+    println!("cargo:rerun-if-changed=src/phrase_bank/ffi/fastscan_repair.cpp");
+    // faiss-sys (links = "faiss_c") builds FAISS with cmake, which reports its install root
+    let root = std::env::var("DEP_FAISS_C_ROOT")
+        .expect("faiss-sys must be built with its `static` feature (it reports DEP_FAISS_C_ROOT)");
+    cc::Build::new()
+        .cpp(true)
+        .std("c++17")
+        .include(std::path::Path::new(&root).join("include"))
+        .file("src/phrase_bank/ffi/fastscan_repair.cpp")
+        .warnings(false)
+        .compile("lwdec_faiss_repair");
+}

@@ -1,0 +1,188 @@
+//! The bank's on-disk format (zstd-compressed phrases, format 3; format 2 still read), the
+//! 4-bit fast-scan index kind of the broad bank, and near-duplicate thinning, on real
+//! all-mpnet-base-v2 embeddings of the bundled WordNet sample.
+
+use lightweight_decoder::eval::perturb_rows;
+use lightweight_decoder::eval::samples::{SampleSet, WORDNET_SAMPLE};
+use lightweight_decoder::phrase_bank::{
+    BankBuildOptions, NearDuplicates, FORMAT_VERSION, PHRASES_FILE, PLAIN_PHRASES_FILE,
+};
+use lightweight_decoder::PhraseBank;
+use ndarray::{concatenate, s, Axis};
+
+fn sample() -> SampleSet {
+    SampleSet::bundled(WORDNET_SAMPLE).unwrap()
+}
+
+/// Ids of the best hit of each row of `queries`.
+fn top_ids(bank: &PhraseBank, queries: &ndarray::Array2<f32>) -> Vec<usize> {
+    let flat: Vec<f32> = queries.iter().copied().collect();
+    bank.search(&flat, 1)
+        .unwrap()
+        .iter()
+        .map(|hits| hits[0].id)
+        .collect()
+}
+
+#[test]
+fn re_saving_a_format_2_bank_writes_compressed_phrases_with_identical_results() {
+    let bundled = PhraseBank::load_default().unwrap();
+    assert_eq!(
+        bundled.manifest().format_version,
+        2,
+        "the bundled bank is format 2"
+    );
+    assert!(PhraseBank::default_dir().join(PLAIN_PHRASES_FILE).is_file());
+    let plain_bytes = std::fs::metadata(PhraseBank::default_dir().join(PLAIN_PHRASES_FILE))
+        .unwrap()
+        .len();
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bank");
+    let mut bank = PhraseBank::load_default().unwrap();
+    bank.save(&out).unwrap();
+    assert!(!out.join(PLAIN_PHRASES_FILE).exists());
+    let compressed = std::fs::metadata(out.join(PHRASES_FILE)).unwrap().len();
+    assert!(
+        compressed * 3 < plain_bytes,
+        "{compressed} compressed bytes against {plain_bytes} plain"
+    );
+
+    let reloaded = PhraseBank::load(&out).unwrap();
+    assert_eq!(reloaded.manifest().format_version, FORMAT_VERSION);
+    assert_eq!(reloaded.len(), bundled.len());
+    assert!(reloaded.phrases().eq(bundled.phrases()));
+    let queries = sample().embeddings.slice(s![..200, ..]).to_owned();
+    assert_eq!(top_ids(&reloaded, &queries), top_ids(&bundled, &queries));
+}
+
+#[test]
+fn fast_scan_index_recovers_phrases_and_survives_a_round_trip() {
+    let s = sample();
+    let options = BankBuildOptions {
+        index_spec: "IVF16,PQ96x4fs".into(),
+        nprobe: 4,
+        ..Default::default()
+    };
+    let mut bank =
+        PhraseBank::build(s.texts.clone(), s.embeddings.view(), &options, |_| {}).unwrap();
+    let exact = top_ids(&bank, &s.embeddings);
+    let recovered = exact.iter().enumerate().filter(|(i, id)| i == *id).count();
+    assert!(
+        recovered * 100 >= s.texts.len() * 99,
+        "fast-scan recovered {recovered} of {}",
+        s.texts.len()
+    );
+    let noisy = perturb_rows(&s.embeddings, 0.95, 7);
+    let before = top_ids(&bank, &noisy);
+    let dir = tempfile::tempdir().unwrap();
+    bank.save(dir.path()).unwrap();
+    let loaded = PhraseBank::load(dir.path()).unwrap();
+    assert_eq!(loaded.manifest().index_spec, "IVF16,PQ96x4fs");
+    assert_eq!(loaded.manifest().nprobe, Some(4));
+    assert_eq!(top_ids(&loaded, &noisy), before);
+    // reconstruction works on a loaded fast-scan index (FAISS 1.12 needs the crate's repair;
+    // the norm correction of `search` and context-aware assembly use it): each of 50
+    // reconstructions is nearest to its own row
+    let own = (0..50)
+        .filter(|&i| {
+            let v = ndarray::Array1::from(loaded.embedding(i).unwrap());
+            let scores = s.embeddings.dot(&v);
+            let best = scores
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .unwrap()
+                .0;
+            best == i
+        })
+        .count();
+    assert!(
+        own >= 48,
+        "{own} of 50 reconstructions nearest to their own row"
+    );
+}
+
+#[test]
+fn near_duplicates_after_the_kept_prefix_are_left_out() {
+    let s = sample();
+    let base = 1_000;
+    // 50 phrases whose embeddings are real rows moved to cosine 0.99, then 50 at cosine 0.90
+    let near = perturb_rows(&s.embeddings.slice(s![..50, ..]).to_owned(), 0.99, 3);
+    let far = perturb_rows(&s.embeddings.slice(s![50..100, ..]).to_owned(), 0.90, 4);
+    let embeddings = concatenate(
+        Axis(0),
+        &[s.embeddings.slice(s![..base, ..]), near.view(), far.view()],
+    )
+    .unwrap();
+    let mut texts = s.texts[..base].to_vec();
+    texts.extend((0..100).map(|i| format!("copy {i} of {}", s.texts[i % 100])));
+
+    let thinned = |from_row| {
+        let options = BankBuildOptions {
+            near_duplicates: Some(NearDuplicates {
+                cosine: 0.98,
+                from_row,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut dropped = None;
+        let bank = PhraseBank::build(texts.clone(), embeddings.view(), &options, |p| {
+            if let lightweight_decoder::phrase_bank::BuildProgress::NearDuplicates {
+                dropped: d,
+                ..
+            } = p
+            {
+                dropped = Some(d);
+            }
+        })
+        .unwrap();
+        (bank, dropped.expect("a near-duplicate report"))
+    };
+
+    let (bank, dropped) = thinned(0);
+    assert_eq!(dropped, 50, "exactly the 50 copies at cosine 0.99 go");
+    assert_eq!(bank.len(), base + 50);
+    let kept: Vec<&str> = bank.phrases().collect();
+    assert_eq!(&kept[..base], &s.texts[..base]);
+    assert!(kept[base..].iter().all(|t| {
+        let i: usize = t["copy ".len()..]
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        i >= 50
+    }));
+    // the bank's own phrases still decode to themselves
+    let ids = top_ids(&bank, &s.embeddings.slice(s![..base, ..]).to_owned());
+    assert!(ids.iter().enumerate().all(|(i, &id)| i == id));
+
+    // a kept prefix covering every row drops nothing
+    let (bank, dropped) = thinned(base + 100);
+    assert_eq!((dropped, bank.len()), (0, base + 100));
+}
+
+#[test]
+fn invalid_near_duplicate_settings_are_refused() {
+    let s = sample();
+    for (cosine, neighbours) in [(0.0, 8), (1.5, 8), (f32::NAN, 8), (0.98, 0)] {
+        let options = BankBuildOptions {
+            near_duplicates: Some(NearDuplicates {
+                cosine,
+                from_row: 0,
+                neighbours,
+            }),
+            ..Default::default()
+        };
+        let err = PhraseBank::build(
+            s.texts[..10].to_vec(),
+            s.embeddings.slice(s![..10, ..]),
+            &options,
+            |_| {},
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("near-duplicate"), "{err}");
+    }
+}
