@@ -9,7 +9,7 @@ use lightweight_decoder::eval::samples::{SampleSet, VALIDATION, WORDNET_SAMPLE};
 use lightweight_decoder::generative::{
     GenerativeConfig, GenerativeModel, InferenceModel, Precision,
 };
-use lightweight_decoder::phrase_bank::{BankBuildOptions, Manifest, MANIFEST_FILE};
+use lightweight_decoder::phrase_bank::{BankBuildOptions, Manifest, MANIFEST_FILE, PHRASES_FILE};
 use lightweight_decoder::{
     load_embeddings, Decoder, DecoderConfig, Error, PhraseBank, PhraseBankDecoder, UnitEmbedding,
 };
@@ -200,13 +200,13 @@ fn the_manifest_is_checksummed_and_confined_to_the_bank_folder() {
         m.files.insert(name.to_string(), digest);
         std::fs::write(&path, m.to_json().unwrap()).unwrap();
         let err = PhraseBank::load(&dir).unwrap_err().to_string();
-        assert!(err.contains("a bank holds exactly"), "{name}: {err}");
+        assert!(err.contains("holds exactly"), "{name}: {err}");
     }
     // a data file replaced by a link is refused
     std::fs::write(&path, &original).unwrap();
     assert!(PhraseBank::load(&dir).is_ok());
-    let phrases = dir.join("phrases.txt");
-    let moved = tmp.path().join("phrases.txt");
+    let phrases = dir.join(PHRASES_FILE);
+    let moved = tmp.path().join(PHRASES_FILE);
     std::fs::rename(&phrases, &moved).unwrap();
     std::os::unix::fs::symlink(&moved, &phrases).unwrap();
     let err = PhraseBank::load(&dir).unwrap_err().to_string();

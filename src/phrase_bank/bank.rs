@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use ndarray::ArrayView2;
 use rand::SeedableRng;
+use rayon::prelude::*;
 
 use super::index::{Neighbours, SharedIndex};
 use super::manifest::{FileDigest, Manifest, FORMAT_VERSION, INDEX_FILE, MANIFEST_FILE};
@@ -20,6 +21,9 @@ pub const REFERENCE_ENCODER: &str = "sentence-transformers/all-mpnet-base-v2";
 
 /// Environment variable that overrides the location of the default bank.
 pub const BANK_DIR_ENV: &str = "LWDEC_BANK_DIR";
+
+/// Batches of at least this many queries re-score their hits in parallel.
+const PARALLEL_RESCORE_ROWS: usize = 64;
 
 /// Index spec that lets [`PhraseBank::build`] choose by bank size.
 pub const AUTO_INDEX: &str = "auto";
@@ -394,32 +398,41 @@ impl PhraseBank {
         let found = self.index.search(queries, k)?;
         let exact = self.manifest.index_spec == "Flat";
         let width = k.max(1);
-        found
-            .ids
-            .chunks(width)
-            .zip(found.scores.chunks(width))
-            .take(queries.len() / self.dim())
-            .map(|(ids, scores)| {
-                let mut hits = ids
-                    .iter()
-                    .zip(scores)
-                    .filter(|(&id, _)| id >= 0)
-                    .map(|(&id, &score)| {
-                        let norm = if exact {
-                            1.0
-                        } else {
-                            crate::embedding::norm(&self.index.reconstruct(id)?)
-                        };
-                        Ok(Hit {
-                            id: id as usize,
-                            similarity: score / norm.max(embedding::MIN_NORM),
-                        })
+        let rescore = |(ids, scores): (&[i64], &[f32])| -> Result<Vec<Hit>> {
+            let mut hits = ids
+                .iter()
+                .zip(scores)
+                .filter(|(&id, _)| id >= 0)
+                .map(|(&id, &score)| {
+                    let norm = if exact {
+                        1.0
+                    } else {
+                        crate::embedding::norm(&self.index.reconstruct(id)?)
+                    };
+                    Ok(Hit {
+                        id: id as usize,
+                        similarity: score / norm.max(embedding::MIN_NORM),
                     })
-                    .collect::<Result<Vec<_>>>()?;
-                hits.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
-                Ok(hits)
-            })
-            .collect()
+                })
+                .collect::<Result<Vec<_>>>()?;
+            hits.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
+            Ok(hits)
+        };
+        let nq = queries.len() / self.dim();
+        let (ids, scores) = (&found.ids[..nq * width], &found.scores[..nq * width]);
+        if nq >= PARALLEL_RESCORE_ROWS {
+            // FAISS's own threads are done: the reconstructions (const, thread-safe, no
+            // OpenMP for one vector) run on rayon's, in row order
+            ids.par_chunks(width)
+                .zip(scores.par_chunks(width))
+                .map(rescore)
+                .collect()
+        } else {
+            ids.chunks(width)
+                .zip(scores.chunks(width))
+                .map(rescore)
+                .collect()
+        }
     }
 
     /// The phrase with id `id`.
