@@ -204,3 +204,45 @@ fn in_strict_mode_the_generator_answers_what_the_bank_is_not_sure_of() {
         "the generated answer is recorded"
     );
 }
+
+#[test]
+fn bank_sentences_longer_than_the_generators_max_len_are_scored_by_their_head() {
+    use lightweight_decoder::eval::samples::CORPUS_SAMPLE;
+    let tmp = tempfile::tempdir().unwrap();
+    let s = SampleSet::bundled(CORPUS_SAMPLE).unwrap();
+    // real corpus sentences, among them some longer than max_len (128 bytes)
+    let rows: Vec<usize> = (0..s.texts.len()).take(300).collect();
+    let long: Vec<usize> = rows
+        .iter()
+        .copied()
+        .filter(|&i| s.texts[i].len() > GenerativeConfig::default().max_len)
+        .collect();
+    assert!(long.len() >= 10, "only {} long sentences", long.len());
+    let bank = PhraseBank::build(
+        rows.iter().map(|&i| s.texts[i].clone()).collect(),
+        s.embeddings.select(ndarray::Axis(0), &rows).view(),
+        &Default::default(),
+        |_| {},
+    )
+    .unwrap();
+    let bank = PhraseBankDecoder::new(bank, DecoderConfig::default()).unwrap();
+    let generator = GenerativeDecoder::load(&model_file(tmp.path()), options()).unwrap();
+    let h = HybridDecoder::new(bank, generator, HybridConfig::default()).unwrap();
+    for &i in &long {
+        let out = h.decode(s.embeddings.row(i).as_slice().unwrap()).unwrap();
+        assert!(!out.text.is_empty(), "row {i}");
+    }
+    // the score of a long text is the mean over its head's predictions: a text that shares
+    // the long sentence's first max_len bytes gets the same score
+    let model = InferenceModel::load(&model_file(tmp.path())).unwrap();
+    let row = *long.iter().find(|&&i| s.texts[i].is_ascii()).unwrap();
+    let (text, e) = (&s.texts[row], s.embeddings.row(row).to_vec());
+    let mut other = text.as_bytes()[..GenerativeConfig::default().max_len].to_vec();
+    other.extend_from_slice(b" and then something else entirely");
+    let other = String::from_utf8_lossy(&other).into_owned();
+    let (a, b) = (
+        model.mean_log_prob(&e, text).unwrap(),
+        model.mean_log_prob(&e, &other).unwrap(),
+    );
+    assert!(a.is_finite() && a < 0.0 && a == b, "{a} vs {b}");
+}

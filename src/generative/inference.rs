@@ -359,7 +359,8 @@ impl InferenceModel {
 
     /// Mean natural-log probability per byte (text bytes and end byte) of `text` given
     /// `embedding`: how well the text explains the embedding, comparable with
-    /// [`GeneratedText::mean_log_prob`](super::GeneratedText::mean_log_prob).
+    /// [`GeneratedText::mean_log_prob`](super::GeneratedText::mean_log_prob). A text longer
+    /// than `max_len` bytes is scored by its first `max_len` bytes (no end byte).
     /// The embedding is checked and normalised first.
     pub fn mean_log_prob(&self, embedding: &[f32], text: &str) -> Result<f32> {
         let e = UnitEmbedding::new(embedding, self.config.embed_dim)?;
@@ -375,18 +376,22 @@ impl InferenceModel {
         text: &str,
         mix: Option<&LogProbMix<'_>>,
     ) -> Result<f32> {
-        let bytes = text.as_bytes();
-        if bytes.contains(&0) {
+        let all = text.as_bytes();
+        if all.contains(&0) {
             return Err(Error::InvalidArgument("text contains byte 0".into()));
         }
-        let rows = self.teacher_forced(embedding, bytes)?;
+        // the model sees at most max_len bytes: a longer text (a long bank sentence) is scored
+        // by the predictions of its first max_len bytes, without an end byte
+        let truncated = all.len() > self.config.max_len;
+        let bytes = &all[..all.len().min(self.config.max_len)];
+        let mut rows = self.teacher_forced(embedding, bytes)?;
+        if truncated {
+            rows.pop();
+        }
+        let targets = bytes.iter().copied().chain((!truncated).then_some(0));
         let mut mixed = vec![0.0f32; 256];
         let mut total = 0.0f64;
-        for (i, (row, target)) in rows
-            .iter()
-            .zip(bytes.iter().copied().chain([0]))
-            .enumerate()
-        {
+        for (i, (row, target)) in rows.iter().zip(targets).enumerate() {
             let target = usize::from(target);
             total += match mix {
                 Some(mix) => {

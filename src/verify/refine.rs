@@ -260,14 +260,8 @@ pub(crate) fn refine(
     };
     let log_prob = |s: &Refinement, text: &str| -> Result<f32> {
         match fluency.filter(|_| weight > 0.0) {
-            // the model scores at most max_len bytes: a longer text by its head
-            Some(model) => {
-                let mut end = text.len().min(model.config().max_len);
-                while !text.is_char_boundary(end) {
-                    end -= 1;
-                }
-                model.mean_log_prob_mixed(&s.query, &text[..end], None)
-            }
+            // the model scores a text longer than max_len bytes by its head
+            Some(model) => model.mean_log_prob_mixed(&s.query, text, None),
             None => Ok(0.0),
         }
     };
