@@ -5,7 +5,8 @@
 use lightweight_decoder::eval::perturb_rows;
 use lightweight_decoder::eval::samples::{SampleSet, WORDNET_SAMPLE};
 use lightweight_decoder::phrase_bank::{
-    BankBuildOptions, NearDuplicates, FORMAT_VERSION, PHRASES_FILE, PLAIN_PHRASES_FILE,
+    BankBuildOptions, FileDigest, Manifest, NearDuplicates, FORMAT_VERSION, MANIFEST_FILE,
+    PHRASES_FILE, PLAIN_PHRASES_FILE,
 };
 use lightweight_decoder::PhraseBank;
 use ndarray::{concatenate, s, Axis};
@@ -24,36 +25,75 @@ fn top_ids(bank: &PhraseBank, queries: &ndarray::Array2<f32>) -> Vec<usize> {
         .collect()
 }
 
-#[test]
-fn re_saving_a_format_2_bank_writes_compressed_phrases_with_identical_results() {
-    let bundled = PhraseBank::load_default().unwrap();
-    assert_eq!(
-        bundled.manifest().format_version,
-        2,
-        "the bundled bank is format 2"
+/// Rewrites the format-3 bank in `dir` as format 2 (plain phrases, sealed manifest), as
+/// banks were saved before session 16 (the bundled WordNet bank is one).
+fn downgrade_to_format_2(dir: &std::path::Path) {
+    let text: String = PhraseBank::load(dir)
+        .unwrap()
+        .phrases()
+        .map(|p| format!("{p}\n"))
+        .collect();
+    std::fs::write(dir.join(PLAIN_PHRASES_FILE), text).unwrap();
+    std::fs::remove_file(dir.join(PHRASES_FILE)).unwrap();
+    let path = dir.join(MANIFEST_FILE);
+    let mut m: Manifest = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    m.format_version = 2;
+    m.files.remove(PHRASES_FILE);
+    m.files.insert(
+        PLAIN_PHRASES_FILE.into(),
+        FileDigest::of_file(&dir.join(PLAIN_PHRASES_FILE)).unwrap(),
     );
-    assert!(PhraseBank::default_dir().join(PLAIN_PHRASES_FILE).is_file());
-    let plain_bytes = std::fs::metadata(PhraseBank::default_dir().join(PLAIN_PHRASES_FILE))
+    std::fs::write(&path, m.to_json().unwrap()).unwrap();
+}
+
+#[test]
+fn format_2_banks_load_and_re_save_as_compressed_format_3_with_identical_results() {
+    let s = sample();
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old");
+    let built = {
+        let mut bank = PhraseBank::build(
+            s.texts.clone(),
+            s.embeddings.view(),
+            &Default::default(),
+            |_| {},
+        )
+        .unwrap();
+        bank.save(&old).unwrap();
+        bank
+    };
+    downgrade_to_format_2(&old);
+    let plain_bytes = std::fs::metadata(old.join(PLAIN_PHRASES_FILE))
         .unwrap()
         .len();
+    let mut v2 = PhraseBank::load(&old).unwrap();
+    assert_eq!(v2.manifest().format_version, 2);
+    assert!(v2.phrases().eq(built.phrases()));
+    let queries = perturb_rows(&s.embeddings, 0.9, 5);
+    assert_eq!(top_ids(&v2, &queries), top_ids(&built, &queries));
 
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("bank");
-    let mut bank = PhraseBank::load_default().unwrap();
-    bank.save(&out).unwrap();
-    assert!(!out.join(PLAIN_PHRASES_FILE).exists());
-    let compressed = std::fs::metadata(out.join(PHRASES_FILE)).unwrap().len();
+    let new = dir.path().join("new");
+    v2.save(&new).unwrap();
+    assert!(!new.join(PLAIN_PHRASES_FILE).exists());
+    let compressed = std::fs::metadata(new.join(PHRASES_FILE)).unwrap().len();
     assert!(
-        compressed * 3 < plain_bytes,
+        compressed * 2 < plain_bytes,
         "{compressed} compressed bytes against {plain_bytes} plain"
     );
+    let v3 = PhraseBank::load(&new).unwrap();
+    assert_eq!(v3.manifest().format_version, FORMAT_VERSION);
+    assert!(v3.phrases().eq(built.phrases()));
+    assert_eq!(top_ids(&v3, &queries), top_ids(&built, &queries));
 
-    let reloaded = PhraseBank::load(&out).unwrap();
-    assert_eq!(reloaded.manifest().format_version, FORMAT_VERSION);
-    assert_eq!(reloaded.len(), bundled.len());
-    assert!(reloaded.phrases().eq(bundled.phrases()));
-    let queries = sample().embeddings.slice(s![..200, ..]).to_owned();
-    assert_eq!(top_ids(&reloaded, &queries), top_ids(&bundled, &queries));
+    // a format-2 manifest naming the compressed file (or the reverse) is refused
+    std::fs::copy(new.join(PHRASES_FILE), old.join(PHRASES_FILE)).unwrap();
+    let path = old.join(MANIFEST_FILE);
+    let mut m: Manifest = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let digest = m.files.remove(PLAIN_PHRASES_FILE).unwrap();
+    m.files.insert(PHRASES_FILE.into(), digest);
+    std::fs::write(&path, m.to_json().unwrap()).unwrap();
+    let err = PhraseBank::load(&old).unwrap_err().to_string();
+    assert!(err.contains("a bank of format 2 holds exactly"), "{err}");
 }
 
 #[test]
