@@ -207,7 +207,7 @@ fn near_duplicates_after_the_kept_prefix_are_left_out() {
 #[test]
 fn invalid_near_duplicate_settings_are_refused() {
     let s = sample();
-    for (cosine, neighbours) in [(0.0, 8), (1.5, 8), (f32::NAN, 8), (0.98, 0)] {
+    for (cosine, neighbours) in [(0.0, 8), (1.5, 8), (f32::NAN, 8), (0.98, 0), (0.98, 1025)] {
         let options = BankBuildOptions {
             near_duplicates: Some(NearDuplicates {
                 cosine,

@@ -42,6 +42,10 @@ pub struct NearDuplicates {
     pub neighbours: usize,
 }
 
+/// Most index neighbours [`NearDuplicates`] may examine per row (a bound on the search's
+/// buffers).
+pub const MAX_NEAR_DUPLICATE_NEIGHBOURS: usize = 1024;
+
 impl Default for NearDuplicates {
     fn default() -> Self {
         NearDuplicates {
@@ -164,11 +168,13 @@ impl PhraseBank {
             ));
         }
         if let Some(nd) = &options.near_duplicates {
-            if !(nd.cosine > 0.0 && nd.cosine <= 1.0) || nd.neighbours == 0 {
+            let cosine_ok = nd.cosine > 0.0 && nd.cosine <= 1.0;
+            let neighbours_ok = (1..=MAX_NEAR_DUPLICATE_NEIGHBOURS).contains(&nd.neighbours);
+            if !(cosine_ok && neighbours_ok) {
                 return Err(Error::InvalidConfig(format!(
-                    "near-duplicate cosine must be in (0, 1] and neighbours positive, got {} \
+                    "near-duplicate cosine must be in (0, 1] and neighbours in 1..={}, got {} \
                      and {}",
-                    nd.cosine, nd.neighbours
+                    MAX_NEAR_DUPLICATE_NEIGHBOURS, nd.cosine, nd.neighbours
                 )));
             }
         }

@@ -21,7 +21,7 @@ pub mod postprocess;
 pub use assembly::{AssemblyMethod, BeamConfig, ContextConfig, WeightedConfig};
 pub use bank::{
     BankBuildOptions, BuildProgress, Hit, NearDuplicates, PhraseBank, AUTO_INDEX, BANK_DIR_ENV,
-    COMPRESSED_INDEX, REFERENCE_ENCODER,
+    COMPRESSED_INDEX, MAX_NEAR_DUPLICATE_NEIGHBOURS, REFERENCE_ENCODER,
 };
 pub use cache::{CacheConfig, PatternCache};
 pub use decoder::PhraseBankDecoder;
