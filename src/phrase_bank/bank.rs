@@ -204,12 +204,13 @@ impl PhraseBank {
             });
             if dropped > 0 {
                 phrases = phrases.retain(&keep)?;
-                let mut row = 0;
-                vectors.retain(|_| {
-                    let kept = keep[row / dim];
-                    row += 1;
-                    kept
-                });
+                vectors = vectors
+                    .chunks(dim)
+                    .zip(&keep)
+                    .filter(|(_, &kept)| kept)
+                    .flat_map(|(row, _)| row)
+                    .copied()
+                    .collect();
                 index.reset()?;
                 add_all(&mut index, &vectors, dim, &mut progress)?;
             }
