@@ -283,3 +283,24 @@ fn gguf_round_trip_and_corruption_are_detected() {
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
+
+#[test]
+fn a_longer_max_len_keeps_the_weights_and_accepts_longer_texts() {
+    let model = GenerativeModel::new(small_config(), 3).unwrap();
+    let e = vec![0.25f32; 768];
+    let long = vec![b'a'; 150];
+    assert!(matches!(
+        model.logits(&e, &long),
+        Err(Error::InvalidArgument(_))
+    ));
+    let short = model.logits(&e, b"a short text").unwrap();
+    let longer = model.with_max_len(200).unwrap();
+    assert_eq!(longer.config().max_len, 200);
+    assert_eq!(longer.parameter_count(), small_config().parameter_count());
+    assert!(max_abs_diff(&short, &longer.logits(&e, b"a short text").unwrap()) < 1e-5);
+    assert_eq!(longer.logits(&e, &long).unwrap().len(), 151);
+    assert!(matches!(
+        longer.with_max_len(0),
+        Err(Error::InvalidConfig(_))
+    ));
+}

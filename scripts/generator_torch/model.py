@@ -130,11 +130,16 @@ class Generator(nn.Module):
         """[rows, width + 1, 256]: position t predicts byte t + 1 (or the end byte 0)."""
         return self.hidden(embeddings, inputs, depth) @ self.embed.weight.t()
 
-    def loss_sum(self, batch, depth=None):
-        """Summed cross-entropy (nats) over every predicted byte, as GenerativeModel::loss_sum."""
-        logits = self.logits(batch.embeddings, batch.inputs, depth)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.targets.reshape(-1),
+    def loss(self, embeddings, inputs, targets, depth=None):
+        """Summed cross-entropy (nats) over the targets (-100 = none), as
+        GenerativeModel::loss_sum."""
+        logits = self.logits(embeddings, inputs, depth)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
                                ignore_index=-100, reduction="sum")
+
+    def loss_sum(self, batch, depth=None):
+        """Summed cross-entropy (nats) over every predicted byte of a Batch."""
+        return self.loss(batch.embeddings, batch.inputs, batch.targets, depth)
 
 
 class Batch:

@@ -128,6 +128,8 @@ class Run:
         if last != mc["depth"]:
             sys.exit(f"the last depth stage uses depth {last}, the model uses {mc['depth']}")
         self.model.to(self.device)
+        # the graph the steps run (compiled: fused elementwise ops; the parameters are shared)
+        self.loss = torch.compile(self.model.loss, dynamic=True) if args.compile else self.model.loss
         self.phrases, self.emb = load_data(args.phrases, args.embeddings, args.scale)
         if self.emb.shape[1] != mc["embed_dim"]:
             sys.exit(f"embeddings have dimension {self.emb.shape[1]}, the model {mc['embed_dim']}")
@@ -216,7 +218,7 @@ class Run:
             lr = learning_rate(self.cfg, self.step)
             for group in self.opt.param_groups:
                 group["lr"] = lr
-            loss = self.model.loss_sum(batch, depth)
+            loss = self.loss(batch.embeddings, batch.inputs, batch.targets, depth)
             (loss / batch.predicted).backward()
             value = float(loss.detach())
             if not math.isfinite(value):
@@ -261,6 +263,7 @@ def main():
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0, help="initialisation seed without --resume")
     ap.add_argument("--log-every", type=int, default=100)
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model (faster steps)")
     args = ap.parse_args()
     if args.max_len is not None and not 1 <= args.max_len <= 4096:
         sys.exit("--max-len must be in 1..=4096")

@@ -281,6 +281,17 @@ impl GenerativeModel {
         })
     }
 
+    /// The same weights for texts of up to `max_len` bytes: rotary positions have no learned
+    /// parameters, so only the tables change (to train or generate longer texts).
+    pub fn with_max_len(self, max_len: usize) -> Result<Self> {
+        let config = GenerativeConfig {
+            max_len,
+            ..self.config
+        };
+        config.validate()?;
+        Self::from_varmap(config, self.varmap)
+    }
+
     /// Loads the parameters from a safetensors file written by [`GenerativeModel::save_weights`].
     pub fn load_weights(config: GenerativeConfig, path: &std::path::Path) -> Result<Self> {
         let mut model = Self::new(config, 0)?;

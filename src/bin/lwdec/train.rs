@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use lightweight_decoder::generative::train::{Dataset, TrainConfig, Trainer};
+use lightweight_decoder::generative::train::{Checkpoint, Dataset, TrainConfig, Trainer};
 use lightweight_decoder::generative::{GenerativeConfig, GenerativeModel};
 use lightweight_decoder::{Error, Result};
 
@@ -34,6 +34,11 @@ pub struct TrainArgs {
     /// Model depth (layer applications) for a new model.
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=64))]
     depth: Option<u8>,
+    /// Longest text in bytes the model trains on (and later generates): for a new model, or
+    /// to change a resumed one's (rotary positions add no parameters). Longer phrases are
+    /// left out of training.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    max_len: Option<u16>,
     /// Seed of the initial weights for a new model.
     #[arg(long, default_value_t = 2026)]
     seed: u64,
@@ -82,17 +87,23 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     config.batch_size = args.batch_size.unwrap_or(config.batch_size);
     config.lr = args.lr.unwrap_or(config.lr);
     let mut trainer = match &args.resume {
-        Some(checkpoint) => Trainer::resume(
-            checkpoint,
-            (args.train_config.is_some() || overridden).then_some(config),
-            &data,
-        )?,
+        Some(path) => {
+            let mut checkpoint = Checkpoint::read(path)?;
+            if let Some(max_len) = args.max_len {
+                checkpoint.model = checkpoint.model.with_max_len(usize::from(max_len))?;
+            }
+            Trainer::resume_from(
+                checkpoint,
+                (args.train_config.is_some() || overridden).then_some(config),
+                &data,
+            )?
+        }
         None => {
+            let defaults = GenerativeConfig::default();
             let model_config = GenerativeConfig {
-                depth: args
-                    .depth
-                    .map_or(GenerativeConfig::default().depth, usize::from),
-                ..GenerativeConfig::default()
+                depth: args.depth.map_or(defaults.depth, usize::from),
+                max_len: args.max_len.map_or(defaults.max_len, usize::from),
+                ..defaults
             };
             Trainer::new(
                 GenerativeModel::new(model_config, args.seed)?,

@@ -66,7 +66,18 @@ impl<'a> Trainer<'a> {
         config: Option<TrainConfig>,
         data: &'a Dataset,
     ) -> Result<Self> {
-        let Checkpoint { state, model } = Checkpoint::read(checkpoint)?;
+        Self::resume_from(Checkpoint::read(checkpoint)?, config, data)
+    }
+
+    /// Resumes from a checkpoint already read (its model possibly adjusted, e.g. by
+    /// [`GenerativeModel::with_max_len`]), with its training configuration unless `config`
+    /// overrides it.
+    pub fn resume_from(
+        checkpoint: Checkpoint,
+        config: Option<TrainConfig>,
+        data: &'a Dataset,
+    ) -> Result<Self> {
+        let Checkpoint { state, model } = checkpoint;
         Self::at_step(model, config.unwrap_or(state.train), data, state.step)
     }
 
