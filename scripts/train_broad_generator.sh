@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Trains the generator on WordNet + the corpus's train split (issue 16): one epoch (~11,300
+# steps of 64 phrases, ~56M predicted bytes) resumed from run7's step 23000, at max_len 200
+# (the corpus's longest sentences; RoPE adds no parameters), with the settings of
+# training/checkpoints/run9/train_config.json. Resumable: run it again and it continues from
+# the newest checkpoint in $OUT. Needs every train chunk embedded
+# (scripts/corpus/embed_corpus.py) and writes its input with scripts/corpus/bank_input.py
+# (the bank's input: WordNet first, then train; the FNV-1a split holds 1/64 out).
+#
+# Usage: bash scripts/train_broad_generator.sh [DATA_DIR]     (default ../shared/data)
+#   OUT=DIR       checkpoints and train_log.jsonl (default $CACHE/runs/run9, outside the repo)
+#   TRAINER=torch (default; scripts/generator_torch/train.py, 1.4x faster on 2 CPU cores and
+#                 minutes on a GPU: DEVICE=cuda) or TRAINER=rust (lwdec train, the reference)
+# About 3 hours on 2 cores with torch. Then: lwdec model export --checkpoint "$OUT" --out F.gguf
+# and compare F.gguf with the bundled model (docs/experiments.md, issue 16's rule).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+data=${1:-../shared/data}
+cache=${LWDEC_CACHE:-$HOME/.cache/lightweight-decoder}
+input=$cache/corpus/bank
+out=${OUT:-$cache/runs/run9}
+config=training/checkpoints/run9/train_config.json
+if ! python3 -c "import json,sys; m=json.load(open(sys.argv[1])); a,b=m['train_chunks'].split('/'); sys.exit(a!=b)" "$input/meta.json" 2>/dev/null; then
+  .venv/bin/python scripts/corpus/bank_input.py --data "$data"
+fi
+resume=training/checkpoints/run7/latest.json
+[[ -f $out/latest.json ]] && resume=$out/latest.json
+echo "training from $resume into $out"
+if [[ "${TRAINER:-torch}" == rust ]]; then
+  cargo build --release --bin lwdec
+  target/release/lwdec train --phrases "$input/phrases.txt" \
+    --embeddings "$input/i8.npy" --scale "$input/scale.npy" \
+    --resume "$resume" --train-config "$config" --max-len 200 --out "$out" --workers 2
+else
+  PYTHONUNBUFFERED=1 .venv/bin/python scripts/generator_torch/train.py \
+    --phrases "$input/phrases.txt" --embeddings "$input/i8.npy" --scale "$input/scale.npy" \
+    --resume "$resume" --train-config "$config" --max-len 200 --out "$out" \
+    --device "${DEVICE:-auto}"
+fi
