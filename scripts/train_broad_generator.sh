@@ -14,15 +14,23 @@
 # About 3 hours on 2 cores with torch. Then: lwdec model export --checkpoint "$OUT" --out F.gguf
 # and compare F.gguf with the bundled model (docs/experiments.md, issue 16's rule).
 set -euo pipefail
+data=$(realpath "${1:-$(dirname "$0")/../../shared/data}")
 cd "$(dirname "$0")/.."
-data=${1:-../shared/data}
 cache=${LWDEC_CACHE:-$HOME/.cache/lightweight-decoder}
 input=$cache/corpus/bank
 out=${OUT:-$cache/runs/run9}
 config=training/checkpoints/run9/train_config.json
-if ! python3 -c "import json,sys; m=json.load(open(sys.argv[1])); a,b=m['train_chunks'].split('/'); sys.exit(a!=b)" "$input/meta.json" 2>/dev/null; then
-  .venv/bin/python scripts/corpus/bank_input.py --data "$data"
-fi
+# (Re)write the input unless it holds every train chunk of the current split file.
+current() {
+  [[ -f $input/meta.json ]] || return 1
+  python3 - "$input/meta.json" "$cache/corpus/emb/train/meta.json" <<'PY'
+import json, sys
+bank, emb = (json.load(open(p)) for p in sys.argv[1:])
+done, total = bank["train_chunks"].split("/")
+sys.exit(0 if done == total and bank["train_sha256"] == emb["sha256"] else 1)
+PY
+}
+current || .venv/bin/python scripts/corpus/bank_input.py --data "$data"
 resume=training/checkpoints/run7/latest.json
 [[ -f $out/latest.json ]] && resume=$out/latest.json
 echo "training from $resume into $out"

@@ -3,11 +3,15 @@
 //! `scripts/generator_torch/make_parity_fixture.py`: on four real `samples/ood` phrases and
 //! their embeddings, a torch-written checkpoint loads here and gives the same logits, summed
 //! loss and parameter gradients, and the committed run7 checkpoint gives the same logits and
-//! loss in both.
+//! loss in both. The trainer's pieces agree too: one training step (AdamW groups, clipping,
+//! learning rate) from the same weights on the same rows, the learning-rate and depth
+//! schedule, and the FNV-1a validation split.
 
 use std::path::{Path, PathBuf};
 
-use lightweight_decoder::generative::train::Checkpoint;
+use lightweight_decoder::generative::train::{
+    is_validation, Checkpoint, Dataset, TrainConfig, Trainer,
+};
 use lightweight_decoder::generative::{Batch, GenerativeModel};
 
 fn root() -> PathBuf {
@@ -22,6 +26,9 @@ struct Inputs {
     texts: Vec<String>,
     embeddings: Vec<Vec<f32>>,
     meta: serde_json::Value,
+    /// Every line of samples/ood.txt and its embedding.
+    lines: Vec<String>,
+    embedding_of: Box<dyn Fn(usize) -> Vec<f32>>,
 }
 
 fn inputs() -> Inputs {
@@ -55,14 +62,16 @@ fn inputs() -> Inputs {
         texts, fixture_texts,
         "samples/ood changed: regenerate the fixture"
     );
-    let embeddings = rows
-        .iter()
-        .map(|&r| i8.row(r).iter().map(|&v| f32::from(v) * scale[r]).collect())
-        .collect();
+    let embedding_of = move |r: usize| -> Vec<f32> {
+        i8.row(r).iter().map(|&v| f32::from(v) * scale[r]).collect()
+    };
+    let embeddings = rows.iter().map(|&r| embedding_of(r)).collect();
     Inputs {
         texts,
         embeddings,
         meta,
+        lines,
+        embedding_of: Box::new(embedding_of),
     }
 }
 
@@ -159,4 +168,96 @@ fn committed_checkpoint_computes_the_same_logits_and_loss_in_torch() {
         close(value, expected, 1e-5),
         "loss {value} vs torch {expected}"
     );
+}
+
+/// Every parameter of `model`, flattened, by name.
+fn weights(model: &GenerativeModel) -> Vec<(String, Vec<f32>)> {
+    let vars = model.varmap().data().lock().expect("varmap");
+    let mut out: Vec<(String, Vec<f32>)> = vars
+        .iter()
+        .map(|(name, var)| {
+            let flat = var.as_tensor().flatten_all().expect("flatten");
+            (name.clone(), flat.to_vec1::<f32>().expect("values"))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[test]
+fn one_training_step_matches_the_torch_trainer() {
+    let inputs = inputs();
+    let step = &inputs.meta["step"];
+    let config: TrainConfig =
+        TrainConfig::from_json(&step["config"].to_string()).expect("step config");
+    let lr = config.learning_rate(0);
+    // the fixture rows, and one validation phrase (the trainer needs one; it never trains on it)
+    let validation_row = step["validation_row"].as_u64().expect("row") as usize;
+    let mut phrases = inputs.texts.clone();
+    phrases.push(inputs.lines[validation_row].clone());
+    let mut values: Vec<f32> = inputs.embeddings.concat();
+    values.extend((inputs.embedding_of)(validation_row));
+    let data = Dataset::new(phrases, values, 768).expect("dataset");
+    assert_eq!(data.split().train.len(), inputs.texts.len());
+
+    let start = Checkpoint::read(&fixture_dir().join("tiny"))
+        .expect("tiny")
+        .model;
+    let mut trainer = Trainer::new(start, config, &data).expect("trainer");
+    trainer.train_step().expect("one step");
+    let torch = Checkpoint::read(&fixture_dir().join("tiny_step1"))
+        .expect("the torch trainer's step")
+        .model;
+    let (rust, torch) = (weights(trainer.model()), weights(&torch));
+    assert_eq!(rust.len(), 14);
+    let (mut total, mut off, mut worst) = (0usize, 0usize, 0.0f32);
+    for ((name, a), (other, b)) in rust.iter().zip(&torch) {
+        assert_eq!(name, other);
+        for (x, y) in a.iter().zip(b) {
+            let d = (x - y).abs();
+            worst = worst.max(d);
+            off += usize::from(d > 0.01 * lr as f32);
+            total += 1;
+        }
+    }
+    // Adam's first step moves each weight by about lr * sign(gradient): a gradient at rounding
+    // level may flip sign between the two, so a few weights may differ by up to 2 lr.
+    assert!(
+        worst <= 2.1 * lr as f32,
+        "a weight differs by {worst} (lr {lr})"
+    );
+    assert!(
+        (off as f64) < 1e-3 * total as f64,
+        "{off} of {total} weights differ by more than 1% of lr"
+    );
+}
+
+#[test]
+fn schedule_and_split_match_the_torch_trainer() {
+    let inputs = inputs();
+    let schedule = &inputs.meta["schedule"];
+    let config = TrainConfig::from_json(&schedule["config"].to_string()).expect("schedule");
+    for point in schedule["at"].as_array().expect("at") {
+        let step = point[0].as_u64().expect("step") as usize;
+        let lr = point[1].as_f64().expect("lr");
+        let rust = config.learning_rate(step);
+        assert!(
+            close(rust, lr, 1e-12),
+            "step {step}: lr {rust} vs torch {lr}"
+        );
+        assert_eq!(
+            config.depth(step, 3) as u64,
+            point[2].as_u64().expect("depth"),
+            "depth at step {step}"
+        );
+    }
+    let split = inputs.meta["validation_split"].as_array().expect("split");
+    assert!(split.iter().any(|v| v.as_bool() == Some(true)));
+    for (line, held_out) in inputs.lines.iter().zip(split) {
+        assert_eq!(
+            is_validation(line),
+            held_out.as_bool().expect("bool"),
+            "{line}"
+        );
+    }
 }

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load, save
 from torch import nn
 
 # Order of src/generative/model.rs PARAM_NAMES.
@@ -33,14 +34,23 @@ DEFAULT_CONFIG = {
 
 
 def model_config(stored):
-    """The architecture of a checkpoint's "model" object, with defaults for missing keys."""
-    cfg = dict(DEFAULT_CONFIG)
-    cfg.update({k: v for k, v in stored.items() if k in DEFAULT_CONFIG})
+    """The architecture of a checkpoint's "model" object, with defaults for missing keys and
+    the checks of GenerativeConfig::validate (unknown keys are errors, as in Rust)."""
+    unknown = set(stored) - set(DEFAULT_CONFIG) - {"max_draft"}
+    if unknown:
+        raise ValueError(f"unknown model settings: {sorted(unknown)}")
     if stored.get("max_draft", 0) != 0:
         raise ValueError("max_draft is no longer supported (must be 0)")
+    cfg = dict(DEFAULT_CONFIG)
+    cfg.update({k: v for k, v in stored.items() if k in DEFAULT_CONFIG})
+    sizes = ("embed_dim", "hidden", "heads", "mlp", "depth", "max_len")
+    if any(not isinstance(cfg[k], int) or cfg[k] <= 0 for k in sizes):
+        raise ValueError(f"{sizes} must be positive integers: {cfg}")
     h, heads = cfg["hidden"], cfg["heads"]
-    if cfg["vocab"] != 256 or heads == 0 or h % heads or (h // heads) % 2:
-        raise ValueError(f"unsupported model config {cfg}")
+    if cfg["vocab"] != 256 or h % heads or (h // heads) % 2:
+        raise ValueError(f"vocab must be 256 and hidden split into heads of even size: {cfg}")
+    if cfg["max_len"] > 4096 or cfg["depth"] > 64 or not cfg["rope_theta"] > 1 or not cfg["ln_eps"] > 0:
+        raise ValueError(f"max_len, depth, rope_theta or ln_eps out of range: {cfg}")
     return cfg
 
 
@@ -176,8 +186,6 @@ def _atomic_write(path, data):
 
 def save_checkpoint(out_dir, model, train_config, step, val_bpb, model_config_json):
     """Writes step-NNNNNNN.safetensors + .json and latest.json in the Rust Checkpoint format."""
-    from safetensors.torch import save
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"step-{step:07d}"
@@ -197,8 +205,6 @@ def load_checkpoint(path, max_len=None):
     """(model, state) from a Rust or torch checkpoint (a step JSON, latest.json or its folder),
     verifying the weights' checksum; `max_len` overrides the stored one (RoPE has no learned
     positions, so it changes no parameter)."""
-    from safetensors.torch import load
-
     path = Path(path)
     if path.is_dir():
         path = path / "latest.json"
@@ -214,5 +220,7 @@ def load_checkpoint(path, max_len=None):
     tensors = load(data)
     if sorted(tensors) != sorted(PARAM_NAMES):
         raise ValueError(f"{path}: tensors {sorted(tensors)} are not the model's parameters")
+    if any(t.dtype != torch.float32 for t in tensors.values()):
+        raise ValueError(f"{path}: every tensor must be float32")
     model.load_state_dict(tensors)
     return model, state

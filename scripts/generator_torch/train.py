@@ -16,6 +16,8 @@ Usage:
       --train-config CONFIG.json --out training/checkpoints/run9 [--max-len 200] \
       [--device cuda|cpu|auto] [--log-every 100]
 Without --resume the model starts from the Rust initialisation's distributions (--seed).
+As in Rust, the epoch and the batch within it follow from the global step (step // batches
+per epoch), so a resumed run starts mid-epoch, and AdamW's moments restart at every resume.
 """
 import argparse
 import json
@@ -50,14 +52,33 @@ def fnv1a64(data):
 
 
 def train_config(path, fallback):
+    """A TrainConfig (defaults for missing keys) with the checks of TrainConfig::validate."""
     cfg = dict(TRAIN_DEFAULTS)
     given = json.loads(Path(path).read_text()) if path else fallback
     unknown = set(given) - set(TRAIN_DEFAULTS)
     if unknown:
-        sys.exit(f"unknown training settings: {sorted(unknown)}")
+        raise ValueError(f"unknown training settings: {sorted(unknown)}")
     cfg.update(given)
-    if cfg["steps"] <= 0 or cfg["batch_size"] <= 0 or not cfg["lr"] > 0:
-        sys.exit("steps, batch_size and lr must be positive")
+    ints = ("steps", "batch_size", "warmup_steps", "seed", "eval_every", "eval_phrases",
+            "eval_decodes", "checkpoint_every")
+    if any(not isinstance(cfg[k], int) or isinstance(cfg[k], bool) or cfg[k] < 0 for k in ints):
+        raise ValueError(f"{ints} must be non-negative integers")
+    if min(cfg["steps"], cfg["batch_size"], cfg["eval_every"], cfg["checkpoint_every"]) == 0:
+        raise ValueError("steps, batch_size, eval_every and checkpoint_every must be positive")
+    if not (math.isfinite(cfg["lr"]) and cfg["lr"] > 0):
+        raise ValueError(f"lr must be finite and positive, got {cfg['lr']}")
+    if cfg["decay"] not in ("cosine", "linear", "constant"):
+        raise ValueError(f"decay must be cosine, linear or constant, got {cfg['decay']!r}")
+    if not 0 <= cfg["min_lr_ratio"] <= 1 or not 0 <= cfg["beta1"] < 1 or not 0 <= cfg["beta2"] < 1:
+        raise ValueError("min_lr_ratio must be in [0, 1], beta1 and beta2 in [0, 1)")
+    if not (cfg["weight_decay"] >= 0 and cfg["grad_clip"] >= 0):
+        raise ValueError("weight_decay and grad_clip must be non-negative")
+    if not (0 <= cfg["noise_share"] <= 1 and 0 < cfg["noise_min_cosine"] <= 1):
+        raise ValueError("noise_share must be in [0, 1] and noise_min_cosine in (0, 1]")
+    stages = cfg["depth_schedule"]
+    if any(st["depth"] <= 0 for st in stages) or any(
+            a["from_step"] >= b["from_step"] for a, b in zip(stages, stages[1:])):
+        raise ValueError("depth_schedule needs positive depths and strictly increasing steps")
     return cfg
 
 
@@ -84,7 +105,7 @@ def depth_at(cfg, step, model_depth):
 
 
 def load_data(phrases_path, emb_path, scale_path):
-    text = Path(phrases_path).read_text(encoding="utf-8")
+    text = Path(phrases_path).read_bytes().decode("utf-8")  # no newline translation
     phrases = [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
     if text.endswith("\n"):
         phrases.pop()  # Rust str::lines(): a final newline ends the last line
@@ -95,11 +116,15 @@ def load_data(phrases_path, emb_path, scale_path):
         if not scale_path:
             sys.exit(f"{emb_path} is int8: --scale is needed")
         scale = np.load(scale_path)
-        if scale.shape != (len(phrases),):
-            sys.exit(f"{scale_path}: shape {scale.shape}, expected ({len(phrases)},)")
-        emb = torch.from_numpy(np.asarray(emb, dtype=np.float32) * scale[:, None].astype(np.float32))
+        if scale.shape != (len(phrases),) or scale.dtype != np.float32:
+            sys.exit(f"{scale_path}: {scale.dtype} {scale.shape}, expected float32 ({len(phrases)},)")
+        emb = torch.from_numpy(np.asarray(emb, dtype=np.float32) * scale[:, None])
+    elif emb.dtype == np.float32:
+        if scale_path:
+            sys.exit(f"{emb_path} is float32: --scale is only for int8 embeddings")
+        emb = torch.from_numpy(np.asarray(emb))
     else:
-        emb = torch.from_numpy(np.asarray(emb, dtype=np.float32))
+        sys.exit(f"{emb_path}: {emb.dtype} embeddings; expected float32, or int8 with --scale")
     norms = emb.norm(dim=1)
     if not torch.isfinite(norms).all() or (norms == 0).any():
         sys.exit(f"{emb_path}: a row is zero or not finite")
@@ -134,8 +159,9 @@ class Run:
         if self.emb.shape[1] != mc["embed_dim"]:
             sys.exit(f"embeddings have dimension {self.emb.shape[1]}, the model {mc['embed_dim']}")
         usable = [i for i, p in enumerate(self.phrases) if len(p) <= mc["max_len"] and 0 not in p]
-        val = [i for i in usable if fnv1a64(self.phrases[i]) % 64 == 0]
-        self.train_rows = np.array([i for i in usable if fnv1a64(self.phrases[i]) % 64 != 0])
+        held_out = [fnv1a64(self.phrases[i]) % 64 == 0 for i in usable]
+        val = [i for i, v in zip(usable, held_out) if v]
+        self.train_rows = np.array([i for i, v in zip(usable, held_out) if not v])
         if len(self.train_rows) == 0 or not val:
             sys.exit("need training and validation phrases that fit max_len")
         n = min(max(self.cfg["eval_phrases"], 1), len(val))
@@ -248,6 +274,8 @@ class Run:
                 nats, count, step_time = 0.0, 0, 0.0
             if self.step % self.cfg["checkpoint_every"] == 0 or done:
                 save_checkpoint(self.out, self.model, self.cfg, self.step, val_bpb, self.model_json)
+        if self.step >= self.cfg["steps"] and not (self.out / f"step-{self.step:07d}.json").exists():
+            save_checkpoint(self.out, self.model, self.cfg, self.step, val_bpb, self.model_json)
         log.close()
 
 
@@ -267,7 +295,11 @@ def main():
     args = ap.parse_args()
     if args.max_len is not None and not 1 <= args.max_len <= 4096:
         sys.exit("--max-len must be in 1..=4096")
-    Run(args).run(args.log_every)
+    try:
+        run = Run(args)
+    except ValueError as e:
+        sys.exit(f"train.py: {e}")
+    run.run(args.log_every)
 
 
 if __name__ == "__main__":
