@@ -25,7 +25,7 @@ use lightweight_decoder::eval::perturb_rows;
 use lightweight_decoder::eval::samples::{SampleSet, VALIDATION, WORDNET_SAMPLE};
 use lightweight_decoder::generative::train::is_validation;
 use lightweight_decoder::generative::{DecodeOptions, GuideSettings, Strategy};
-use lightweight_decoder::hybrid::{calibrate, evaluate_rule, measure, CalibrationRow};
+use lightweight_decoder::hybrid::{calibrate, evaluate_rule, measure, CalibrationRow, Objective};
 use lightweight_decoder::{
     DecoderConfig, GenerativeDecoder, HybridConfig, HybridDecoder, PhraseBank, PhraseBankDecoder,
     Result,
@@ -88,17 +88,17 @@ fn half(
 
 fn summary(name: &str, rows: &[CalibrationRow], rule: &HybridConfig) -> serde_json::Value {
     let n = rows.len() as f64;
-    let bank = rows.iter().map(|r| r.bank_f1).sum::<f64>() / n;
-    let generator = rows.iter().map(|r| r.generator_f1).sum::<f64>() / n;
+    let bank = rows.iter().map(|r| r.bank_score).sum::<f64>() / n;
+    let generator = rows.iter().map(|r| r.generator_score).sum::<f64>() / n;
     let hybrid = evaluate_rule(rule, rows);
     // Paired difference to the better single decoder, with its standard error.
     let better: Vec<f64> = if bank >= generator {
-        rows.iter().map(|r| r.bank_f1).collect()
+        rows.iter().map(|r| r.bank_score).collect()
     } else {
-        rows.iter().map(|r| r.generator_f1).collect()
+        rows.iter().map(|r| r.generator_score).collect()
     };
     let diffs: Vec<f64> = hybrid
-        .row_f1
+        .row_scores
         .iter()
         .zip(&better)
         .map(|(h, b)| h - b)
@@ -109,12 +109,12 @@ fn summary(name: &str, rows: &[CalibrationRow], rule: &HybridConfig) -> serde_js
     println!(
         "{name:<18} rows {:>5}  token F1  bank {bank:.4}  generator {generator:.4}  hybrid {:.4}  gain {gain:+.4} (se {stderr:.4}; generator picked {:.1}%, re-ranked {:.1}%)",
         rows.len(),
-        hybrid.f1,
+        hybrid.score,
         100.0 * hybrid.generator_share,
         100.0 * hybrid.reranked_share
     );
     json!({"set": name, "rows": rows.len(), "bank_f1": bank, "generator_f1": generator,
-           "hybrid_f1": hybrid.f1, "gain_over_better": gain, "gain_stderr": stderr,
+           "hybrid_f1": hybrid.score, "gain_over_better": gain, "gain_stderr": stderr,
            "generator_share": hybrid.generator_share, "reranked_share": hybrid.reranked_share})
 }
 
@@ -164,7 +164,7 @@ fn main() -> Result<()> {
                 } else {
                     x
                 };
-                halves.push(measure(&hybrid, x.view(), &texts)?);
+                halves.push(measure(&hybrid, x.view(), &texts, Objective::TokenF1)?);
             }
             levels.push(halves);
         }

@@ -7,7 +7,7 @@ use lightweight_decoder::eval::samples::{SampleSet, VALIDATION};
 use lightweight_decoder::generative::{
     DecodeOptions, GenerativeConfig, GenerativeModel, InferenceModel, Precision, Strategy,
 };
-use lightweight_decoder::hybrid::{calibrate, evaluate_rule, measure};
+use lightweight_decoder::hybrid::{calibrate, evaluate_rule, measure, Objective};
 use lightweight_decoder::{
     Decoder, DecoderConfig, Error, GenerativeDecoder, HybridConfig, HybridDecoder, PhraseBank,
     PhraseBankDecoder, Source,
@@ -127,14 +127,14 @@ fn calibration_is_never_worse_than_either_decoder() {
     let (s, n) = (SampleSet::bundled(VALIDATION).unwrap(), 12);
     let inputs = noisy_rows(&s, n, 5);
     let h = hybrid(HybridConfig::default(), tmp.path());
-    let rows = measure(&h, inputs.view(), &s.texts[..n]).unwrap();
+    let rows = measure(&h, inputs.view(), &s.texts[..n], Objective::TokenF1).unwrap();
     let fit = calibrate(&rows, &HybridConfig::default());
     assert!(
-        fit.hybrid_f1 + 1e-12 >= fit.bank_f1.max(fit.generator_f1),
+        fit.hybrid_score + 1e-12 >= fit.bank_score.max(fit.generator_score),
         "{fit:?}"
     );
     assert!(fit.rule.validate().is_ok());
-    assert!(measure(&h, inputs.view(), &s.texts[..n - 1]).is_err());
+    assert!(measure(&h, inputs.view(), &s.texts[..n - 1], Objective::TokenF1).is_err());
 }
 
 #[test]
@@ -152,14 +152,14 @@ fn decisions_match_the_rule_applied_to_measurements() {
         rerank_max_gap: f32::MAX,
     };
     let h = hybrid(rule, tmp.path());
-    let rows = measure(&h, inputs.view(), &s.texts[..n]).unwrap();
+    let rows = measure(&h, inputs.view(), &s.texts[..n], Objective::TokenF1).unwrap();
     let outcome = evaluate_rule(&rule, &rows);
     assert!(outcome.reranked_share > 0.0, "{outcome:?}");
     for (i, row) in inputs.rows().into_iter().enumerate() {
         let decoded = h.decode(&row.to_vec()).unwrap();
         let f1 = lightweight_decoder::eval::metrics::token_f1(&decoded.text, &s.texts[i]);
         assert!(
-            (f1 - outcome.row_f1[i]).abs() < 1e-9,
+            (f1 - outcome.row_scores[i]).abs() < 1e-9,
             "row {i}: {}",
             decoded.text
         );
@@ -172,6 +172,45 @@ fn decisions_match_the_rule_applied_to_measurements() {
         ..HybridConfig::default()
     };
     assert!(bad.validate().is_err());
+}
+
+#[test]
+fn round_trip_calibration_scores_the_re_embedded_choice() {
+    use lightweight_decoder::{Encoder, MpnetEncoder};
+
+    let encoder = MpnetEncoder::from_default_location()
+        .expect("the encoder is installed by `bash scripts/install-encoder.sh`");
+    let tmp = tempfile::tempdir().unwrap();
+    let (s, n) = (SampleSet::bundled(VALIDATION).unwrap(), 6);
+    let inputs = noisy_rows(&s, n, 11);
+    let rule = HybridConfig {
+        bank_similarity: 2.0,
+        generator_margin: 0.0,
+        ..HybridConfig::default()
+    };
+    let h = hybrid(rule, tmp.path());
+    let rows = measure(
+        &h,
+        inputs.view(),
+        &s.texts[..n],
+        Objective::RoundTrip(&encoder),
+    )
+    .unwrap();
+    let outcome = evaluate_rule(&rule, &rows);
+    for (i, row) in inputs.rows().into_iter().enumerate() {
+        let text = h.decode(&row.to_vec()).unwrap().text;
+        let e = encoder.embed(&[text.as_str()]).unwrap();
+        let norm = row.dot(&row).sqrt();
+        let cosine = f64::from(e.row(0).dot(&row) / norm);
+        assert!(
+            (cosine - outcome.row_scores[i]).abs() < 1e-4,
+            "row {i} ({text}): {cosine} vs {}",
+            outcome.row_scores[i]
+        );
+    }
+    let fit = calibrate(&rows, &rule);
+    assert!(fit.hybrid_score + 1e-12 >= fit.bank_score.max(fit.generator_score));
+    assert!((-1.0..=1.0).contains(&fit.hybrid_score), "{fit:?}");
 }
 
 #[test]

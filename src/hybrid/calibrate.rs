@@ -1,24 +1,53 @@
-//! Fitting the hybrid's rule: [`measure`] both decoders on labelled embeddings, [`calibrate`]
-//! the rule that maximises token F1 on them, [`evaluate_rule`] a given rule.
+//! Fitting the hybrid's rule: [`measure`] both decoders on labelled embeddings under an
+//! [`Objective`], [`calibrate`] the rule that maximises it on them, [`evaluate_rule`] a given
+//! rule.
 
 use rayon::prelude::*;
 use serde::Serialize;
 
 use super::decoder::HybridDecoder;
 use super::rule::{choose, decide, rerank, Alternative, Choice, HybridConfig, HybridSignals};
+use crate::encoder::Encoder;
 use crate::error::{Error, Result};
 use crate::eval::metrics::token_f1;
+
+/// What a rule is fitted to maximise: the mean, over rows, of a score of the text it returns.
+#[derive(Clone, Copy)]
+pub enum Objective<'a> {
+    /// Token F1 of the text against the reference.
+    TokenF1,
+    /// Round-trip cosine: the text re-embedded by the encoder (all-mpnet-base-v2, the
+    /// decoders' own input space), against the input; what verified decoding maximises. It
+    /// rewards meaning rather than shared function words.
+    RoundTrip(&'a dyn Encoder),
+}
+
+impl Objective<'_> {
+    /// Short name, for reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Objective::TokenF1 => "token F1",
+            Objective::RoundTrip(_) => "round-trip cosine",
+        }
+    }
+}
+
+impl std::fmt::Debug for Objective<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// Per-row measurements on a calibration set.
 #[derive(Debug, Clone, Serialize)]
 pub struct CalibrationRow {
     /// The signals.
     pub signals: HybridSignals,
-    /// Token F1 of the bank's output against the reference.
-    pub bank_f1: f64,
-    /// Token F1 of the generator's output against the reference.
-    pub generator_f1: f64,
-    /// The bank's other candidates as re-scored, each with its token F1.
+    /// The objective's score of the bank's output.
+    pub bank_score: f64,
+    /// The objective's score of the generator's output.
+    pub generator_score: f64,
+    /// The bank's other candidates as re-scored, each with the objective's score.
     pub alternatives: Vec<(Alternative, f64)>,
 }
 
@@ -27,24 +56,35 @@ pub struct CalibrationRow {
 pub struct Calibration {
     /// The best rule found.
     pub rule: HybridConfig,
-    /// Mean token F1 of the bank alone.
-    pub bank_f1: f64,
-    /// Mean token F1 of the generator alone.
-    pub generator_f1: f64,
-    /// Mean token F1 of the hybrid with the fitted rule.
-    pub hybrid_f1: f64,
+    /// Mean score of the bank alone.
+    pub bank_score: f64,
+    /// Mean score of the generator alone.
+    pub generator_score: f64,
+    /// Mean score of the hybrid with the fitted rule.
+    pub hybrid_score: f64,
     /// Share of rows where the rule picks the generator.
     pub generator_share: f64,
     /// Share of rows where the rule picks another bank candidate than the bank's own.
     pub reranked_share: f64,
 }
 
+/// The texts the hybrid may return for one row: the bank's, the generator's, then each
+/// re-scored alternative's.
+struct RowOutputs {
+    signals: HybridSignals,
+    texts: Vec<String>,
+    alternatives: Vec<Alternative>,
+}
+
 /// Measures both decoders on `embeddings` (one row per reference, each its own session, rows
-/// in parallel with rayon), re-scoring the bank's top `hybrid.rule().rerank_top_k` candidates.
+/// in parallel with rayon), re-scoring the bank's top `hybrid.rule().rerank_top_k` candidates,
+/// and scores every text the hybrid may return by `objective` (round trip: all texts of all
+/// rows re-embedded in the encoder's batches).
 pub fn measure(
     hybrid: &HybridDecoder,
     embeddings: ndarray::ArrayView2<f32>,
     references: &[String],
+    objective: Objective<'_>,
 ) -> Result<Vec<CalibrationRow>> {
     if embeddings.nrows() == 0 {
         return Err(Error::InvalidArgument(
@@ -58,31 +98,95 @@ pub fn measure(
             embeddings.nrows()
         )));
     }
-    (0..references.len())
+    let outputs: Vec<RowOutputs> = (0..references.len())
         .into_par_iter()
         .map(|row| {
-            let (x, reference) = (embeddings.row(row), &references[row]);
-            let both = hybrid.both_outputs(&x.to_vec()).map_err(|e| Error::AtRow {
-                row,
-                source: Box::new(e),
-            })?;
-            let generated = both.generated.map(|d| d.text).unwrap_or_default();
-            let alternatives = both
-                .alternatives
-                .into_iter()
-                .map(|a| {
-                    let f1 = token_f1(&both.bank.candidates[a.rank].text, reference);
-                    (a, f1)
-                })
-                .collect();
-            Ok(CalibrationRow {
+            let both = hybrid
+                .both_outputs(&embeddings.row(row).to_vec())
+                .map_err(|e| Error::AtRow {
+                    row,
+                    source: Box::new(e),
+                })?;
+            let mut texts = vec![
+                both.bank.text.clone(),
+                both.generated.map(|d| d.text).unwrap_or_default(),
+            ];
+            texts.extend(
+                both.alternatives
+                    .iter()
+                    .map(|a| both.bank.candidates[a.rank].text.clone()),
+            );
+            Ok(RowOutputs {
                 signals: both
                     .signals
                     .ok_or_else(|| Error::Internal("the generator did not run".into()))?,
-                bank_f1: token_f1(&both.bank.text, reference),
-                generator_f1: token_f1(&generated, reference),
-                alternatives,
+                texts,
+                alternatives: both.alternatives,
             })
+        })
+        .collect::<Result<_>>()?;
+    let scores: Vec<Vec<f64>> = match objective {
+        Objective::TokenF1 => outputs
+            .iter()
+            .zip(references)
+            .map(|(o, reference)| o.texts.iter().map(|t| token_f1(t, reference)).collect())
+            .collect(),
+        Objective::RoundTrip(encoder) => round_trip(encoder, embeddings, &outputs)?,
+    };
+    Ok(outputs
+        .into_iter()
+        .zip(scores)
+        .map(|(o, score)| CalibrationRow {
+            signals: o.signals,
+            bank_score: score[0],
+            generator_score: score[1],
+            alternatives: o
+                .alternatives
+                .into_iter()
+                .zip(score[2..].to_vec())
+                .collect(),
+        })
+        .collect())
+}
+
+/// Cosine of each row's texts, re-embedded by `encoder`, with the row's input (an empty text
+/// scores 0).
+fn round_trip(
+    encoder: &dyn Encoder,
+    embeddings: ndarray::ArrayView2<f32>,
+    outputs: &[RowOutputs],
+) -> Result<Vec<Vec<f64>>> {
+    if encoder.dimension() != embeddings.ncols() {
+        return Err(Error::DimensionMismatch {
+            expected: embeddings.ncols(),
+            got: encoder.dimension(),
+        });
+    }
+    let texts: Vec<&str> = outputs
+        .iter()
+        .flat_map(|o| o.texts.iter().map(String::as_str))
+        .collect();
+    let embedded = encoder.embed(&texts)?;
+    let mut next = 0;
+    outputs
+        .iter()
+        .enumerate()
+        .map(|(row, o)| {
+            let input =
+                crate::embedding::normalized(&embeddings.row(row).to_vec(), embeddings.ncols())?;
+            let scores = o
+                .texts
+                .iter()
+                .map(|text| {
+                    let e = embedded.row(next);
+                    next += 1;
+                    if text.trim().is_empty() {
+                        return 0.0;
+                    }
+                    e.iter().zip(&input).map(|(a, b)| f64::from(a * b)).sum()
+                })
+                .collect();
+            Ok(scores)
         })
         .collect()
 }
@@ -96,7 +200,7 @@ const MAX_GAPS: [f32; 5] = [0.02, 0.05, 0.1, 0.2, f32::MAX];
 /// Overlap weights tried by [`calibrate`].
 const OVERLAP_WEIGHTS: [f32; 7] = [0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5];
 
-/// Fits the rule that maximises mean token F1 over the measured rows: a grid over the
+/// Fits the rule that maximises the mean score over the measured rows: a grid over the
 /// re-ranking weights, the bank similarity (100 quantiles of the observed values, and "never")
 /// and the log-probability margin. Ties go to the rule that leaves the bank's own choice least.
 /// `rerank_top_k` is kept from `base`.
@@ -117,7 +221,7 @@ pub fn calibrate(rows: &[CalibrationRow], base: &HybridConfig) -> Calibration {
         .map(|i| i as f32 * 0.1)
         .chain([f32::MIN, f32::MAX])
         .collect();
-    // (f1, share changed, share generated, rule)
+    // (score, share changed, share generated, rule)
     let mut best = (
         f64::NEG_INFINITY,
         f64::INFINITY,
@@ -138,11 +242,11 @@ pub fn calibrate(rows: &[CalibrationRow], base: &HybridConfig) -> Calibration {
             ..HybridConfig::default()
         };
         // Per row, the bank candidate the re-ranking picks below the threshold: its
-        // log-probability, and its token F1 when it differs from the bank's own choice.
+        // log-probability, and its score when it differs from the bank's own choice.
         let picks: Vec<(f32, Option<f64>)> = rows
             .iter()
             .map(|r| {
-                let tagged = r.alternatives.iter().map(|(a, f1)| (a, *f1));
+                let tagged = r.alternatives.iter().map(|(a, score)| (a, *score));
                 rerank(&reranking, &r.signals, tagged)
             })
             .collect();
@@ -153,34 +257,34 @@ pub fn calibrate(rows: &[CalibrationRow], base: &HybridConfig) -> Calibration {
                     generator_margin,
                     ..reranking
                 };
-                let (mut f1, mut changed, mut generated) = (0.0, 0.0, 0.0);
+                let (mut score, mut changed, mut generated) = (0.0, 0.0, 0.0);
                 for (r, &(log_prob, pick)) in rows.iter().zip(&picks) {
                     match decide(&rule, &r.signals, log_prob, pick) {
-                        Choice::Bank => f1 += r.bank_f1,
+                        Choice::Bank => score += r.bank_score,
                         Choice::Generator => {
-                            f1 += r.generator_f1;
+                            score += r.generator_score;
                             generated += 1.0;
                             changed += 1.0;
                         }
-                        Choice::Alternative(pick_f1) => {
-                            f1 += pick_f1;
+                        Choice::Alternative(pick_score) => {
+                            score += pick_score;
                             changed += 1.0;
                         }
                     }
                 }
-                let (f1, changed) = (f1 / n, changed / n);
-                if f1 > best.0 + 1e-12 || (f1 > best.0 - 1e-12 && changed < best.1) {
-                    best = (f1, changed, generated / n, rule);
+                let (score, changed) = (score / n, changed / n);
+                if score > best.0 + 1e-12 || (score > best.0 - 1e-12 && changed < best.1) {
+                    best = (score, changed, generated / n, rule);
                 }
             }
         }
     }
-    let (hybrid_f1, changed, generator_share, rule) = best;
+    let (hybrid_score, changed, generator_share, rule) = best;
     Calibration {
         rule,
-        bank_f1: mean(&|r| r.bank_f1),
-        generator_f1: mean(&|r| r.generator_f1),
-        hybrid_f1: hybrid_f1.max(0.0),
+        bank_score: mean(&|r| r.bank_score),
+        generator_score: mean(&|r| r.generator_score),
+        hybrid_score: hybrid_score.max(0.0),
         generator_share,
         reranked_share: changed - generator_share,
     }
@@ -189,40 +293,40 @@ pub fn calibrate(rows: &[CalibrationRow], base: &HybridConfig) -> Calibration {
 /// What a rule achieves on measured rows.
 #[derive(Debug, Clone, Serialize)]
 pub struct RuleOutcome {
-    /// Mean token F1 of the rule's picks.
-    pub f1: f64,
+    /// Mean score of the rule's picks.
+    pub score: f64,
     /// Share of rows where it picks the generated text.
     pub generator_share: f64,
     /// Share of rows where it picks another bank candidate than the bank's own.
     pub reranked_share: f64,
-    /// Token F1 of the pick, per row.
+    /// Score of the pick, per row.
     #[serde(skip)]
-    pub row_f1: Vec<f64>,
+    pub row_scores: Vec<f64>,
 }
 
 /// Applies `rule` to measured rows (the same decision [`HybridDecoder`] takes per input).
 pub fn evaluate_rule(rule: &HybridConfig, rows: &[CalibrationRow]) -> RuleOutcome {
     let n = rows.len().max(1) as f64;
     let (mut generated, mut reranked) = (0.0, 0.0);
-    let mut row_f1 = Vec::with_capacity(rows.len());
+    let mut row_scores = Vec::with_capacity(rows.len());
     for r in rows {
-        let scored = r.alternatives.iter().map(|(a, f1)| (a, *f1));
-        row_f1.push(match choose(rule, &r.signals, scored) {
-            Choice::Bank => r.bank_f1,
+        let scored = r.alternatives.iter().map(|(a, score)| (a, *score));
+        row_scores.push(match choose(rule, &r.signals, scored) {
+            Choice::Bank => r.bank_score,
             Choice::Generator => {
                 generated += 1.0;
-                r.generator_f1
+                r.generator_score
             }
-            Choice::Alternative(f1) => {
+            Choice::Alternative(score) => {
                 reranked += 1.0;
-                f1
+                score
             }
         });
     }
     RuleOutcome {
-        f1: row_f1.iter().sum::<f64>() / n,
+        score: row_scores.iter().sum::<f64>() / n,
         generator_share: generated / n,
         reranked_share: reranked / n,
-        row_f1,
+        row_scores,
     }
 }

@@ -10,6 +10,8 @@ mod calibrate;
 mod decoder;
 mod rule;
 
-pub use calibrate::{calibrate, evaluate_rule, measure, Calibration, CalibrationRow, RuleOutcome};
+pub use calibrate::{
+    calibrate, evaluate_rule, measure, Calibration, CalibrationRow, Objective, RuleOutcome,
+};
 pub use decoder::{BothOutputs, HybridDecoder};
 pub use rule::{Alternative, HybridConfig, HybridSignals};

@@ -304,6 +304,10 @@ pub enum Command {
         /// Where to write the decoder config (JSON) with the fitted rule.
         #[arg(long)]
         out: PathBuf,
+        /// What the rule maximises: token F1 against the references, or the round-trip cosine
+        /// of the chosen text re-embedded by the encoder (--encoder) against the input.
+        #[arg(long, value_enum, default_value_t = CalibrationObjective::TokenF1)]
+        objective: CalibrationObjective,
         #[command(flatten)]
         decoder: DecoderArgs,
     },
@@ -401,4 +405,13 @@ pub enum BankCommand {
         #[arg(long)]
         verify: bool,
     },
+}
+
+/// What `lwdec calibrate` fits the hybrid's rule to maximise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CalibrationObjective {
+    /// Mean token F1 of the chosen text against the reference.
+    TokenF1,
+    /// Mean round-trip cosine: the chosen text re-embedded, against the input.
+    RoundTrip,
 }

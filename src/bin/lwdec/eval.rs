@@ -4,11 +4,11 @@
 use std::path::Path;
 
 use lightweight_decoder::eval::{evaluate, perturb_rows};
-use lightweight_decoder::hybrid::{calibrate as fit_rule, measure};
+use lightweight_decoder::hybrid::{calibrate as fit_rule, measure, Objective};
 use lightweight_decoder::{save_config, write_atomic, Error, Result};
 use serde_json::json;
 
-use crate::args::{DecoderArgs, LabelledArgs};
+use crate::args::{CalibrationObjective, DecoderArgs, LabelledArgs};
 
 /// Decodes the labelled rows with each decoder `--decoder` names and prints their scores.
 pub fn run(
@@ -80,12 +80,28 @@ pub fn run(
     Ok(())
 }
 
-/// Measures the hybrid on the labelled rows, fits its rule and writes the config with it.
-pub fn calibrate(labelled: &LabelledArgs, out: &Path, args: &DecoderArgs) -> Result<()> {
+/// Measures the hybrid on the labelled rows, fits its rule to `objective` and writes the
+/// config with it.
+pub fn calibrate(
+    labelled: &LabelledArgs,
+    out: &Path,
+    objective: CalibrationObjective,
+    args: &DecoderArgs,
+) -> Result<()> {
     let (embeddings, references) = labelled.load()?;
     let mut config = args.decoder_config()?;
     let hybrid = args.builder()?.hybrid()?;
-    let rows = measure(&hybrid, embeddings.view(), &references)?;
+    let encoder = match objective {
+        CalibrationObjective::TokenF1 => None,
+        CalibrationObjective::RoundTrip => {
+            Some(crate::embed::load_encoder(args.encoder.as_deref(), 64)?)
+        }
+    };
+    let objective = match &encoder {
+        Some(e) => Objective::RoundTrip(e),
+        None => Objective::TokenF1,
+    };
+    let rows = measure(&hybrid, embeddings.view(), &references, objective)?;
     let fit = fit_rule(&rows, &config.hybrid);
     println!("{}", serde_json::to_string_pretty(&fit)?);
     config.hybrid = fit.rule;

@@ -106,8 +106,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Calibrate {
             labelled,
             out,
+            objective,
             decoder,
-        } => eval::calibrate(&labelled, &out, &decoder),
+        } => eval::calibrate(&labelled, &out, objective, &decoder),
         Command::Train(args) => train::run(&args),
         Command::Model { command } => match command {
             ModelCommand::Export {
