@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
+use lightweight_decoder::eval::samples::{SampleSet, OUT_OF_DOMAIN};
 use lightweight_decoder::generative::train::{
     is_validation, Checkpoint, Dataset, TrainConfig, Trainer,
 };
@@ -26,9 +27,8 @@ struct Inputs {
     texts: Vec<String>,
     embeddings: Vec<Vec<f32>>,
     meta: serde_json::Value,
-    /// Every line of samples/ood.txt and its embedding.
-    lines: Vec<String>,
-    embedding_of: Box<dyn Fn(usize) -> Vec<f32>>,
+    /// The whole of `samples/ood` (texts and embeddings).
+    ood: SampleSet,
 }
 
 fn inputs() -> Inputs {
@@ -36,22 +36,14 @@ fn inputs() -> Inputs {
         &std::fs::read_to_string(fixture_dir().join("parity.json")).expect("parity.json"),
     )
     .expect("parity.json is JSON");
-    let i8: ndarray::Array2<i8> =
-        ndarray_npy::read_npy(root().join("samples/ood.i8.npy")).expect("samples/ood.i8.npy");
-    let scale: ndarray::Array1<f32> =
-        ndarray_npy::read_npy(root().join("samples/ood.scale.npy")).expect("ood.scale.npy");
-    let lines: Vec<String> = std::fs::read_to_string(root().join("samples/ood.txt"))
-        .expect("samples/ood.txt")
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let ood = SampleSet::bundled(OUT_OF_DOMAIN).expect("samples/ood");
     let rows: Vec<usize> = meta["rows"]
         .as_array()
         .expect("rows")
         .iter()
         .map(|r| r.as_u64().expect("row") as usize)
         .collect();
-    let texts: Vec<String> = rows.iter().map(|&r| lines[r].clone()).collect();
+    let texts: Vec<String> = rows.iter().map(|&r| ood.texts[r].clone()).collect();
     let fixture_texts: Vec<&str> = meta["texts"]
         .as_array()
         .expect("texts")
@@ -62,16 +54,15 @@ fn inputs() -> Inputs {
         texts, fixture_texts,
         "samples/ood changed: regenerate the fixture"
     );
-    let embedding_of = move |r: usize| -> Vec<f32> {
-        i8.row(r).iter().map(|&v| f32::from(v) * scale[r]).collect()
-    };
-    let embeddings = rows.iter().map(|&r| embedding_of(r)).collect();
+    let embeddings = rows
+        .iter()
+        .map(|&r| ood.embeddings.row(r).to_vec())
+        .collect();
     Inputs {
         texts,
         embeddings,
         meta,
-        lines,
-        embedding_of: Box::new(embedding_of),
+        ood,
     }
 }
 
@@ -194,9 +185,9 @@ fn one_training_step_matches_the_torch_trainer() {
     // the fixture rows, and one validation phrase (the trainer needs one; it never trains on it)
     let validation_row = step["validation_row"].as_u64().expect("row") as usize;
     let mut phrases = inputs.texts.clone();
-    phrases.push(inputs.lines[validation_row].clone());
+    phrases.push(inputs.ood.texts[validation_row].clone());
     let mut values: Vec<f32> = inputs.embeddings.concat();
-    values.extend((inputs.embedding_of)(validation_row));
+    values.extend(inputs.ood.embeddings.row(validation_row));
     let data = Dataset::new(phrases, values, 768).expect("dataset");
     assert_eq!(data.split().train.len(), inputs.texts.len());
 
@@ -253,7 +244,7 @@ fn schedule_and_split_match_the_torch_trainer() {
     }
     let split = inputs.meta["validation_split"].as_array().expect("split");
     assert!(split.iter().any(|v| v.as_bool() == Some(true)));
-    for (line, held_out) in inputs.lines.iter().zip(split) {
+    for (line, held_out) in inputs.ood.texts.iter().zip(split) {
         assert_eq!(
             is_validation(line),
             held_out.as_bool().expect("bool"),

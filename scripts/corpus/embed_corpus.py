@@ -126,19 +126,35 @@ def embed_split(model, split, chunk, batch):
     return lines, out
 
 
-def merge(split, chunk):
-    lines, out = prepare(split, chunk)
-    n_chunks = (len(lines) + chunk - 1) // chunk
-    i8 = np.zeros((len(lines), 768), dtype=np.int8)
-    scale = np.zeros(len(lines), dtype=np.float32)
-    for k in range(n_chunks):
-        p = out / f"chunk-{k:05d}.npz"
+def split_lines(split):
+    """The sentences of $CACHE/corpus/SPLIT.txt, one per line."""
+    lines = (CACHE / f"{split}.txt").read_bytes().decode("utf-8").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def load_split(split, chunk=4096):
+    """(sentences, i8 [n, 768], scale [n]) of a split whose chunks are all embedded; exits
+    naming the first missing chunk. Reads only: no meta.json is written."""
+    lines = split_lines(split)
+    emb = CACHE / "emb" / split
+    i8 = np.empty((len(lines), 768), dtype=np.int8)
+    scale = np.empty(len(lines), dtype=np.float32)
+    for k in range((len(lines) + chunk - 1) // chunk):
+        path = emb / f"chunk-{k:05d}.npz"
         n = min(chunk, len(lines) - k * chunk)
-        if not chunk_ok(p, n):
-            sys.exit(f"{split}: chunk {k} missing or incomplete; run the embedding first")
-        with np.load(p) as z:
+        if not chunk_ok(path, n):
+            sys.exit(f"{path} missing or incomplete: run embed_corpus.py {split} first")
+        with np.load(path) as z:
             i8[k * chunk:k * chunk + n] = z["i8"]
             scale[k * chunk:k * chunk + n] = z["scale"]
+    return lines, i8, scale
+
+
+def merge(split, chunk):
+    lines, _ = prepare(split, chunk)
+    _, i8, scale = load_split(split, chunk)
     atomic_save(CACHE / "emb" / f"{split}.i8.npy", i8)
     atomic_save(CACHE / "emb" / f"{split}.scale.npy", scale)
     log(f"{split}: merged {len(lines)} rows -> {CACHE / 'emb' / split}.{{i8,scale}}.npy")

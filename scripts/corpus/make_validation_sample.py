@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from embed_corpus import CACHE, atomic_save, chunk_ok  # noqa: E402
+from embed_corpus import atomic_save, load_split  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,21 +25,7 @@ def main():
     ap.add_argument("--rows", type=int, default=200)
     ap.add_argument("--seed", type=int, default=16)
     args = ap.parse_args()
-    lines = (CACHE / "validation.txt").read_text(encoding="utf-8").split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    emb = CACHE / "emb" / "validation"
-    chunk = 4096
-    i8 = np.empty((len(lines), 768), dtype=np.int8)
-    scale = np.empty(len(lines), dtype=np.float32)
-    for k in range((len(lines) + chunk - 1) // chunk):
-        n = min(chunk, len(lines) - k * chunk)
-        path = emb / f"chunk-{k:05d}.npz"
-        if not chunk_ok(path, n):
-            sys.exit(f"{path} missing: run embed_corpus.py validation first")
-        with np.load(path) as z:
-            i8[k * chunk:k * chunk + n] = z["i8"]
-            scale[k * chunk:k * chunk + n] = z["scale"]
+    lines, i8, scale = load_split("validation")
     rows = np.sort(np.random.default_rng(args.seed).choice(len(lines), args.rows, replace=False))
     out = REPO / "samples"
     atomic_save(out / "corpus_validation.i8.npy", i8[rows])

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::decoder::HybridDecoder;
 use super::rule::{choose, decide, rerank, Alternative, Choice, HybridConfig, HybridSignals};
+use crate::embedding::{dot, UnitEmbedding};
 use crate::encoder::Encoder;
 use crate::error::{Error, Result};
 use crate::eval::metrics::token_f1;
@@ -143,7 +144,7 @@ pub fn measure(
             alternatives: o
                 .alternatives
                 .into_iter()
-                .zip(score[2..].to_vec())
+                .zip(score[2..].iter().copied())
                 .collect(),
         })
         .collect())
@@ -172,18 +173,17 @@ fn round_trip(
         .iter()
         .enumerate()
         .map(|(row, o)| {
-            let input =
-                crate::embedding::normalized(&embeddings.row(row).to_vec(), embeddings.ncols())?;
+            let input = UnitEmbedding::new(&embeddings.row(row).to_vec(), embeddings.ncols())?;
             let scores = o
                 .texts
                 .iter()
                 .map(|text| {
-                    let e = embedded.row(next);
+                    let e = embedded.row(next).to_vec();
                     next += 1;
                     if text.trim().is_empty() {
                         return 0.0;
                     }
-                    e.iter().zip(&input).map(|(a, b)| f64::from(a * b)).sum()
+                    f64::from(dot(input.as_slice(), &e))
                 })
                 .collect();
             Ok(scores)

@@ -308,6 +308,10 @@ pub enum Command {
         /// of the chosen text re-embedded by the encoder (--encoder) against the input.
         #[arg(long, value_enum, default_value_t = CalibrationObjective::TokenF1)]
         objective: CalibrationObjective,
+        /// Fit on every row at each of these cosines to its embedding (seeded noise; 1 = the
+        /// clean rows), e.g. 1,0.9,0.8 for inputs as inexact as an upstream network's.
+        #[arg(long, value_delimiter = ',', default_value = "1")]
+        noise_cosine: Vec<f32>,
         #[command(flatten)]
         decoder: DecoderArgs,
     },

@@ -19,11 +19,7 @@ pub fn run(
     decoded_path: Option<&Path>,
     args: &DecoderArgs,
 ) -> Result<()> {
-    if !(noise_cosine > 0.0 && noise_cosine <= 1.0) {
-        return Err(Error::InvalidArgument(format!(
-            "--noise-cosine must be in (0, 1], got {noise_cosine}"
-        )));
-    }
+    check_cosine(noise_cosine)?;
     let (clean, references) = labelled.load()?;
     let embeddings = perturb_rows(&clean, noise_cosine, 2026);
     let boundaries = boundaries.unwrap_or_else(|| (0..embeddings.nrows()).collect());
@@ -80,15 +76,38 @@ pub fn run(
     Ok(())
 }
 
-/// Measures the hybrid on the labelled rows, fits its rule to `objective` and writes the
-/// config with it.
+/// `--noise-cosine` must be in (0, 1].
+fn check_cosine(cosine: f32) -> Result<()> {
+    if cosine > 0.0 && cosine <= 1.0 {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "--noise-cosine must be in (0, 1], got {cosine}"
+        )))
+    }
+}
+
+/// Measures the hybrid on the labelled rows (at each noise level), fits its rule to
+/// `objective` and writes the config with it.
 pub fn calibrate(
     labelled: &LabelledArgs,
     out: &Path,
     objective: CalibrationObjective,
+    noise_cosine: &[f32],
     args: &DecoderArgs,
 ) -> Result<()> {
-    let (embeddings, references) = labelled.load()?;
+    let (clean, texts) = labelled.load()?;
+    let mut levels = Vec::with_capacity(noise_cosine.len());
+    for (level, &cosine) in noise_cosine.iter().enumerate() {
+        check_cosine(cosine)?;
+        levels.push(perturb_rows(&clean, cosine, 2026 + level as u64));
+    }
+    let views: Vec<_> = levels.iter().map(|x| x.view()).collect();
+    let embeddings = ndarray::concatenate(ndarray::Axis(0), &views)
+        .map_err(|e| Error::InvalidArgument(format!("--noise-cosine: {e}")))?;
+    let references: Vec<String> = (0..noise_cosine.len())
+        .flat_map(|_| texts.clone())
+        .collect();
     let mut config = args.decoder_config()?;
     let hybrid = args.builder()?.hybrid()?;
     let encoder = match objective {

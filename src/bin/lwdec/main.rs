@@ -107,8 +107,9 @@ fn run(cli: Cli) -> Result<()> {
             labelled,
             out,
             objective,
+            noise_cosine,
             decoder,
-        } => eval::calibrate(&labelled, &out, objective, &decoder),
+        } => eval::calibrate(&labelled, &out, objective, &noise_cosine, &decoder),
         Command::Train(args) => train::run(&args),
         Command::Model { command } => match command {
             ModelCommand::Export {
