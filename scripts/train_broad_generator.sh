@@ -27,8 +27,8 @@ current() {
   python3 - "$input/meta.json" "$cache/corpus/emb/train/meta.json" <<'PY'
 import json, sys
 bank, emb = (json.load(open(p)) for p in sys.argv[1:])
-done, total = bank["train_chunks"].split("/")
-sys.exit(0 if done == total and bank["train_sha256"] == emb["sha256"] else 1)
+complete = bank["wordnet_rows"] > 0 and len(bank["train_chunks"]) == bank["train_chunk_count"]
+sys.exit(0 if complete and bank["train_sha256"] == emb["sha256"] else 1)
 PY
 }
 current || .venv/bin/python scripts/corpus/bank_input.py --data "$data"

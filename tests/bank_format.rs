@@ -1,5 +1,6 @@
 //! The bank's on-disk format (zstd-compressed phrases, format 3; format 2 still read), the
-//! 4-bit fast-scan index kind of the broad bank, and near-duplicate thinning, on real
+//! 4-bit fast-scan index kind of the broad bank, near-duplicate thinning and banks grown in
+//! stages (`PhraseBank::extend`), on real
 //! all-mpnet-base-v2 embeddings of the bundled WordNet sample.
 
 use lightweight_decoder::eval::perturb_rows;
@@ -8,7 +9,7 @@ use lightweight_decoder::phrase_bank::{
     BankBuildOptions, FileDigest, Manifest, NearDuplicates, FORMAT_VERSION, MANIFEST_FILE,
     PHRASES_FILE, PLAIN_PHRASES_FILE,
 };
-use lightweight_decoder::PhraseBank;
+use lightweight_decoder::{Encoder, MpnetEncoder, PhraseBank};
 use ndarray::{concatenate, s, Axis};
 
 fn sample() -> SampleSet {
@@ -213,6 +214,7 @@ fn invalid_near_duplicate_settings_are_refused() {
                 cosine,
                 from_row: 0,
                 neighbours,
+                ..Default::default()
             }),
             ..Default::default()
         };
@@ -225,4 +227,109 @@ fn invalid_near_duplicate_settings_are_refused() {
         .unwrap_err();
         assert!(err.to_string().contains("near-duplicate"), "{err}");
     }
+}
+
+#[test]
+fn a_loaded_fast_scan_bank_extended_in_a_second_stage_keeps_its_ids_and_finds_the_new_rows() {
+    let s = sample();
+    let first = 1_200;
+    let options = BankBuildOptions {
+        index_spec: "IVF16,PQ96x4fs".into(),
+        nprobe: 4,
+        ..Default::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut staged = PhraseBank::build(
+        s.texts[..first].to_vec(),
+        s.embeddings.slice(s![..first, ..]),
+        &options,
+        |_| {},
+    )
+    .unwrap();
+    staged.save(dir.path()).unwrap();
+    let mut bank = PhraseBank::load(dir.path()).unwrap();
+
+    // the second stage: the remaining 800 rows, then 40 copies of first-stage rows and 40 of
+    // second-stage rows moved to cosine 0.99, then 40 rows moved to 0.90 (distinct phrases)
+    let rest = s.embeddings.slice(s![first.., ..]);
+    let old_copies = perturb_rows(&s.embeddings.slice(s![..40, ..]).to_owned(), 0.99, 11);
+    let new_copies = perturb_rows(
+        &s.embeddings.slice(s![first..first + 40, ..]).to_owned(),
+        0.99,
+        12,
+    );
+    let far = perturb_rows(&s.embeddings.slice(s![40..80, ..]).to_owned(), 0.90, 13);
+    let added = concatenate(
+        Axis(0),
+        &[rest, old_copies.view(), new_copies.view(), far.view()],
+    )
+    .unwrap();
+    let mut texts = s.texts[first..].to_vec();
+    texts.extend((0..40).map(|i| format!("old copy {i}")));
+    texts.extend((0..40).map(|i| format!("new copy {i}")));
+    texts.extend((0..40).map(|i| format!("far {i}")));
+    let extend = |bank: &mut PhraseBank, encoder: Option<&dyn Encoder>| {
+        let mut dropped = None;
+        let kept = bank
+            .extend(
+                texts.clone(),
+                added.view(),
+                Some(&NearDuplicates::default()),
+                encoder,
+                |p| {
+                    if let lightweight_decoder::phrase_bank::BuildProgress::NearDuplicates {
+                        dropped: d,
+                        ..
+                    } = p
+                    {
+                        dropped = Some(d);
+                    }
+                },
+            )
+            .unwrap();
+        (kept, dropped)
+    };
+    // without an encoder the bank's own phrases have only codes: only new copies go
+    let rest_rows = s.texts.len() - first;
+    let (kept, dropped) = extend(&mut PhraseBank::load(dir.path()).unwrap(), None);
+    assert_eq!((kept, dropped), (rest_rows + 80, Some(40)));
+    // with the encoder, the first-stage phrases near a new row are re-embedded and compared
+    let encoder = MpnetEncoder::from_default_location().unwrap();
+    let (kept, dropped) = extend(&mut bank, Some(&encoder));
+    assert_eq!(dropped, Some(80), "both kinds of copies go");
+    assert_eq!(kept, rest_rows + 40);
+    assert_eq!(bank.len(), s.texts.len() + 40);
+    let phrases: Vec<&str> = bank.phrases().collect();
+    assert_eq!(&phrases[..s.texts.len()], &s.texts[..]);
+    assert!(phrases[s.texts.len()..]
+        .iter()
+        .all(|p| p.starts_with("far ")));
+
+    // saved and loaded again, old and new rows decode to themselves as in a one-stage bank
+    let out = dir.path().join("extended");
+    bank.save(&out).unwrap();
+    let loaded = PhraseBank::load(&out).unwrap();
+    assert_eq!(loaded.manifest().count, s.texts.len() + 40);
+    let ids = top_ids(&loaded, &s.embeddings);
+    let recovered = ids.iter().enumerate().filter(|(i, id)| i == *id).count();
+    assert!(
+        recovered * 100 >= s.texts.len() * 99,
+        "the extended bank recovered {recovered} of {}",
+        s.texts.len()
+    );
+
+    // rows of the wrong width are refused, and the bank is unchanged
+    let mut bank = loaded;
+    let wide = ndarray::Array2::<f32>::ones((2, 769));
+    let err = bank
+        .extend(
+            vec!["a".into(), "b".into()],
+            wide.view(),
+            None,
+            None,
+            |_| {},
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("dimension"), "{err}");
+    assert_eq!(bank.len(), s.texts.len() + 40);
 }

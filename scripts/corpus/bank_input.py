@@ -4,12 +4,16 @@ bank), then the corpus's train split with the embeddings of scripts/corpus/embed
 
 Usage:
   .venv/bin/python scripts/corpus/bank_input.py [--data ../shared/data] [--partial]
+        [--extend corpus/bank_stages.json]
 
 Writes $CACHE/corpus/bank/{phrases.txt, i8.npy, scale.npy, meta.json}
 (CACHE=${LWDEC_CACHE:-$HOME/.cache/lightweight-decoder}), each atomically, for
-`lwdec bank build --phrases .. --embeddings i8.npy --scale scale.npy` (scripts/build_default_bank.sh).
-Without --partial every train chunk must be embedded; with it, only the leading run of finished
-chunks is used (for measurements while the embedding job runs). Only the train split goes in:
+`lwdec bank build|extend --phrases .. --embeddings i8.npy --scale scale.npy`
+(scripts/build_default_bank.sh). Without --partial every train chunk must be embedded; with
+it, the finished chunks are used (each chunk is a uniform random sample of the split,
+embed_corpus.py, so any set of them is too). --extend STAGES: only the corpus rows of
+finished chunks that no stage of the bank listed in STAGES holds, and no WordNet (they go to
+`lwdec bank extend`). meta.json lists the chunks used. Only the train split goes in:
 validation and ood are held out (never banked). Prints the row counts.
 """
 import argparse
@@ -22,70 +26,88 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from embed_corpus import CACHE, atomic_save, chunk_ok  # noqa: E402  (same folder)
+from embed_corpus import CACHE, atomic_save, finished_chunks, split_lines  # noqa: E402  (same folder)
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def stage_chunks(stages_path):
+    """Chunk numbers held by the bank's stages (corpus/bank_stages.json)."""
+    stages = json.loads(Path(stages_path).read_text())["stages"]
+    return {k for stage in stages for k in stage["train_chunks"]}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"),
                     help="folder with wordnet.txt, wordnet.i8.npy, wordnet.scale.npy")
-    ap.add_argument("--partial", action="store_true", help="use the leading finished train chunks only")
+    ap.add_argument("--partial", action="store_true", help="use the finished train chunks only")
+    ap.add_argument("--extend", metavar="STAGES",
+                    help="only chunks that the stages in this file do not hold; no WordNet")
     args = ap.parse_args()
-    data = Path(args.data)
-    wn_text = (data / "wordnet.txt").read_text(encoding="utf-8").split("\n")
-    if wn_text and wn_text[-1] == "":
-        wn_text.pop()
-    wn_i8 = np.load(data / "wordnet.i8.npy", mmap_mode="r")
-    wn_scale = np.load(data / "wordnet.scale.npy")
-    if not (len(wn_text) == wn_i8.shape[0] == wn_scale.shape[0]) or wn_i8.shape[1] != 768:
-        sys.exit(f"{data}: wordnet.txt, .i8.npy and .scale.npy disagree on the row count")
 
     emb = CACHE / "emb" / "train"
     meta = json.loads((emb / "meta.json").read_text())
-    lines = (CACHE / "train.txt").read_text(encoding="utf-8").split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
+    lines = split_lines("train")
     chunk, rows = meta["chunk"], meta["rows"]
     if rows != len(lines):
         sys.exit(f"{emb}/meta.json says {rows} rows, train.txt has {len(lines)}: re-run embed_corpus.py train")
     n_chunks = (rows + chunk - 1) // chunk
-    done = 0
-    while done < n_chunks and chunk_ok(emb / f"chunk-{done:05d}.npz", min(chunk, rows - done * chunk)):
-        done += 1
-    if done < n_chunks and not args.partial:
-        sys.exit(f"train: {done} of {n_chunks} chunks embedded; finish embed_corpus.py train or pass --partial")
-    n_corpus = min(rows, done * chunk)
+    done = finished_chunks("train", lines, chunk)
+    if len(done) < n_chunks and not (args.partial or args.extend):
+        sys.exit(f"train: {len(done)} of {n_chunks} chunks embedded; finish embed_corpus.py train "
+                 "or pass --partial")
+    if args.extend:
+        held = stage_chunks(args.extend)
+        done = [(k, r) for k, r in done if k not in held]
+        if not done:
+            sys.exit(f"train: no finished chunk beyond the {len(held)} that {args.extend} lists")
 
-    out = CACHE / "bank"
-    out.mkdir(parents=True, exist_ok=True)
+    if args.extend:
+        wn_text, wn_i8, wn_scale = [], np.empty((0, 768), np.int8), np.empty(0, np.float32)
+    else:
+        data = Path(args.data)
+        wn_text = (data / "wordnet.txt").read_text(encoding="utf-8").split("\n")
+        if wn_text and wn_text[-1] == "":
+            wn_text.pop()
+        wn_i8 = np.load(data / "wordnet.i8.npy", mmap_mode="r")
+        wn_scale = np.load(data / "wordnet.scale.npy")
+        if not (len(wn_text) == wn_i8.shape[0] == wn_scale.shape[0]) or wn_i8.shape[1] != 768:
+            sys.exit(f"{data}: wordnet.txt, .i8.npy and .scale.npy disagree on the row count")
+
+    n_corpus = sum(len(r) for _, r in done)
     n = len(wn_text) + n_corpus
     i8 = np.empty((n, 768), dtype=np.int8)
     scale = np.empty(n, dtype=np.float32)
     i8[:len(wn_text)] = wn_i8
     scale[:len(wn_text)] = wn_scale
+    phrases = list(wn_text)
     at = len(wn_text)
-    for k in range(done):
+    for k, chunk_rows in done:
         with np.load(emb / f"chunk-{k:05d}.npz") as z:
             m = z["i8"].shape[0]
             i8[at:at + m] = z["i8"]
             scale[at:at + m] = z["scale"]
-            at += m
-    phrases = wn_text + lines[:n_corpus]
+        phrases.extend(lines[r] for r in chunk_rows)
+        at += m
     if any("\n" in p or "\r" in p for p in phrases):
         sys.exit("a phrase contains a line break")
+
+    out = CACHE / "bank"
+    out.mkdir(parents=True, exist_ok=True)
     atomic_save(out / "i8.npy", i8)
     atomic_save(out / "scale.npy", scale)
+    info = {"wordnet_rows": len(wn_text), "corpus_rows": n_corpus,
+            "train_chunks": [k for k, _ in done], "train_chunk_count": n_chunks,
+            "train_sha256": meta["sha256"]}
     for name, text in [("phrases.txt", "\n".join(phrases) + "\n"),
-                       ("meta.json", json.dumps({"wordnet_rows": len(wn_text), "corpus_rows": n_corpus,
-                                                  "train_chunks": f"{done}/{n_chunks}",
-                                                  "train_sha256": meta["sha256"]}, indent=2) + "\n")]:
+                       ("meta.json", json.dumps(info, indent=2) + "\n")]:
         fd, tmp = tempfile.mkstemp(dir=out)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, out / name)
-    print(f"bank input: {len(wn_text)} WordNet + {n_corpus} corpus phrases ({done}/{n_chunks} train chunks) -> {out}")
+    print(f"bank input: {len(wn_text)} WordNet + {n_corpus} corpus phrases "
+          f"({len(done)} of {n_chunks} train chunks) -> {out}")
 
 
 if __name__ == "__main__":

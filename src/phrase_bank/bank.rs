@@ -40,11 +40,32 @@ pub struct NearDuplicates {
     pub from_row: usize,
     /// Index neighbours examined per row (their exact cosines decide).
     pub neighbours: usize,
+    /// For [`PhraseBank::extend`] with an encoder: phrases already in the bank have only
+    /// their compressed codes, which score even an exact copy low (about 0.7 for 4-bit
+    /// codes), so those among a new row's neighbours scoring at least this are re-embedded
+    /// and compared exactly (`docs/experiments.md`, session 18).
+    pub recheck_above: f32,
 }
 
 /// Most index neighbours [`NearDuplicates`] may examine per row (a bound on the search's
 /// buffers).
 pub const MAX_NEAR_DUPLICATE_NEIGHBOURS: usize = 1024;
+
+impl NearDuplicates {
+    /// Checks the settings: cosines in (0, 1], neighbours in 1..=[`MAX_NEAR_DUPLICATE_NEIGHBOURS`].
+    pub fn validate(&self) -> Result<()> {
+        let in_range = |c: f32| c > 0.0 && c <= 1.0;
+        let neighbours_ok = (1..=MAX_NEAR_DUPLICATE_NEIGHBOURS).contains(&self.neighbours);
+        if !(in_range(self.cosine) && in_range(self.recheck_above) && neighbours_ok) {
+            return Err(Error::InvalidConfig(format!(
+                "near-duplicate cosines must be in (0, 1] and neighbours in 1..={}, got {}, {} \
+                 and {}",
+                MAX_NEAR_DUPLICATE_NEIGHBOURS, self.cosine, self.recheck_above, self.neighbours
+            )));
+        }
+        Ok(())
+    }
+}
 
 impl Default for NearDuplicates {
     fn default() -> Self {
@@ -52,6 +73,7 @@ impl Default for NearDuplicates {
             cosine: 0.98,
             from_row: 0,
             neighbours: 8,
+            recheck_above: 0.6,
         }
     }
 }
@@ -168,15 +190,7 @@ impl PhraseBank {
             ));
         }
         if let Some(nd) = &options.near_duplicates {
-            let cosine_ok = nd.cosine > 0.0 && nd.cosine <= 1.0;
-            let neighbours_ok = (1..=MAX_NEAR_DUPLICATE_NEIGHBOURS).contains(&nd.neighbours);
-            if !(cosine_ok && neighbours_ok) {
-                return Err(Error::InvalidConfig(format!(
-                    "near-duplicate cosine must be in (0, 1] and neighbours in 1..={}, got {} \
-                     and {}",
-                    MAX_NEAR_DUPLICATE_NEIGHBOURS, nd.cosine, nd.neighbours
-                )));
-            }
+            nd.validate()?;
         }
         let mut vectors = embedding::normalized_rows(&embeddings, dim)?;
         let n = phrases.len();
@@ -233,6 +247,161 @@ impl PhraseBank {
             phrases,
             index,
         })
+    }
+
+    /// Adds phrases with their embeddings to a built bank, after its current ids (which do
+    /// not move), with the index's existing training; returns how many were added.
+    ///
+    /// This is how a bank grows in stages, each with only its own rows' embeddings at hand.
+    /// With `near_duplicates`, a new row is left out when a kept new row before it lies at
+    /// exact cosine `cosine` or closer, or a phrase already in the bank does (`from_row` is
+    /// ignored: old rows are always kept). The bank's phrases are compared exactly in a
+    /// `Flat` bank; in a compressed one, only with an `encoder` (the bank's own), which
+    /// re-embeds those scoring [`NearDuplicates::recheck_above`]; without it they are not
+    /// compared.
+    pub fn extend(
+        &mut self,
+        phrases: Vec<String>,
+        embeddings: ArrayView2<f32>,
+        near_duplicates: Option<&NearDuplicates>,
+        encoder: Option<&dyn crate::Encoder>,
+        mut progress: impl FnMut(BuildProgress),
+    ) -> Result<usize> {
+        if phrases.len() != embeddings.nrows() {
+            return Err(Error::InvalidArgument(format!(
+                "{} phrases but {} embedding rows",
+                phrases.len(),
+                embeddings.nrows()
+            )));
+        }
+        let dim = self.dim();
+        if embeddings.ncols() != dim {
+            return Err(Error::DimensionMismatch {
+                expected: dim,
+                got: embeddings.ncols(),
+            });
+        }
+        if phrases.is_empty() {
+            return Ok(0);
+        }
+        let added = PhraseList::new(&phrases)?;
+        let mut vectors = embedding::normalized_rows(&embeddings, dim)?;
+        let n = added.len();
+        let mut keep = vec![true; n];
+        if let Some(nd) = near_duplicates {
+            nd.validate()?;
+            self.mark_stored_duplicates(&vectors, nd, encoder, &mut keep)?;
+            // among themselves: exactly, in an index of their own
+            let spec = if n >= 50_000 { "IVF1024,Flat" } else { "Flat" };
+            let mut own = SharedIndex::from_factory(dim, spec)?;
+            if !own.is_trained() {
+                own.train(&training_sample(&vectors, dim, 65_536, 2026))?;
+            }
+            own.set_nprobe(16);
+            add_all(&mut own, &vectors, dim, &mut progress)?;
+            let among = NearDuplicates { from_row: 0, ..*nd };
+            let distinct = distinct_rows_where(&own, &vectors, dim, &among, &keep)?;
+            drop(own);
+            let dropped = distinct.iter().filter(|&&k| !k).count();
+            progress(BuildProgress::NearDuplicates {
+                examined: n,
+                dropped,
+            });
+            keep = distinct;
+        }
+        let kept = keep.iter().filter(|&&k| k).count();
+        if kept < n {
+            vectors = vectors
+                .chunks(dim)
+                .zip(&keep)
+                .filter(|(_, &k)| k)
+                .flat_map(|(row, _)| row)
+                .copied()
+                .collect();
+        }
+        let phrases = PhraseList::new(
+            self.phrases
+                .iter()
+                .chain(added.iter().zip(&keep).filter_map(|(p, &k)| k.then_some(p))),
+        )?;
+        add_all(&mut self.index, &vectors, dim, &mut progress)?;
+        self.index.enable_reconstruct()?;
+        self.phrases = phrases;
+        self.manifest.count = self.phrases.len();
+        Ok(kept)
+    }
+
+    /// Clears `keep` for new rows with a phrase of the bank at exact cosine `nd.cosine` or
+    /// closer ([`PhraseBank::extend`]).
+    fn mark_stored_duplicates(
+        &self,
+        vectors: &[f32],
+        nd: &NearDuplicates,
+        encoder: Option<&dyn crate::Encoder>,
+        keep: &mut [bool],
+    ) -> Result<()> {
+        let dim = self.dim();
+        let exact = self.manifest.index_spec == "Flat";
+        if !exact && encoder.is_none() {
+            return Ok(());
+        }
+        if let Some(e) = encoder {
+            if e.dimension() != dim {
+                return Err(Error::DimensionMismatch {
+                    expected: dim,
+                    got: e.dimension(),
+                });
+            }
+        }
+        let chunk = 8192;
+        for (start, rows) in (0..keep.len())
+            .step_by(chunk)
+            .zip(vectors.chunks(chunk * dim))
+        {
+            let found = self.search(rows, nd.neighbours)?;
+            let bar = if exact { nd.cosine } else { nd.recheck_above };
+            let mut candidates: Vec<usize> = found
+                .iter()
+                .flatten()
+                .filter(|h| h.similarity >= bar)
+                .map(|h| h.id)
+                .collect();
+            candidates.sort_unstable();
+            candidates.dedup();
+            // exact embeddings of the candidates: the encoder's, or a Flat bank's own rows
+            let mut stored = std::collections::HashMap::with_capacity(candidates.len());
+            match encoder.filter(|_| !exact) {
+                Some(encoder) => {
+                    for ids in candidates.chunks(256) {
+                        let texts: Vec<&str> = ids
+                            .iter()
+                            .map(|&id| self.phrase(id).unwrap_or(""))
+                            .collect();
+                        let embedded = encoder.embed(&texts)?;
+                        for (&id, row) in ids.iter().zip(embedded.rows()) {
+                            stored.insert(id, row.to_vec());
+                        }
+                    }
+                }
+                None => {
+                    for &id in &candidates {
+                        stored.insert(id, self.embedding(id)?);
+                    }
+                }
+            }
+            for (r, hits) in found.iter().enumerate() {
+                let row = &rows[r * dim..(r + 1) * dim];
+                let duplicate = hits.iter().any(|h| {
+                    stored
+                        .get(&h.id)
+                        .is_some_and(|v| embedding::dot(row, v) >= nd.cosine)
+                });
+                if duplicate {
+                    keep[start + r] = false;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Loads a bank directory, verifying the manifest, the checksums and the counts.
@@ -521,9 +690,21 @@ fn distinct_rows(
     dim: usize,
     nd: &NearDuplicates,
 ) -> Result<Vec<bool>> {
+    distinct_rows_where(index, vectors, dim, nd, &vec![true; vectors.len() / dim])
+}
+
+/// [`distinct_rows`] among the rows whose `eligible` flag is set: the others are left out and
+/// never count as a kept row before another.
+fn distinct_rows_where(
+    index: &SharedIndex,
+    vectors: &[f32],
+    dim: usize,
+    nd: &NearDuplicates,
+    eligible: &[bool],
+) -> Result<Vec<bool>> {
     let n = vectors.len() / dim;
     let row = |i: usize| &vectors[i * dim..(i + 1) * dim];
-    let mut keep = vec![true; n];
+    let mut keep = eligible.to_vec();
     let chunk = 8192;
     let k = nd.neighbours;
     let mut start = nd.from_row.min(n);
@@ -531,6 +712,9 @@ fn distinct_rows(
         let end = (start + chunk).min(n);
         let found = index.search(&vectors[start * dim..end * dim], k)?;
         for (r, ids) in (start..end).zip(found.ids.chunks(k)) {
+            if !keep[r] {
+                continue;
+            }
             let duplicate = ids.iter().any(|&c| {
                 let c = c as usize;
                 // ids are -1 (usize::MAX here) where fewer than k neighbours exist

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 use lightweight_decoder::eval::samples::read_lines;
 use lightweight_decoder::generative::{DecodeOptions, Precision, Strategy};
-use lightweight_decoder::phrase_bank::BankBuildOptions;
+use lightweight_decoder::phrase_bank::{BankBuildOptions, NearDuplicates};
 use lightweight_decoder::{
     load_config, load_embeddings, AssemblyMethod, DecoderBuilder, DecoderConfig, Result,
 };
@@ -398,6 +398,36 @@ pub enum BankCommand {
             requires = "drop_near_duplicates"
         )]
         keep_first: usize,
+    },
+    /// Add phrases (one per line) and their embeddings to a built bank, after its ids, with
+    /// its index's training (a bank grown in stages).
+    Extend {
+        /// The bank to extend.
+        #[arg(long)]
+        bank: PathBuf,
+        #[command(flatten)]
+        corpus: CorpusArgs,
+        /// Output bank directory (default: the bank itself, replaced atomically).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Leave out a new phrase when a kept new phrase before it lies at this exact cosine
+        /// or closer (off by default).
+        #[arg(long, value_name = "COSINE")]
+        drop_near_duplicates: Option<f32>,
+        /// With --drop-near-duplicates: the bank's own encoder (a model folder), which
+        /// re-embeds the bank's phrases near a new one so that they are compared exactly too;
+        /// without it only new phrases are compared with each other.
+        #[arg(long, value_name = "DIR", requires = "drop_near_duplicates")]
+        recheck_encoder: Option<PathBuf>,
+        /// With --recheck-encoder: the bank's phrases whose code similarity to a new phrase
+        /// reaches this are re-embedded.
+        #[arg(
+            long,
+            value_name = "SIMILARITY",
+            default_value_t = NearDuplicates::default().recheck_above,
+            requires = "recheck_encoder"
+        )]
+        recheck_above: f32,
     },
     /// Show a bank's size, count and index kind; with --verify, measure self-recall@1.
     Info {

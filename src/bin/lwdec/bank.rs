@@ -1,4 +1,4 @@
-//! `lwdec bank build|info`: phrase banks.
+//! `lwdec bank build|extend|info`: phrase banks.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -9,9 +9,12 @@ use lightweight_decoder::eval::metrics::same_text;
 use lightweight_decoder::eval::perturb_rows;
 use lightweight_decoder::eval::samples::{SampleSet, CORPUS_SAMPLE, WORDNET_SAMPLE};
 use lightweight_decoder::generative::train::is_validation;
-use lightweight_decoder::phrase_bank::{BankBuildOptions, BuildProgress, CacheConfig};
+use lightweight_decoder::phrase_bank::{
+    BankBuildOptions, BuildProgress, CacheConfig, NearDuplicates,
+};
 use lightweight_decoder::{
-    AssemblyMethod, Decoder, DecoderConfig, Error, PhraseBank, PhraseBankDecoder, Result,
+    AssemblyMethod, Decoder, DecoderConfig, Encoder, Error, MpnetEncoder, PhraseBank,
+    PhraseBankDecoder, Result,
 };
 
 use crate::args::CorpusArgs;
@@ -35,13 +38,51 @@ pub fn build(
             .map(|&i| std::mem::take(&mut phrases[i]))
             .collect();
     }
-    let bar = ProgressBar::new(phrases.len() as u64);
+    let bar = progress_bar(phrases.len());
+    let started = Instant::now();
+    let mut bank = PhraseBank::build(phrases, vectors.view(), &options, |p| show(&bar, p))?;
+    bank.save(out)?;
+    bar.finish_and_clear();
+    report("built", &bank, out, started)
+}
+
+/// Adds phrases and their embeddings to the bank at `dir` and saves it to `out` (default:
+/// `dir`).
+pub fn extend(
+    dir: &Path,
+    corpus: &CorpusArgs,
+    out: Option<&Path>,
+    near_duplicates: Option<&NearDuplicates>,
+    recheck_encoder: Option<&Path>,
+) -> Result<()> {
+    let (phrases, vectors) = corpus.load()?;
+    let encoder = recheck_encoder.map(MpnetEncoder::load).transpose()?;
+    let mut bank = PhraseBank::load(dir)?;
+    let before = bank.len();
+    let bar = progress_bar(phrases.len());
+    let started = Instant::now();
+    let encoder = encoder.as_ref().map(|e| e as &dyn Encoder);
+    let added = bank.extend(phrases, vectors.view(), near_duplicates, encoder, |p| {
+        show(&bar, p)
+    })?;
+    let out = out.unwrap_or(dir);
+    bank.save(out)?;
+    bar.finish_and_clear();
+    println!("added {added} phrases to the {before} of {}", dir.display());
+    report("extended", &bank, out, started)
+}
+
+fn progress_bar(len: usize) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
     bar.set_style(
         ProgressStyle::with_template("{msg:>20} [{bar:40}] {pos}/{len} {elapsed_precise}")
             .expect("static template"),
     );
-    let started = Instant::now();
-    let mut bank = PhraseBank::build(phrases, vectors.view(), &options, |p| match p {
+    bar
+}
+
+fn show(bar: &ProgressBar, progress: BuildProgress) {
+    match progress {
         BuildProgress::Training { vectors } => {
             bar.set_message(format!("training on {vectors}"));
             bar.enable_steady_tick(std::time::Duration::from_millis(200));
@@ -53,12 +94,14 @@ pub fn build(
         BuildProgress::NearDuplicates { examined, dropped } => {
             eprintln!("near-duplicates: {dropped} of {examined} examined phrases left out");
         }
-    })?;
-    bank.save(out)?;
-    bar.finish_and_clear();
+    }
+}
+
+/// "built 729,000 phrases, index ..., 59.0 MB in DIR (300 s)".
+fn report(what: &str, bank: &PhraseBank, out: &Path, started: Instant) -> Result<()> {
     let m = bank.manifest();
     println!(
-        "built {} phrases, index {}, {:.1} MB in {} ({:.0} s)",
+        "{what} {} phrases, index {}, {:.1} MB in {} ({:.0} s)",
         m.count,
         m.index_spec,
         bank_bytes(out)? as f64 / 1e6,

@@ -85,6 +85,26 @@ fn run(cli: Cli) -> Result<()> {
                     ..Default::default()
                 },
             ),
+            BankCommand::Extend {
+                bank,
+                corpus,
+                out,
+                drop_near_duplicates,
+                recheck_encoder,
+                recheck_above,
+            } => bank::extend(
+                &bank,
+                &corpus,
+                out.as_deref(),
+                drop_near_duplicates
+                    .map(|cosine| NearDuplicates {
+                        cosine,
+                        recheck_above,
+                        ..Default::default()
+                    })
+                    .as_ref(),
+                recheck_encoder.as_deref(),
+            ),
             BankCommand::Info { bank, verify } => bank::info(bank.as_deref(), verify),
         },
         Command::Demo { rows, decoder } => demo::run(usize::from(rows), &decoder),
