@@ -20,6 +20,7 @@
 # re-embedding the bank's phrases near a new one, so that near-duplicates across stages are
 # left out too). corpus/bank_stages.json lists the chunks of each stage; a build (not
 # EXTEND) starts it afresh. OUT must be phrase_bank for the stages file to be written.
+# OUT/corpus_sources.json is corpus/manifest.json: every source with its licence.
 #
 # WORDNET_ONLY=1: the WordNet bank, IVF1024,PQ96 (96 bytes per phrase), about 10 minutes.
 set -euo pipefail
@@ -58,7 +59,7 @@ else
   fi
   if [[ "$out" == phrase_bank ]]; then
     python3 - "$cache/meta.json" "$stages" "${EXTEND:-0}" "$out/manifest.json" <<'PY'
-import json, os, sys, tempfile
+import json, os, re, sys, tempfile
 meta, path, extend = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3] == "1"
 bank_phrases = json.load(open(sys.argv[4]))["count"]
 doc = json.load(open(path)) if extend else {
@@ -71,13 +72,19 @@ doc["stages"].append({"train_chunks": meta["train_chunks"], "corpus_rows": meta[
                       "wordnet_rows": meta["wordnet_rows"], "bank_phrases": bank_phrases,
                       "train_sha256": meta["train_sha256"]})
 fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".")
+text = json.dumps(doc, indent=1)
+# chunk lists on one line each
+text = re.sub(r"\[\s*(\d[\d,\s]*?)\s*\]", lambda m: "[" + ", ".join(m.group(1).split()).replace(",,", ",") + "]", text)
 with os.fdopen(fd, "w") as f:
-    json.dump(doc, f, indent=1)
-    f.write("\n")
+    f.write(text + "\n")
+os.chmod(tmp, 0o644)
 os.replace(tmp, path)
 held = sum(len(s["train_chunks"]) for s in doc["stages"])
 print(f"{path}: {len(doc['stages'])} stage(s), {held} of {meta['train_chunk_count']} train chunks")
 PY
   fi
+  # the corpus's sources and licences travel with the bank (CC BY-SA and GFDL sources ask
+  # for attribution); a save replaces the folder, so this is written after every stage
+  cp corpus/manifest.json "$out/corpus_sources.json"
 fi
 target/release/lwdec bank info --bank "$out" --verify

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use lightweight_decoder::eval::samples::SampleSet;
 use lightweight_decoder::{
-    Decoder, DecoderBuilder, DecoderConfig, Encoder, HybridDecoder, MpnetEncoder,
+    Decoder, DecoderBuilder, DecoderConfig, Encoder, HybridConfig, HybridDecoder, MpnetEncoder,
     PhraseBankDecoder, RefineSettings, Source, VerifiedDecoder, VerifySettings,
 };
 
@@ -175,7 +175,24 @@ fn unit(mut v: Vec<f32>) -> Vec<f32> {
 fn the_hybrid_proposes_its_answer_the_bank_candidates_and_the_generated_text() {
     use lightweight_decoder::verify::Proposer;
     let sample = SampleSet::bundled("ood").expect("bundled sample");
-    let hybrid = DecoderBuilder::new().hybrid().expect("hybrid");
+    // a rule that lets the generator win (the default one, fitted to the broad bank, never
+    // picks the generated text): session 16's default
+    let rule = HybridConfig {
+        bank_similarity: 0.793,
+        generator_margin: 0.8,
+        rerank_top_k: 5,
+        rerank_weight: 0.05,
+        overlap_weight: 0.05,
+        rerank_max_gap: 0.1,
+    };
+    let config = DecoderConfig {
+        hybrid: rule,
+        ..DecoderConfig::default()
+    };
+    let hybrid = DecoderBuilder::new()
+        .config(config)
+        .hybrid()
+        .expect("hybrid");
     let mut generated_answers = 0;
     for row in 0..12 {
         let v = sample.embeddings.row(row).to_vec();

@@ -31,23 +31,25 @@ pub struct HybridConfig {
 }
 
 impl Default for HybridConfig {
-    /// The rule fitted for the shipped configuration: the bundled model guided by a compressed
-    /// (`IVF1024,PQ96`) bank like the default one, calibrated on clean inputs and on inputs
-    /// with noise to cosine 0.9 and 0.8 (`DEFAULT=1 bash scripts/hybrid_report.sh`,
-    /// `docs/hybrid_default_report.json`). The bank phrase when its similarity is at least
-    /// 0.793; below, a bank candidate re-ranked by similarity, log-probability and overlap with
-    /// the generated text, unless the generated text's log-probability per byte beats it by
-    /// 0.8. A rule depends on the bank's similarity scale and on the generator: fit your own
-    /// with [`calibrate`](super::calibrate) (`lwdec calibrate`) for another bank or model, and use
-    /// [`HybridConfig::bank_only`] with an unguided generator.
+    /// The rule fitted for the shipped configuration: the bundled model guided by the broad
+    /// default bank, calibrated for round-trip cosine (the chosen text re-embedded, against
+    /// the input) on 400 corpus validation sentences, clean and with noise to cosine 0.9 and
+    /// 0.8 (`bash scripts/calibrate_broad_hybrid.sh`,
+    /// `docs/hybrid_broad_round_trip_config.json`). The bank phrase when its similarity is at
+    /// least 0.380, which is nearly always; below, a bank candidate re-ranked by similarity and
+    /// overlap with the generated text; the generated text itself is never chosen (with the
+    /// broad bank, the WordNet-trained generator's texts lost meaning wherever they were
+    /// picked). A rule depends on the bank's similarity scale and on the generator: fit your
+    /// own with [`calibrate`](super::calibrate) (`lwdec calibrate`) for another bank or model,
+    /// and use [`HybridConfig::bank_only`] with an unguided generator.
     fn default() -> Self {
         HybridConfig {
-            bank_similarity: 0.793,
-            generator_margin: 0.8,
+            bank_similarity: 0.3796604,
+            generator_margin: f32::MAX,
             rerank_top_k: 5,
-            rerank_weight: 0.05,
+            rerank_weight: 0.0,
             overlap_weight: 0.05,
-            rerank_max_gap: 0.1,
+            rerank_max_gap: 0.02,
         }
     }
 }
