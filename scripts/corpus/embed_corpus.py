@@ -3,7 +3,8 @@
 
 Usage (with the encoder of scripts/install-encoder.sh):
   HF_HUB_OFFLINE=1 .venv/bin/python scripts/corpus/embed_corpus.py SPLIT [SPLIT ...]
-        [--model DIR] [--chunk 4096] [--batch 64] [--threads 2] [--dtype fp32|bf16] [--merge]
+        [--model DIR] [--chunk 4096] [--batch 64] [--threads 2] [--dtype fp32|bf16]
+        [--skip-staged corpus/bank_stages.json] [--merge]
 
 SPLIT is validation, ood, train (files $CACHE/corpus/SPLIT.txt of
 scripts/corpus/build_corpus.py; CACHE=${LWDEC_CACHE:-$HOME/.cache/lightweight-decoder}).
@@ -135,13 +136,13 @@ def prepare(split, chunk):
     return lines, out
 
 
-def embed_split(model, split, chunk, batch, dtype):
+def embed_split(model, split, chunk, batch, dtype, skip=()):
     import torch
     lines, out = prepare(split, chunk)
     order = row_order(len(lines))
     n_chunks = (len(lines) + chunk - 1) // chunk
-    todo = [k for k in range(n_chunks)
-            if not chunk_ok(out / f"chunk-{k:05d}.npz", chunk_rows(order, chunk, k))]
+    todo = [k for k in range(n_chunks) if k not in skip
+            and not chunk_ok(out / f"chunk-{k:05d}.npz", chunk_rows(order, chunk, k))]
     log(f"{split}: {len(lines)} sentences, {n_chunks} chunks, {n_chunks - len(todo)} done, {len(todo)} to do")
     t0, done_rows = time.time(), 0
     for k in todo:
@@ -215,6 +216,9 @@ def main():
     ap.add_argument("--device", default="cpu", help="torch device, e.g. cuda on a lent GPU")
     ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32",
                     help="bf16: CPU bfloat16 autocast, for CPUs with native bf16 (see above)")
+    ap.add_argument("--skip-staged", metavar="STAGES",
+                    help="train: leave out the chunks that the bank's stages hold "
+                         "(corpus/bank_stages.json), for growing the bank on a new machine")
     ap.add_argument("--merge", action="store_true", help="only merge finished chunks into SPLIT.{i8,scale}.npy")
     args = ap.parse_args()
     if args.merge:
@@ -233,7 +237,11 @@ def main():
         f"dtype {args.dtype}")
     with torch.inference_mode():
         for split in args.splits:
-            embed_split(model, split, args.chunk, args.batch, args.dtype)
+            skip = set()
+            if args.skip_staged and split == "train":
+                stages = json.loads(Path(args.skip_staged).read_text())["stages"]
+                skip = {k for stage in stages for k in stage["train_chunks"]}
+            embed_split(model, split, args.chunk, args.batch, args.dtype, skip)
     log("all splits embedded; run with --merge to concatenate")
 
 

@@ -1,10 +1,12 @@
 """Python decodes the bundled samples exactly as `lwdec decode` does, row for row."""
 
+import json
+
 import numpy as np
 import pytest
 
 import lightweight_decoder as ld
-from conftest import SAMPLES, dequantize, load_sample, run_cli
+from conftest import REPO, SAMPLES, dequantize, load_sample, run_cli
 
 
 def assert_same(py_results, cli_lines):
@@ -32,11 +34,20 @@ def test_phrase_bank_matches_cli(lwdec, tmp_path, bank, sample):
     assert [d.text for d in bank.batch_decode(rows)] == [line["text"] for line in cli]
 
 
-def test_hybrid_matches_cli(lwdec, tmp_path, hybrid):
+@pytest.mark.parametrize("rule", ["default", "session-16"])
+def test_hybrid_matches_cli(lwdec, tmp_path, hybrid, rule):
     q, scale, _ = load_sample("ood")
     rows = dequantize(q, scale)
-    cli = run_cli(lwdec, tmp_path, rows, "--decoder", "hybrid")
-    assert_same(hybrid.batch_decode(rows), cli)
+    if rule == "default":
+        cli = run_cli(lwdec, tmp_path, rows, "--decoder", "hybrid")
+        assert_same(hybrid.batch_decode(rows), cli)
+        return
+    # session 16's rule lets the generated text win (the default one, fitted to the broad
+    # bank, never picks it), so this run exercises both sources
+    path = REPO / "docs" / "hybrid_default_config.json"
+    cli = run_cli(lwdec, tmp_path, rows, "--decoder", "hybrid", "--config", str(path))
+    config = json.loads(path.read_text())
+    assert_same(ld.HybridDecoder.default(config=config).batch_decode(rows), cli)
     assert any(d["source"]["decoder"] == "generative" for d in cli), "the sample exercises both"
 
 
