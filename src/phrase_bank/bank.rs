@@ -218,13 +218,7 @@ impl PhraseBank {
             });
             if dropped > 0 {
                 phrases = phrases.retain(&keep)?;
-                vectors = vectors
-                    .chunks(dim)
-                    .zip(&keep)
-                    .filter(|(_, &kept)| kept)
-                    .flat_map(|(row, _)| row)
-                    .copied()
-                    .collect();
+                vectors = kept_rows(&vectors, dim, &keep);
                 index.reset()?;
                 add_all(&mut index, &vectors, dim, &mut progress)?;
             }
@@ -311,13 +305,7 @@ impl PhraseBank {
         }
         let kept = keep.iter().filter(|&&k| k).count();
         if kept < n {
-            vectors = vectors
-                .chunks(dim)
-                .zip(&keep)
-                .filter(|(_, &k)| k)
-                .flat_map(|(row, _)| row)
-                .copied()
-                .collect();
+            vectors = kept_rows(&vectors, dim, &keep);
         }
         let phrases = PhraseList::new(
             self.phrases
@@ -725,6 +713,17 @@ fn distinct_rows_where(
         start = end;
     }
     Ok(keep)
+}
+
+/// The rows of `vectors` (`dim` columns) whose `keep` flag is set, in order.
+fn kept_rows(vectors: &[f32], dim: usize, keep: &[bool]) -> Vec<f32> {
+    vectors
+        .chunks(dim)
+        .zip(keep)
+        .filter(|(_, &k)| k)
+        .flat_map(|(row, _)| row)
+        .copied()
+        .collect()
 }
 
 /// A seeded random sample of `size` rows (all rows when there are fewer).
