@@ -58,30 +58,9 @@ else
       --out "$out"
   fi
   if [[ "$out" == phrase_bank ]]; then
-    python3 - "$cache/meta.json" "$stages" "${EXTEND:-0}" "$out/manifest.json" <<'PY'
-import json, os, re, sys, tempfile
-meta, path, extend = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3] == "1"
-bank_phrases = json.load(open(sys.argv[4]))["count"]
-doc = json.load(open(path)) if extend else {
-    "about": "Stages of phrase_bank/ (scripts/build_default_bank.sh): the corpus train chunks "
-             "(scripts/corpus/embed_corpus.py) each stage added, in order",
-    "stages": []}
-if doc["stages"] and doc["stages"][0]["train_sha256"] != meta["train_sha256"]:
-    sys.exit(f"{path}: the bank's stages are of another train split; rebuild without EXTEND")
-doc["stages"].append({"train_chunks": meta["train_chunks"], "corpus_rows": meta["corpus_rows"],
-                      "wordnet_rows": meta["wordnet_rows"], "bank_phrases": bank_phrases,
-                      "train_sha256": meta["train_sha256"]})
-fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".")
-text = json.dumps(doc, indent=1)
-# chunk lists on one line each
-text = re.sub(r"\[\s*(\d[\d,\s]*?)\s*\]", lambda m: "[" + ", ".join(m.group(1).split()).replace(",,", ",") + "]", text)
-with os.fdopen(fd, "w") as f:
-    f.write(text + "\n")
-os.chmod(tmp, 0o644)
-os.replace(tmp, path)
-held = sum(len(s["train_chunks"]) for s in doc["stages"])
-print(f"{path}: {len(doc['stages'])} stage(s), {held} of {meta['train_chunk_count']} train chunks")
-PY
+    append=()
+    [[ "${EXTEND:-0}" == 1 ]] && append=(--append)
+    .venv/bin/python scripts/corpus/bank_input.py --record-stage "$stages" --bank "$out" "${append[@]}"
   fi
   # the corpus's sources and licences travel with the bank (CC BY-SA and GFDL sources ask
   # for attribution); a save replaces the folder, so this is written after every stage

@@ -98,6 +98,17 @@ def chunk_ok(path, rows):
         return False
 
 
+def staged_chunks(stages_path, train_sha256=None):
+    """Train chunk numbers that the bank's stages hold (corpus/bank_stages.json,
+    scripts/build_default_bank.sh); with train_sha256, exits unless the stages are of that
+    train split."""
+    stages = json.loads(Path(stages_path).read_text())["stages"]
+    if train_sha256 and any(s["train_sha256"] != train_sha256 for s in stages):
+        sys.exit(f"{stages_path}: the bank's stages are of another train split; rebuild the "
+                 "bank in one stage (scripts/build_default_bank.sh without EXTEND)")
+    return {k for stage in stages for k in stage["train_chunks"]}
+
+
 def finished_chunks(split, lines, chunk=4096):
     """(k, rows) of every finished chunk of a split, in chunk order."""
     emb = CACHE / "emb" / split
@@ -111,9 +122,7 @@ def prepare(split, chunk):
     src = CACHE / f"{split}.txt"
     if not src.exists():
         sys.exit(f"{src} missing: run scripts/build_corpus.sh first")
-    lines = src.read_text(encoding="utf-8").split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
+    lines = split_lines(split)
     out = CACHE / "emb" / split
     out.mkdir(parents=True, exist_ok=True)
     meta_path = out / "meta.json"
@@ -237,10 +246,7 @@ def main():
         f"dtype {args.dtype}")
     with torch.inference_mode():
         for split in args.splits:
-            skip = set()
-            if args.skip_staged and split == "train":
-                stages = json.loads(Path(args.skip_staged).read_text())["stages"]
-                skip = {k for stage in stages for k in stage["train_chunks"]}
+            skip = staged_chunks(args.skip_staged) if args.skip_staged and split == "train" else set()
             embed_split(model, split, args.chunk, args.batch, args.dtype, skip)
     log("all splits embedded; run with --merge to concatenate")
 

@@ -347,19 +347,22 @@ impl PhraseBank {
             .zip(vectors.chunks(chunk * dim))
         {
             let found = self.search(rows, nd.neighbours)?;
-            let bar = if exact { nd.cosine } else { nd.recheck_above };
-            let mut candidates: Vec<usize> = found
-                .iter()
-                .flatten()
-                .filter(|h| h.similarity >= bar)
-                .map(|h| h.id)
-                .collect();
-            candidates.sort_unstable();
-            candidates.dedup();
-            // exact embeddings of the candidates: the encoder's, or a Flat bank's own rows
-            let mut stored = std::collections::HashMap::with_capacity(candidates.len());
-            match encoder.filter(|_| !exact) {
+            let duplicate: Vec<bool> = match encoder.filter(|_| !exact) {
+                // a Flat bank's similarities are exact already
+                None => found
+                    .iter()
+                    .map(|hits| hits.iter().any(|h| h.similarity >= nd.cosine))
+                    .collect(),
                 Some(encoder) => {
+                    let mut candidates: Vec<usize> = found
+                        .iter()
+                        .flatten()
+                        .filter(|h| h.similarity >= nd.recheck_above)
+                        .map(|h| h.id)
+                        .collect();
+                    candidates.sort_unstable();
+                    candidates.dedup();
+                    let mut stored = std::collections::HashMap::with_capacity(candidates.len());
                     for ids in candidates.chunks(256) {
                         let texts: Vec<&str> = ids
                             .iter()
@@ -370,21 +373,22 @@ impl PhraseBank {
                             stored.insert(id, row.to_vec());
                         }
                     }
+                    found
+                        .iter()
+                        .enumerate()
+                        .map(|(r, hits)| {
+                            let row = &rows[r * dim..(r + 1) * dim];
+                            hits.iter().any(|h| {
+                                stored
+                                    .get(&h.id)
+                                    .is_some_and(|v| embedding::dot(row, v) >= nd.cosine)
+                            })
+                        })
+                        .collect()
                 }
-                None => {
-                    for &id in &candidates {
-                        stored.insert(id, self.embedding(id)?);
-                    }
-                }
-            }
-            for (r, hits) in found.iter().enumerate() {
-                let row = &rows[r * dim..(r + 1) * dim];
-                let duplicate = hits.iter().any(|h| {
-                    stored
-                        .get(&h.id)
-                        .is_some_and(|v| embedding::dot(row, v) >= nd.cosine)
-                });
-                if duplicate {
+            };
+            for (r, &dup) in duplicate.iter().enumerate() {
+                if dup {
                     keep[start + r] = false;
                 }
             }
