@@ -4,7 +4,8 @@
 # ends at step 34,300) resumed from run7's step 23000, at max_len 200
 # (the corpus's longest sentences; RoPE adds no parameters), with the settings of
 # training/checkpoints/run9/train_config.json. Resumable: run it again and it continues from
-# the newest checkpoint in $OUT. Needs every train chunk embedded
+# the newest checkpoint in $OUT (on a new machine, from the committed
+# training/checkpoints/run9/latest.json). Needs every train chunk embedded
 # (scripts/corpus/embed_corpus.py) and writes its input with scripts/corpus/bank_input.py
 # (the bank's input: WordNet first, then train; the FNV-1a split holds 1/64 out).
 #
@@ -32,7 +33,10 @@ sys.exit(0 if complete and bank["train_sha256"] == emb["sha256"] else 1)
 PY
 }
 current || .venv/bin/python scripts/corpus/bank_input.py --data "$data"
+# newest first: this machine's run, then the run's committed checkpoint (a session that ends
+# mid-run commits its latest weights to training/checkpoints/run9), then run7's step 23000
 resume=training/checkpoints/run7/latest.json
+[[ -f training/checkpoints/run9/latest.json ]] && resume=training/checkpoints/run9/latest.json
 [[ -f $out/latest.json ]] && resume=$out/latest.json
 echo "training from $resume into $out"
 if [[ "${TRAINER:-torch}" == rust ]]; then
