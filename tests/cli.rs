@@ -197,7 +197,9 @@ fn eval_scores_decoders_against_references() {
 fn the_guided_generator_copies_the_bank_phrases_of_in_bank_inputs_unless_no_guide() {
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("in.npy");
-    let n = 8;
+    // 20 rows: with the broad bank more near neighbours compete in the guide, and one row of
+    // a handful decides a rate (session 19: 18 of these 20, 19 with the WordNet-only bank)
+    let n = 20;
     write_npy(&input, &sample_rows(n));
     let texts =
         std::fs::read_to_string(samples_dir().join(format!("{WORDNET_SAMPLE}.txt"))).unwrap();
@@ -225,7 +227,7 @@ fn the_guided_generator_copies_the_bank_phrases_of_in_bank_inputs_unless_no_guid
     // guided by the bundled bank by default; --no-guide generates from the embedding alone
     let (plain, guided) = (recovered(&["--no-guide"]), recovered(&[]));
     eprintln!("recovered exactly: plain {plain}/{n}, guided {guided}/{n}");
-    assert!(guided >= n - 1, "guided {guided}/{n}");
+    assert!(guided * 10 >= n * 9, "guided {guided}/{n}");
     assert!(plain < guided, "plain {plain}/{n}");
 }
 

@@ -36,20 +36,20 @@ impl Default for HybridConfig {
     /// the input) on 400 corpus validation sentences, clean and with noise to cosine 0.9 and
     /// 0.8 (`bash scripts/calibrate_broad_hybrid.sh`,
     /// `docs/hybrid_broad_round_trip_config.json`). The bank phrase when its similarity is at
-    /// least 0.380, which is nearly always; below, a bank candidate re-ranked by similarity and
-    /// overlap with the generated text; the generated text itself is never chosen (with the
-    /// broad bank, the WordNet-trained generator's texts lost meaning wherever they were
-    /// picked). A rule depends on the bank's similarity scale and on the generator: fit your
-    /// own with [`calibrate`](super::calibrate) (`lwdec calibrate`) for another bank or model,
-    /// and use [`HybridConfig::bank_only`] with an unguided generator.
+    /// least 0.393, which is nearly always; below, a bank candidate re-ranked by similarity,
+    /// or the generated text when its score leads by 1.8 (almost never: the WordNet-trained
+    /// generator's texts lose meaning against the broad bank's). A rule depends on the bank's
+    /// similarity scale and on the generator: fit your own with
+    /// [`calibrate`](super::calibrate) (`lwdec calibrate`) for another bank or model, and use
+    /// [`HybridConfig::bank_only`] with an unguided generator.
     fn default() -> Self {
         HybridConfig {
-            bank_similarity: 0.3796604,
-            generator_margin: f32::MAX,
+            bank_similarity: 0.393_040_27,
+            generator_margin: 1.800_000_1,
             rerank_top_k: 5,
-            rerank_weight: 0.0,
-            overlap_weight: 0.05,
-            rerank_max_gap: 0.02,
+            rerank_weight: 0.02,
+            overlap_weight: 0.0,
+            rerank_max_gap: 0.05,
         }
     }
 }

@@ -43,7 +43,7 @@ def test_hybrid_matches_cli(lwdec, tmp_path, hybrid, rule):
         assert_same(hybrid.batch_decode(rows), cli)
         return
     # session 16's rule lets the generated text win (the default one, fitted to the broad
-    # bank, never picks it), so this run exercises both sources
+    # bank, almost never picks it), so this run exercises both sources
     path = REPO / "docs" / "hybrid_default_config.json"
     cli = run_cli(lwdec, tmp_path, rows, "--decoder", "hybrid", "--config", str(path))
     config = json.loads(path.read_text())
