@@ -7,10 +7,10 @@
 # Before: the WordNet bank (phrase_bank/ as of 3500dd3, format 2, or $WORDNET_BANK), the model
 # $BEFORE_MODEL (default: the bundled one) and the hybrid rule $BEFORE_CONFIG (default:
 # docs/hybrid_default_config.json, the rule fitted on the WordNet bank). After: BROAD_BANK_DIR,
-# the bundled model and the default rule. Samples, all held
-# out (never banked or trained on): samples/ood (crate descriptions, Python docstrings),
-# samples/ood2 (the held-out corpus sources perl-doc and janeaustenr), samples/corpus_validation
-# (the corpus's validation split: train sources, held-out sentences). Each row: token F1, BLEU,
+# the bundled model and the default rule. Samples, all held out (never banked or trained on):
+# samples/ood (crate descriptions, Python docstrings), samples/ood2 (the held-out corpus
+# sources perl-doc and janeaustenr), samples/corpus_validation (the corpus's validation split:
+# train sources, held-out sentences). Each row: token F1, BLEU,
 # round-trip cosine (all-mpnet-base-v2), independent meaning (all-MiniLM-L6-v2), p50 s, from
 # scripts/sweep_refine.sh (outputs are reused: delete OUT to rerun).
 set -euo pipefail

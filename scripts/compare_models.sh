@@ -3,7 +3,8 @@
 # both guided by the default bank on the held-out samples (samples/ood, samples/ood2,
 # samples/corpus_validation: token F1, BLEU, round-trip cosine, independent meaning), and on the
 # 2,000 WordNet validation phrases with the bank of the training phrases (validation phrases
-# left out, exact search): guided greedy, guided beam 8 and the model alone.
+# left out, exact search): guided greedy, guided beam 8 and the model alone. Every row comes
+# from scripts/sweep_refine.sh (token F1, BLEU, round-trip cosine, independent meaning).
 #
 #   bash scripts/compare_models.sh CANDIDATE.gguf [OUT]   (OUT default target/compare_models)
 #
@@ -30,28 +31,12 @@ if [[ ! -f $train_bank/manifest.json ]]; then
     --embeddings "$shared/wordnet.i8.npy" --scale "$shared/wordnet.scale.npy" \
     --index Flat --exclude-validation --out "$train_bank" >/dev/null
 fi
-V=(--input samples/validation.i8.npy --scale samples/validation.scale.npy
-  --reference samples/validation.txt --bank "$train_bank" --decoder generative)
 echo "### samples/validation (WordNet, bank of the training phrases)"
-echo "| model | decoding | token F1 | BLEU |"
-echo "|---|---|---|---|"
-for model in bundled candidate; do
-  path=$bundled
-  [[ $model == candidate ]] && path=$candidate
-  for spec in "guided greedy|" "guided beam 8|--beam 8" "alone|--no-guide"; do
-    label=${spec%%|*} flags=${spec#*|}
-    report="$out/validation/$model ${label}.json"
-    mkdir -p "$out/validation"
-    if [[ ! -s $report ]]; then
-      # shellcheck disable=SC2086  # flags are words
-      target/release/lwdec eval "${V[@]}" --model "$path" $flags --output "$report.tmp" >/dev/null
-      mv "$report.tmp" "$report"
-    fi
-    python3 - "$model" "$label" "$report" <<'PY'
-import json, sys
-model, label, path = sys.argv[1:]
-d = json.load(open(path))["decoders"][0]
-print(f"| {model} | {label} | {d['token_f1']:.4f} | {d['bleu']:.2f} |")
-PY
-  done
-done
+V="--decoder generative --bank $train_bank"
+bash scripts/sweep_refine.sh samples/validation "$out/validation" \
+  "bundled, guided greedy|$V --model $bundled" \
+  "bundled, guided beam 8|$V --model $bundled --beam 8" \
+  "bundled, alone|$V --model $bundled --no-guide" \
+  "candidate, guided greedy|$V --model $candidate" \
+  "candidate, guided beam 8|$V --model $candidate --beam 8" \
+  "candidate, alone|$V --model $candidate --no-guide"
