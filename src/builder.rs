@@ -10,8 +10,9 @@ use crate::encoder::Encoder;
 use crate::error::Result;
 use crate::generative::{DecodeOptions, GenerativeDecoder};
 use crate::hybrid::HybridDecoder;
+use crate::language_model::NgramModel;
 use crate::phrase_bank::{PhraseBank, PhraseBankDecoder};
-use crate::verify::{VerifiedDecoder, VerifySettings};
+use crate::verify::{Proposer, VerifiedDecoder, VerifySettings};
 
 /// Which decoder [`DecoderBuilder::build`] makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +43,7 @@ pub struct DecoderBuilder {
     model_path: Option<PathBuf>,
     config: DecoderConfig,
     options: DecodeOptions,
+    language_model_path: Option<PathBuf>,
 }
 
 impl DecoderBuilder {
@@ -60,6 +62,22 @@ impl DecoderBuilder {
     pub fn model_path(mut self, path: Option<PathBuf>) -> Self {
         self.model_path = path;
         self
+    }
+
+    /// The model of English that refinement uses (`None`: the bundled `model/english.lm`, or
+    /// `$LWDEC_LANGUAGE_MODEL`).
+    pub fn language_model_path(mut self, path: Option<PathBuf>) -> Self {
+        self.language_model_path = path;
+        self
+    }
+
+    /// Loads the model of English ([`NgramModel`]).
+    pub fn load_language_model(&self) -> Result<NgramModel> {
+        let path = self
+            .language_model_path
+            .clone()
+            .unwrap_or_else(NgramModel::default_path);
+        NgramModel::load(&path)
     }
 
     /// The decoders' settings.
@@ -121,18 +139,34 @@ impl DecoderBuilder {
         encoder: Arc<dyn Encoder>,
         settings: VerifySettings,
     ) -> Result<Box<dyn Decoder>> {
+        settings.validate()?;
+        // refinement writes with the model of English; plain verification needs none
+        let model = match settings.refine {
+            Some(_) => Some(Arc::new(self.load_language_model()?)),
+            None => None,
+        };
+        fn with<P: Proposer>(
+            decoder: VerifiedDecoder<P>,
+            model: Option<Arc<NgramModel>>,
+        ) -> VerifiedDecoder<P> {
+            match model {
+                Some(m) => decoder.with_language_model(m),
+                None => decoder,
+            }
+        }
         Ok(match kind {
-            DecoderKind::PhraseBank => Box::new(VerifiedDecoder::new(
-                self.phrase_bank()?,
-                encoder,
-                settings,
-            )?),
-            DecoderKind::Generative => {
-                Box::new(VerifiedDecoder::new(self.generative()?, encoder, settings)?)
-            }
-            DecoderKind::Hybrid => {
-                Box::new(VerifiedDecoder::new(self.hybrid()?, encoder, settings)?)
-            }
+            DecoderKind::PhraseBank => Box::new(with(
+                VerifiedDecoder::new(self.phrase_bank()?, encoder, settings)?,
+                model,
+            )),
+            DecoderKind::Generative => Box::new(with(
+                VerifiedDecoder::new(self.generative()?, encoder, settings)?,
+                model,
+            )),
+            DecoderKind::Hybrid => Box::new(with(
+                VerifiedDecoder::new(self.hybrid()?, encoder, settings)?,
+                model,
+            )),
         })
     }
 

@@ -49,6 +49,14 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// A language model file (`.lm`) is truncated, corrupt or inconsistent.
+    #[error("invalid language model {path}: {reason}")]
+    InvalidLanguageModel {
+        /// The model file.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
     /// A `.npy` file could not be read as the expected array.
     #[error("cannot read array {path}: {reason}")]
     Npy {

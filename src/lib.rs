@@ -82,6 +82,7 @@ pub mod eval;
 mod fsutil;
 pub mod generative;
 pub mod hybrid;
+pub mod language_model;
 mod monitoring;
 mod npy;
 pub mod phrase_bank;

@@ -25,8 +25,16 @@ fn verified_hybrid(
     encoder: &Arc<dyn Encoder>,
     settings: VerifySettings,
 ) -> VerifiedDecoder<HybridDecoder> {
-    let hybrid = DecoderBuilder::new().hybrid().expect("hybrid");
-    VerifiedDecoder::new(hybrid, encoder.clone(), settings).expect("verified")
+    let builder = DecoderBuilder::new();
+    let hybrid = builder.hybrid().expect("hybrid");
+    let english = Arc::new(
+        builder
+            .load_language_model()
+            .expect("bundled language model"),
+    );
+    VerifiedDecoder::new(hybrid, encoder.clone(), settings)
+        .expect("verified")
+        .with_language_model(english)
 }
 
 #[test]
@@ -121,6 +129,29 @@ fn refinement_raises_the_round_trip_within_its_budget_deterministically() {
         "round trip {before:.3} -> {after:.3}"
     );
     assert!(refined.iter().any(|d| d.source == Source::Refined));
+    // the refined texts read as English: at most the slack below the starting text's
+    // fluency and never below the floor, and no content word repeated that the starting
+    // text did not repeat
+    let english = refiner.language_model().expect("a language model");
+    for (row, (start, end)) in verified.iter().zip(&refined).enumerate() {
+        let (before, after) = (
+            english.score(&start.text).mean(),
+            english.score(&end.text).mean(),
+        );
+        let floor = before.min(settings.fluency_floor.max(before - settings.fluency_slack));
+        assert!(
+            after >= floor - 1e-4,
+            "row {row}: fluency {before:.3} -> {after:.3}: {:?} -> {:?}",
+            start.text,
+            end.text
+        );
+        assert!(
+            !lightweight_decoder::language_model::repeats_content_word(&end.text, &start.text),
+            "row {row}: {:?} repeats a word of {:?}",
+            end.text,
+            start.text
+        );
+    }
     // deterministic: a fresh decoder (empty cache) writes the same texts
     let again = make(Some(settings)).batch_decode(rows).expect("again");
     let texts =

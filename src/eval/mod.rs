@@ -1,6 +1,7 @@
 //! Measurements of decoding quality: [`metrics`] (exact match, token F1, BLEU, chrF),
 //! noise to a given cosine, [`evaluate`] over a labelled set, and the bundled [`samples`].
 
+pub mod fluency;
 pub mod metrics;
 pub mod samples;
 

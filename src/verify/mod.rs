@@ -22,6 +22,7 @@ use crate::encoder::Encoder;
 use crate::error::{Error, Result};
 use crate::generative::{GenerativeDecoder, InferenceModel};
 use crate::hybrid::HybridDecoder;
+use crate::language_model::NgramModel;
 use crate::phrase_bank::PhraseBankDecoder;
 use crate::session::Session;
 
@@ -293,6 +294,7 @@ pub struct VerifiedDecoder<P: Proposer> {
     inner: P,
     verifier: Verifier,
     settings: VerifySettings,
+    language_model: Option<Arc<NgramModel>>,
 }
 
 impl<P: Proposer> VerifiedDecoder<P> {
@@ -311,7 +313,22 @@ impl<P: Proposer> VerifiedDecoder<P> {
             verifier: Verifier::new(encoder, settings.cache_capacity),
             inner,
             settings,
+            language_model: None,
         })
+    }
+
+    /// Gives refinement a model of English ([`NgramModel`]): edits must keep the text's
+    /// fluency ([`RefineSettings::fluency_floor`]) and the search weighs it
+    /// ([`RefineSettings::language_model_weight`]). Without one, refinement judges by the
+    /// cosine (and the generator's prior) alone.
+    pub fn with_language_model(mut self, model: Arc<NgramModel>) -> Self {
+        self.language_model = Some(model);
+        self
+    }
+
+    /// The model of English refinement uses, if any.
+    pub fn language_model(&self) -> Option<&NgramModel> {
+        self.language_model.as_deref()
     }
 
     /// The decoder being verified.
@@ -370,36 +387,49 @@ impl<P: Proposer> VerifiedDecoder<P> {
         let mut chosen = Vec::with_capacity(items.len());
         for ((query, decoded, pool), idx) in items.into_iter().zip(contenders) {
             let mut best: Option<(f32, usize, Arc<[f32]>)> = None;
+            let mut scored = Vec::with_capacity(idx.len());
             for i in idx {
                 let e = next
                     .next()
                     .ok_or_else(|| Error::Internal("fewer embeddings than texts".into()))?;
                 let cosine = crate::embedding::dot(query.as_slice(), &e);
                 if best.as_ref().is_none_or(|(b, _, _)| cosine > *b) {
-                    best = Some((cosine, i, e));
+                    best = Some((cosine, i, e.clone()));
                 }
+                scored.push((cosine, i, e));
             }
             let best = best.ok_or_else(|| Error::Internal("an empty verification pool".into()))?;
-            chosen.push((query, decoded, pool, best));
+            // the other re-embedded candidates, closest first: refinement's other starts
+            scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            let others: Vec<(String, Vec<f32>, f32)> = scored
+                .into_iter()
+                .filter(|(_, i, _)| *i != best.1)
+                .map(|(c, i, e)| (pool[i].text.clone(), e.to_vec(), c))
+                .collect();
+            chosen.push((query, decoded, pool, best, others));
         }
         let refined: Option<Vec<(String, f32)>> = match &self.settings.refine {
             Some(settings) => {
                 let mut states: Vec<refine::Refinement> = chosen
                     .iter()
-                    .map(|(query, _, pool, (cosine, i, e))| {
+                    .map(|(query, _, pool, (cosine, i, e), others)| {
                         refine::Refinement::new(
                             query.clone(),
                             pool.iter().map(|p| p.text.clone()).collect(),
                             &pool[*i].text,
                             e,
                             *cosine,
+                            others.clone(),
                         )
                     })
                     .collect();
                 refine::refine(
                     &mut states,
                     &self.verifier,
-                    self.inner.fluency_model(),
+                    &refine::Judges {
+                        language_model: self.language_model.as_deref(),
+                        generator: self.inner.fluency_model(),
+                    },
                     settings,
                 )?;
                 Some(states.iter().map(refine::Refinement::result).collect())
@@ -407,7 +437,7 @@ impl<P: Proposer> VerifiedDecoder<P> {
             None => None,
         };
         let mut out = Vec::with_capacity(chosen.len());
-        for (k, (_, decoded, pool, (cosine, i, _))) in chosen.into_iter().enumerate() {
+        for (k, (_, decoded, pool, (cosine, i, _), _)) in chosen.into_iter().enumerate() {
             let picked = &pool[i];
             let (text, cosine, source) = match refined.as_ref().map(|r| &r[k]) {
                 Some((text, c)) if *text != picked.text => (text.clone(), *c, Source::Refined),

@@ -1,22 +1,27 @@
-//! Refinement: improves a verified text by local search at the level of words, with the
-//! encoder as judge and the generator's likelihood as a fluency prior.
+//! Refinement: improves a verified text by a beam search over word edits, with the encoder
+//! as judge of meaning and a model of English as judge of form.
 //!
-//! Each round proposes edits of the current text (delete, replace or insert a word from the
-//! pool of the candidates' words or from [`FUNCTION_WORDS`], swap two neighbours, splice the
-//! current text with another candidate; never two equal words side by side), ranks them
-//! cheaply (a bag-of-words estimate of their embedding from the pool words' own
-//! embeddings, then the generator's mean log-probability given the input), and
-//! re-embeds the best few in one encoder batch for all inputs. The edit that most raises
-//! `cosine + fluency_weight * mean_log_prob` is kept; an input stops when no edit improves or
-//! its budget of encoder calls is spent. Nothing is sampled: the result is deterministic.
+//! Each round proposes edits of every text in an input's beam (delete, replace or insert a
+//! word from the pool of the candidates' words or from [`FUNCTION_WORDS`], swap two
+//! neighbours, splice with another candidate). An edit is admissible only if it reads as
+//! English: the language model's mean log-probability per token falls at most
+//! `fluency_slack` below the starting text's and never below `fluency_floor` (from a start
+//! below the floor, not at all), it repeats no content word more often than the starting
+//! text does, and it puts no word twice side by side. The admissible edits are ranked
+//! cheaply (a bag-of-words estimate of their embedding from the pool words' own embeddings,
+//! plus the weighted fluency), the best few of all inputs are re-embedded in one encoder
+//! batch, and each input keeps the `beam` best texts by `cosine + language_model_weight *
+//! fluency`. An input stops when a round adds nothing to its beam, when its best text has
+//! not changed for `patience` rounds, or when its budget of encoder calls is spent. Nothing is sampled: the result is deterministic.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use rayon::prelude::*;
 
 use crate::embedding::{dot, UnitEmbedding};
 use crate::error::Result;
 use crate::generative::InferenceModel;
+use crate::language_model::{is_function_word, NgramModel};
 
 use super::Verifier;
 
@@ -29,8 +34,21 @@ pub struct RefineSettings {
     pub per_round: usize,
     /// Distinct words taken from the candidates (best candidates first).
     pub max_pool_words: usize,
-    /// Weight of the generator's mean log-probability per byte (the fluency prior) against
-    /// the cosine; 0 ranks by cosine alone.
+    /// Texts kept per input between rounds (1: a hill climb).
+    pub beam: usize,
+    /// Rounds an input goes on without a better best text before it stops.
+    pub patience: usize,
+    /// Weight of the language model's mean log10 probability per token against the cosine
+    /// (with a language model; see [`super::VerifiedDecoder::with_language_model`]).
+    pub language_model_weight: f32,
+    /// How far an edit's fluency (the language model's mean log10 probability per token) may
+    /// fall below the starting text's.
+    pub fluency_slack: f32,
+    /// The fluency no edit may fall below while the starting text is above it (about the 5th
+    /// percentile of real sentences); from a text below it, edits may not fall at all.
+    pub fluency_floor: f32,
+    /// Weight of the generator's mean log-probability per byte given the input (a second,
+    /// slower fluency prior; 0 turns it off).
     pub fluency_weight: f32,
     /// Also insert and substitute the most common English function words ("the", "of",
     /// ...), which candidates written as keyword lists lack; their embeddings are not
@@ -50,7 +68,12 @@ impl Default for RefineSettings {
             budget: 64,
             per_round: 8,
             max_pool_words: 24,
-            fluency_weight: 0.02,
+            beam: 4,
+            patience: 2,
+            language_model_weight: 0.1,
+            fluency_slack: 0.25,
+            fluency_floor: -2.9,
+            fluency_weight: 0.0,
             function_words: true,
         }
     }
@@ -76,10 +99,40 @@ impl RefineSettings {
             "refine.max_pool_words must be in 1..=1000",
         )?;
         check(
+            (1..=64).contains(&self.beam),
+            "refine.beam must be in 1..=64",
+        )?;
+        check(
+            (1..=1000).contains(&self.patience),
+            "refine.patience must be in 1..=1000",
+        )?;
+        check(
+            finite_in(self.language_model_weight, 0.0, 10.0),
+            "refine.language_model_weight must be in [0, 10]",
+        )?;
+        check(
+            finite_in(self.fluency_slack, 0.0, 100.0),
+            "refine.fluency_slack must be in [0, 100]",
+        )?;
+        check(
+            finite_in(self.fluency_floor, -100.0, 0.0),
+            "refine.fluency_floor must be in [-100, 0]",
+        )?;
+        check(
             finite_in(self.fluency_weight, 0.0, 10.0),
             "refine.fluency_weight must be in [0, 10]",
         )
     }
+}
+
+/// One text of a beam.
+#[derive(Clone)]
+struct Node {
+    words: Vec<String>,
+    embedding: Vec<f32>,
+    cosine: f32,
+    /// `cosine + language_model_weight * fluency + fluency_weight * generator log-prob`.
+    objective: f32,
 }
 
 /// The search state of one input.
@@ -87,48 +140,79 @@ pub(crate) struct Refinement {
     query: UnitEmbedding,
     /// The pooled texts, best first (the words and the splices come from them).
     pool: Vec<String>,
-    current: Vec<String>,
-    current_embedding: Vec<f32>,
-    cosine: f32,
-    log_prob: f32,
+    /// Texts to start from besides the first: (text, embedding), best first.
+    starts: Vec<(String, Vec<f32>, f32)>,
+    beam: Vec<Node>,
+    /// The least fluency an edit may have, and the most times each content word may appear.
+    floor: f32,
+    allowed: HashMap<String, usize>,
     seen: HashSet<String>,
     calls: usize,
+    /// Rounds since the best text last changed.
+    stale: usize,
     done: bool,
 }
 
 impl Refinement {
-    /// Starts from `text` (embedded as `embedding`, at `cosine` to the input).
+    /// Starts from `text` (embedded as `embedding`, at `cosine` to the input) and the other
+    /// re-embedded candidates `others` (text, embedding, cosine).
     pub(crate) fn new(
         query: UnitEmbedding,
         pool: Vec<String>,
         text: &str,
         embedding: &[f32],
         cosine: f32,
+        others: Vec<(String, Vec<f32>, f32)>,
     ) -> Self {
         let mut seen: HashSet<String> = pool.iter().cloned().collect();
         seen.insert(text.to_string());
+        let mut starts = vec![(text.to_string(), embedding.to_vec(), cosine)];
+        starts.extend(
+            others
+                .into_iter()
+                .filter(|(t, _, _)| t != text && !t.trim().is_empty()),
+        );
         Refinement {
             query,
             pool,
-            current: words(text),
-            current_embedding: embedding.to_vec(),
-            cosine,
-            log_prob: 0.0,
+            starts,
+            beam: Vec::new(),
+            floor: 0.0,
+            allowed: HashMap::new(),
             seen,
             calls: 0,
+            stale: 0,
             done: text.trim().is_empty(),
         }
     }
 
-    /// The refined text and its cosine to the input.
+    /// The refined text and its cosine to the input. A text that starts in lower case where
+    /// the starting text did not (a word moved to the front) gets its capital back: the
+    /// encoder (all-mpnet-base-v2) and the language model lower-case their input, so the
+    /// cosine is unchanged.
     pub(crate) fn result(&self) -> (String, f32) {
-        (self.current.join(" "), self.cosine)
+        match self.beam.first() {
+            Some(n) => {
+                let text = n.words.join(" ");
+                let capital = self.starts[0]
+                    .0
+                    .chars()
+                    .next()
+                    .is_some_and(char::is_uppercase);
+                (if capital { capitalised(&text) } else { text }, n.cosine)
+            }
+            None => (self.starts[0].0.clone(), self.starts[0].2),
+        }
     }
 }
 
-/// What the search maximises: the cosine plus the weighted fluency prior.
-fn objective(cosine: f32, log_prob: f32, weight: f32) -> f32 {
-    cosine + weight * log_prob
+/// `text` with its first letter in upper case.
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }
 
 /// Words of a text, split at whitespace.
@@ -164,6 +248,25 @@ fn pool_words(pool: &[String], max: usize) -> Vec<String> {
 /// the encoder barely tells it apart from the single word, so such edits are not proposed.
 fn repeats_a_word(words: &[String]) -> bool {
     words.windows(2).any(|w| key(&w[0]) == key(&w[1]))
+}
+
+/// How often each content word (not a function word) occurs in `words`.
+fn content_counts(words: &[String]) -> HashMap<String, usize> {
+    let mut m = HashMap::new();
+    for w in words {
+        let k = key(w);
+        if !k.is_empty() && !is_function_word(&k) {
+            *m.entry(k).or_insert(0) += 1;
+        }
+    }
+    m
+}
+
+/// Whether `words` holds a content word more often than `allowed` says (once when absent).
+fn over_repeats(words: &[String], allowed: &HashMap<String, usize>) -> bool {
+    content_counts(words)
+        .iter()
+        .any(|(w, &n)| n > allowed.get(w).copied().unwrap_or(1).max(1))
 }
 
 /// One proposed edit: the new words and the bag-of-words change.
@@ -246,25 +349,46 @@ fn edits(current: &[String], vocab: &[String], pool: &[String]) -> Vec<Edit> {
     out
 }
 
+/// The judges of form: the language model and the generator's prior, with their weights.
+pub(crate) struct Judges<'a> {
+    /// The model of English (admissibility and the fluency term).
+    pub(crate) language_model: Option<&'a NgramModel>,
+    /// The generator, whose likelihood given the input is the second prior.
+    pub(crate) generator: Option<&'a InferenceModel>,
+}
+
+impl Judges<'_> {
+    fn fluency(&self, text: &str) -> f32 {
+        self.language_model.map_or(0.0, |m| m.score(text).mean())
+    }
+}
+
 /// Refines every input of `states` in lockstep rounds, one encoder batch per round.
 pub(crate) fn refine(
     states: &mut [Refinement],
     verifier: &Verifier,
-    fluency: Option<&InferenceModel>,
+    judges: &Judges<'_>,
     settings: &RefineSettings,
 ) -> Result<()> {
-    let weight = if fluency.is_some() {
+    let lm_weight = if judges.language_model.is_some() {
+        settings.language_model_weight
+    } else {
+        0.0
+    };
+    let gen_weight = if judges.generator.is_some() {
         settings.fluency_weight
     } else {
         0.0
     };
-    let log_prob = |s: &Refinement, text: &str| -> Result<f32> {
-        match fluency.filter(|_| weight > 0.0) {
+    let log_prob = |query: &UnitEmbedding, text: &str| -> Result<f32> {
+        match judges.generator.filter(|_| gen_weight > 0.0) {
             // the model scores a text longer than max_len bytes by its head
-            Some(model) => model.mean_log_prob_mixed(&s.query, text, None),
+            Some(model) => model.mean_log_prob_mixed(query, text, None),
             None => Ok(0.0),
         }
     };
+    let objective =
+        |cosine: f32, fluency: f32, lp: f32| cosine + lm_weight * fluency + gen_weight * lp;
     // the pool words' own embeddings, charged to each input's budget (a third of it at most)
     let pooled: Vec<Vec<String>> = states
         .iter()
@@ -282,7 +406,7 @@ pub(crate) fn refine(
         .chain(common.iter().copied())
         .collect();
     let word_vectors = verifier.embed(&all_words)?;
-    let mut vectors = std::collections::HashMap::new();
+    let mut vectors = HashMap::new();
     for (w, v) in all_words.iter().zip(word_vectors) {
         vectors.insert(w.to_string(), v);
     }
@@ -299,99 +423,170 @@ pub(crate) fn refine(
             vocab
         })
         .collect();
-    for (s, words) in states.iter_mut().zip(&pooled) {
+    for (s, words_of_pool) in states.iter_mut().zip(&pooled) {
         // shared words are charged to every input that uses them, at most the batch's cost
-        s.calls += words.len();
-        s.log_prob = log_prob(s, &s.current.join(" "))?;
+        s.calls += words_of_pool.len();
+        let first = words(&s.starts[0].0);
+        s.allowed = content_counts(&first);
+        let start_fluency = judges.fluency(&s.starts[0].0);
+        s.floor = start_fluency.min(
+            settings
+                .fluency_floor
+                .max(start_fluency - settings.fluency_slack),
+        );
+        let mut beam = Vec::new();
+        for (text, embedding, cosine) in s.starts.iter().take(settings.beam) {
+            let w = words(text);
+            let fluency = judges.fluency(text);
+            // the verified choice always starts; the others only when they read as English
+            if !beam.is_empty() && (fluency < s.floor || over_repeats(&w, &s.allowed)) {
+                continue;
+            }
+            let lp = log_prob(&s.query, text)?;
+            beam.push(Node {
+                words: w,
+                embedding: embedding.clone(),
+                cosine: *cosine,
+                objective: objective(*cosine, fluency, lp),
+            });
+            s.seen.insert(text.clone());
+        }
+        beam.sort_by(|a, b| b.objective.total_cmp(&a.objective));
+        s.beam = beam;
         if s.calls + settings.per_round > settings.budget {
             s.done = true;
         }
     }
     loop {
-        // the proposals of every active input, ranked cheaply
-        let mut chosen: Vec<(usize, String, f32)> = Vec::new();
+        // the admissible proposals of every active input, ranked cheaply
+        let mut chosen: Vec<(usize, String, f32, f32)> = Vec::new();
         for (idx, s) in states.iter().enumerate() {
             if s.done {
                 continue;
             }
-            let n = s.current.len() as f32;
-            let mut scored: Vec<(f32, String)> = Vec::new();
             let mut texts = HashSet::new();
-            for edit in edits(&s.current, &vocabs[idx], &s.pool) {
-                if repeats_a_word(&edit.words) {
-                    continue;
-                }
-                let text = edit.words.join(" ");
-                if text.is_empty() || s.seen.contains(&text) || !texts.insert(text.clone()) {
-                    continue;
-                }
-                let mut estimate: Vec<f32> = s.current_embedding.iter().map(|x| x * n).collect();
-                for (w, sign) in edit
-                    .added
-                    .iter()
-                    .map(|w| (w, 1.0f32))
-                    .chain(edit.removed.iter().map(|w| (w, -1.0f32)))
-                {
-                    if let Some(v) = vectors.get(&key(w)) {
-                        estimate
-                            .iter_mut()
-                            .zip(v.iter())
-                            .for_each(|(e, x)| *e += sign * x);
+            let mut proposals: Vec<(usize, Edit, String)> = Vec::new();
+            for (from, node) in s.beam.iter().enumerate() {
+                for edit in edits(&node.words, &vocabs[idx], &s.pool) {
+                    if repeats_a_word(&edit.words) || over_repeats(&edit.words, &s.allowed) {
+                        continue;
                     }
+                    let text = edit.words.join(" ");
+                    if text.is_empty() || s.seen.contains(&text) || !texts.insert(text.clone()) {
+                        continue;
+                    }
+                    proposals.push((from, edit, text));
                 }
-                let norm = crate::embedding::norm(&estimate).max(1e-6);
-                scored.push((dot(&estimate, s.query.as_slice()) / norm, text));
             }
+            // bag-of-words estimate and fluency, in parallel
+            let mut scored: Vec<(f32, String, f32)> = proposals
+                .into_par_iter()
+                .filter_map(|(from, edit, text)| {
+                    let fluency = judges.fluency(&text);
+                    if judges.language_model.is_some() && fluency < s.floor {
+                        return None;
+                    }
+                    let node = &s.beam[from];
+                    let n = node.words.len() as f32;
+                    let mut estimate: Vec<f32> = node.embedding.iter().map(|x| x * n).collect();
+                    for (w, sign) in edit
+                        .added
+                        .iter()
+                        .map(|w| (w, 1.0f32))
+                        .chain(edit.removed.iter().map(|w| (w, -1.0f32)))
+                    {
+                        if let Some(v) = vectors.get(&key(w)) {
+                            estimate
+                                .iter_mut()
+                                .zip(v.iter())
+                                .for_each(|(e, x)| *e += sign * x);
+                        }
+                    }
+                    let norm = crate::embedding::norm(&estimate).max(1e-6);
+                    let proxy = dot(&estimate, s.query.as_slice()) / norm;
+                    Some((proxy + lm_weight * fluency, text, fluency))
+                })
+                .collect();
             scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
             scored.truncate(settings.per_round + settings.per_round / 2);
-            // the fluency prior of the shortlist, texts in parallel (the encoder is idle now)
+            // the generator's prior of the shortlist, when on
             let log_probs: Vec<f32> = scored
                 .par_iter()
-                .map(|(_, text)| log_prob(s, text))
+                .map(|(_, text, _)| log_prob(&s.query, text))
                 .collect::<Result<_>>()?;
-            let mut ranked: Vec<(f32, String, f32)> = scored
+            let mut ranked: Vec<(f32, String, f32, f32)> = scored
                 .into_iter()
                 .zip(log_probs)
-                .map(|((proxy, text), lp)| (proxy + weight * lp, text, lp))
+                .map(|((proxy, text, fluency), lp)| (proxy + gen_weight * lp, text, fluency, lp))
                 .collect();
             ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
             ranked.truncate(settings.per_round);
-            chosen.extend(ranked.into_iter().map(|(_, text, lp)| (idx, text, lp)));
+            chosen.extend(
+                ranked
+                    .into_iter()
+                    .map(|(_, text, fluency, lp)| (idx, text, fluency, lp)),
+            );
         }
         if chosen.is_empty() {
             return Ok(());
         }
-        let texts: Vec<&str> = chosen.iter().map(|(_, t, _)| t.as_str()).collect();
+        let texts: Vec<&str> = chosen.iter().map(|(_, t, _, _)| t.as_str()).collect();
         let embeddings = verifier.embed(&texts)?;
-        let mut best: Vec<Option<(f32, usize)>> = vec![None; states.len()];
-        for (k, ((idx, text, lp), e)) in chosen.iter().zip(&embeddings).enumerate() {
-            let s = &mut states[*idx];
-            s.seen.insert(text.clone());
+        let mut fresh: Vec<Vec<Node>> = vec![Vec::new(); states.len()];
+        for ((idx, text, fluency, lp), e) in chosen.into_iter().zip(embeddings) {
+            let s = &mut states[idx];
             s.calls += 1;
-            let cosine = dot(s.query.as_slice(), e);
-            let j = objective(cosine, *lp, weight);
-            if best[*idx].is_none_or(|(b, _)| j > b) {
-                best[*idx] = Some((j, k));
-            }
+            let cosine = dot(s.query.as_slice(), &e);
+            s.seen.insert(text.clone());
+            fresh[idx].push(Node {
+                words: words(&text),
+                embedding: e.to_vec(),
+                cosine,
+                objective: objective(cosine, fluency, lp),
+            });
         }
-        for (idx, s) in states.iter_mut().enumerate() {
+        for (s, new) in states.iter_mut().zip(fresh) {
             if s.done {
                 continue;
             }
-            let current = objective(s.cosine, s.log_prob, weight);
-            match best[idx] {
-                Some((j, k)) if j > current + 1e-6 => {
-                    let (_, text, lp) = &chosen[k];
-                    s.current = words(text);
-                    s.current_embedding = embeddings[k].to_vec();
-                    s.cosine = dot(s.query.as_slice(), &embeddings[k]);
-                    s.log_prob = *lp;
-                }
-                _ => s.done = true,
-            }
-            if s.calls + settings.per_round > settings.budget {
+            let worst = if s.beam.len() < settings.beam {
+                f32::NEG_INFINITY
+            } else {
+                s.beam.last().map_or(f32::NEG_INFINITY, |n| n.objective)
+            };
+            let best = s.beam.first().map_or(f32::NEG_INFINITY, |n| n.objective);
+            let enters = new.iter().any(|n| n.objective > worst + 1e-6);
+            let leads = new.iter().any(|n| n.objective > best + 1e-6);
+            s.stale = if leads { 0 } else { s.stale + 1 };
+            s.beam.extend(new);
+            s.beam.sort_by(|a, b| b.objective.total_cmp(&a.objective));
+            s.beam.truncate(settings.beam);
+            // done when nothing enters the beam, when the best text has not changed for
+            // `patience` rounds, or when the budget is spent
+            if !enters
+                || s.stale >= settings.patience
+                || s.calls + settings.per_round > settings.budget
+            {
                 s.done = true;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(text: &str) -> Vec<String> {
+        words(text)
+    }
+
+    #[test]
+    fn repetition_of_content_words_is_bounded_by_the_start() {
+        let allowed = content_counts(&w("The pointer to the pointer"));
+        assert!(!over_repeats(&w("the pointer of the pointer"), &allowed));
+        assert!(over_repeats(&w("pointer pointer to the pointer"), &allowed));
+        assert!(over_repeats(&w("memory of the memory"), &allowed));
+        assert!(!over_repeats(&w("the memory of the pointer"), &allowed));
     }
 }

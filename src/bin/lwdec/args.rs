@@ -161,10 +161,29 @@ pub struct DecoderArgs {
     /// Encoder calls per input that --refine may spend (default 64: `RefineSettings`).
     #[arg(long, requires = "refine", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub budget: Option<u32>,
-    /// Weight of the generator's mean log-prob per byte against the cosine in --refine's
-    /// objective (default 0.02; 0 ranks by cosine alone).
+    /// Weight of the generator's mean log-prob per byte given the input against the cosine
+    /// in --refine's objective (default 0: off; the language model judges fluency).
     #[arg(long, requires = "refine")]
     pub fluency_weight: Option<f32>,
+    /// Texts --refine keeps per input between rounds (default 4; 1 is a hill climb).
+    #[arg(long, requires = "refine", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub refine_beam: Option<u16>,
+    /// Weight of the language model's mean log10 probability per token against the cosine
+    /// in --refine's objective (default 0.1).
+    #[arg(long, requires = "refine")]
+    pub lm_weight: Option<f32>,
+    /// How far --refine's edits may fall below the starting text's fluency (the language
+    /// model's mean log10 probability per token; default 0.25).
+    #[arg(long, requires = "refine")]
+    pub fluency_slack: Option<f32>,
+    /// The fluency --refine's edits may never fall below (default -2.9, about the 5th
+    /// percentile of held-out real sentences).
+    #[arg(long, requires = "refine", allow_hyphen_values = true)]
+    pub fluency_floor: Option<f32>,
+    /// The model of English for --refine (default: the bundled model/english.lm, or
+    /// $LWDEC_LANGUAGE_MODEL).
+    #[arg(long, requires = "refine")]
+    pub language_model: Option<PathBuf>,
     /// Edits re-embedded per input and round of --refine (default 8).
     #[arg(long, requires = "refine", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub per_round: Option<u16>,
@@ -230,6 +249,7 @@ impl DecoderArgs {
         Ok(DecoderBuilder::new()
             .bank_dir(self.bank.clone())
             .model_path(self.model.clone())
+            .language_model_path(self.language_model.clone())
             .config(self.decoder_config()?)
             .decode_options(self.decode_options()))
     }
@@ -293,6 +313,10 @@ pub enum Command {
         /// Write every decoded text as JSON lines here (decoder, row, text), for re-embedding.
         #[arg(long)]
         decoded: Option<PathBuf>,
+        /// Also judge fluency, word repetition and BLEU's 95% interval with this language
+        /// model (`.lm`; one decoding never uses: scripts/build_fluency_judge.sh).
+        #[arg(long)]
+        judge: Option<PathBuf>,
         #[command(flatten)]
         decoder: DecoderArgs,
     },
@@ -325,6 +349,9 @@ pub enum Command {
     /// Embed the lines of a text file with the sentence encoder into an N x D float32 .npy
     /// (resumable: finished chunks are kept in OUT.parts/ until the merge).
     Embed(crate::embed::EmbedArgs),
+    /// Build and query word n-gram language models (the decoders' model of English, and the
+    /// evaluation's fluency judge).
+    Lm(crate::lm::LmArgs),
     /// Measure decode latency and throughput against the raw FAISS search; with --encoder, the
     /// sentence encoder's throughput beside PyTorch sentence-transformers.
     Bench {

@@ -10,16 +10,34 @@ use serde_json::json;
 
 use crate::args::{CalibrationObjective, DecoderArgs, LabelledArgs};
 
+/// Where `lwdec eval` writes, and the fluency judge it scores with.
+pub struct Outputs<'a> {
+    /// The JSON report.
+    pub report: Option<&'a Path>,
+    /// Every decoded text as JSON lines.
+    pub decoded: Option<&'a Path>,
+    /// The judge model.
+    pub judge: Option<&'a Path>,
+}
+
 /// Decodes the labelled rows with each decoder `--decoder` names and prints their scores.
 pub fn run(
     labelled: &LabelledArgs,
     boundaries: Option<Vec<usize>>,
     noise_cosine: f32,
-    output: Option<&Path>,
-    decoded_path: Option<&Path>,
+    outputs: Outputs<'_>,
     args: &DecoderArgs,
 ) -> Result<()> {
+    let Outputs {
+        report: output,
+        decoded: decoded_path,
+        judge,
+    } = outputs;
     check_cosine(noise_cosine)?;
+    // the judge is loaded first: a bad path fails before any decoding
+    let judge = judge
+        .map(lightweight_decoder::language_model::NgramModel::load)
+        .transpose()?;
     let (clean, references) = labelled.load()?;
     let embeddings = perturb_rows(&clean, noise_cosine, 2026);
     let boundaries = boundaries.unwrap_or_else(|| (0..embeddings.nrows()).collect());
@@ -58,12 +76,41 @@ pub fn run(
             r.sources
         );
     }
+    let fluency: Vec<_> = match &judge {
+        Some(judge) => reports
+            .iter()
+            .map(|r| {
+                lightweight_decoder::eval::fluency::fluency_report(judge, &r.texts, &references)
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    if !fluency.is_empty() {
+        println!(
+            "\n{:<14}{:>9}{:>8}{:>8}{:>9}  BLEU 95%",
+            "decoder", "fluency", "<p5", "repeat", "ref flu"
+        );
+        for (r, f) in reports.iter().zip(&fluency) {
+            println!(
+                "{:<14}{:>9.3}{:>7.1}%{:>7.1}%{:>9.3}  {:.2} [{:.2}, {:.2}]",
+                r.decoder,
+                f.fluency,
+                100.0 * f.below_reference_p5,
+                100.0 * f.repetition,
+                f.reference_fluency,
+                f.bleu[0],
+                f.bleu[1],
+                f.bleu[2]
+            );
+        }
+    }
     if let Some(path) = output {
         let report = json!({
             "input": labelled.input,
             "reference": labelled.reference,
             "noise_cosine": noise_cosine,
             "decoders": reports,
+            "fluency": fluency,
         });
         write_atomic(
             path,

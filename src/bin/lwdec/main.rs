@@ -8,6 +8,7 @@ mod decode;
 mod demo;
 mod embed;
 mod eval;
+mod lm;
 mod model;
 mod train;
 
@@ -114,13 +115,17 @@ fn run(cli: Cli) -> Result<()> {
             noise_cosine,
             output,
             decoded,
+            judge,
             decoder,
         } => eval::run(
             &labelled,
             boundaries,
             noise_cosine,
-            output.as_deref(),
-            decoded.as_deref(),
+            eval::Outputs {
+                report: output.as_deref(),
+                decoded: decoded.as_deref(),
+                judge: judge.as_deref(),
+            },
             &decoder,
         ),
         Command::Calibrate {
@@ -140,6 +145,7 @@ fn run(cli: Cli) -> Result<()> {
             ModelCommand::Info { model } => model::info(model.as_deref()),
         },
         Command::Embed(args) => embed::run(&args),
+        Command::Lm(args) => lm::run(&args),
         Command::Bench {
             queries,
             json,
@@ -227,6 +233,10 @@ fn verify_settings(args: &DecoderArgs) -> lightweight_decoder::VerifySettings {
             budget: args.budget.map_or(defaults.budget, |b| b as usize),
             fluency_weight: args.fluency_weight.unwrap_or(defaults.fluency_weight),
             per_round: args.per_round.map_or(defaults.per_round, usize::from),
+            beam: args.refine_beam.map_or(defaults.beam, usize::from),
+            language_model_weight: args.lm_weight.unwrap_or(defaults.language_model_weight),
+            fluency_slack: args.fluency_slack.unwrap_or(defaults.fluency_slack),
+            fluency_floor: args.fluency_floor.unwrap_or(defaults.fluency_floor),
             function_words: !args.no_function_words,
             ..defaults
         }),
