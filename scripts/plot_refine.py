@@ -37,6 +37,9 @@ def figures(outdir):
                        "roundtrip_cosine": m["roundtrip_cosine"],
                        "independent_meaning": m["independent_meaning"],
                        "p50_s": d["latency_us"][0] / 1e6}
+        for key in ("fluency", "below_reference_p5", "repetition", "bleu_interval"):
+            if key in m:
+                rows[label][key] = m[key]
     return rows
 
 

@@ -131,8 +131,7 @@ impl NgramEstimator {
                 *counts[n - 1].entry(suffix).or_insert(0) += 1;
             }
         }
-        let discounts: Vec<[f64; 4]> =
-            counts.iter().map(|c| discounts(c)).collect::<Result<_>>()?;
+        let discounts: Vec<[f64; 4]> = counts.iter().map(discounts).collect::<Result<_>>()?;
 
         // interpolated probabilities, order by order (linear, f64)
         let uniform = 1.0 / (words.len() - 1) as f64; // every word but <s>

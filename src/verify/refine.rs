@@ -68,10 +68,10 @@ impl Default for RefineSettings {
             budget: 64,
             per_round: 8,
             max_pool_words: 24,
-            beam: 4,
+            beam: 2,
             patience: 2,
-            language_model_weight: 0.1,
-            fluency_slack: 0.25,
+            language_model_weight: 0.03,
+            fluency_slack: 0.6,
             fluency_floor: -2.9,
             fluency_weight: 0.0,
             function_words: true,
@@ -186,23 +186,38 @@ impl Refinement {
         }
     }
 
-    /// The refined text and its cosine to the input. A text that starts in lower case where
-    /// the starting text did not (a word moved to the front) gets its capital back: the
-    /// encoder (all-mpnet-base-v2) and the language model lower-case their input, so the
-    /// cosine is unchanged.
+    /// The refined text and its cosine to the input, in sentence case ([`sentence_case`]:
+    /// the encoder, all-mpnet-base-v2, and the language model lower-case their input, so the
+    /// cosine is unchanged).
     pub(crate) fn result(&self) -> (String, f32) {
         match self.beam.first() {
-            Some(n) => {
-                let text = n.words.join(" ");
-                let capital = self.starts[0]
-                    .0
-                    .chars()
-                    .next()
-                    .is_some_and(char::is_uppercase);
-                (if capital { capitalised(&text) } else { text }, n.cosine)
-            }
+            Some(n) => (sentence_case(&n.words, &self.starts[0].0), n.cosine),
             None => (self.starts[0].0.clone(), self.starts[0].2),
         }
+    }
+}
+
+/// The words of a refined text in the starting text's sentence case: when the start began
+/// with a capital, the first word gets one, and the start's first word, moved inside by an
+/// insertion ("Should Avoid using them"), loses the capital it had only for standing first
+/// (when it is capitalised, not all capitals, and not "I").
+fn sentence_case(words: &[String], start: &str) -> String {
+    let Some(first) = start.split_whitespace().next() else {
+        return words.join(" ");
+    };
+    let capital = first.chars().next().is_some_and(char::is_uppercase);
+    let title_only = capital && first != "I" && !first.chars().skip(1).any(char::is_uppercase);
+    let mut out: Vec<String> = words.to_vec();
+    if title_only && out.first().is_some_and(|w| w != first) {
+        if let Some(moved) = out.iter_mut().skip(1).find(|w| w.as_str() == first) {
+            *moved = moved.to_lowercase();
+        }
+    }
+    let text = out.join(" ");
+    if capital {
+        capitalised(&text)
+    } else {
+        text
     }
 }
 
@@ -579,6 +594,26 @@ mod tests {
 
     fn w(text: &str) -> Vec<String> {
         words(text)
+    }
+
+    #[test]
+    fn a_refined_text_keeps_the_start_in_sentence_case() {
+        assert_eq!(
+            sentence_case(&w("should Avoid using them."), "Avoid using them."),
+            "Should avoid using them."
+        );
+        assert_eq!(
+            sentence_case(&w("written in Perl by I"), "I wrote it in Perl"),
+            "Written in Perl by I"
+        );
+        assert_eq!(
+            sentence_case(&w("an SQL query"), "SQL query"),
+            "An SQL query"
+        );
+        assert_eq!(
+            sentence_case(&w("a lower start"), "lower start"),
+            "a lower start"
+        );
     }
 
     #[test]

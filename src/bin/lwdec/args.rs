@@ -165,15 +165,15 @@ pub struct DecoderArgs {
     /// in --refine's objective (default 0: off; the language model judges fluency).
     #[arg(long, requires = "refine")]
     pub fluency_weight: Option<f32>,
-    /// Texts --refine keeps per input between rounds (default 4; 1 is a hill climb).
+    /// Texts --refine keeps per input between rounds (default 2; 1 is a hill climb).
     #[arg(long, requires = "refine", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub refine_beam: Option<u16>,
     /// Weight of the language model's mean log10 probability per token against the cosine
-    /// in --refine's objective (default 0.1).
+    /// in --refine's objective (default 0.03).
     #[arg(long, requires = "refine")]
     pub lm_weight: Option<f32>,
     /// How far --refine's edits may fall below the starting text's fluency (the language
-    /// model's mean log10 probability per token; default 0.25).
+    /// model's mean log10 probability per token; default 0.6).
     #[arg(long, requires = "refine")]
     pub fluency_slack: Option<f32>,
     /// The fluency --refine's edits may never fall below (default -2.9, about the 5th
