@@ -70,7 +70,7 @@ impl Default for RefineSettings {
             max_pool_words: 24,
             beam: 2,
             patience: 2,
-            language_model_weight: 0.03,
+            language_model_weight: 0.015,
             fluency_slack: 0.6,
             fluency_floor: -2.9,
             fluency_weight: 0.0,
@@ -146,6 +146,8 @@ pub(crate) struct Refinement {
     /// The least fluency an edit may have, and the most times each content word may appear.
     floor: f32,
     allowed: HashMap<String, usize>,
+    /// Whether the starting text itself ends on a word no sentence ends on.
+    start_dangles: bool,
     seen: HashSet<String>,
     calls: usize,
     /// Rounds since the best text last changed.
@@ -179,6 +181,7 @@ impl Refinement {
             beam: Vec::new(),
             floor: 0.0,
             allowed: HashMap::new(),
+            start_dangles: false,
             seen,
             calls: 0,
             stale: 0,
@@ -282,6 +285,25 @@ fn over_repeats(words: &[String], allowed: &HashMap<String, usize>) -> bool {
     content_counts(words)
         .iter()
         .any(|(w, &n)| n > allowed.get(w).copied().unwrap_or(1).max(1))
+}
+
+/// Words that cannot end an English sentence: articles, conjunctions, prepositions.
+const NO_LAST_WORD: [&str; 17] = [
+    "a", "an", "and", "as", "at", "but", "by", "for", "from", "in", "nor", "of", "on", "or",
+    "the", "to", "with",
+];
+
+/// Whether `words` ends on a word no sentence ends on ("Bodily existence or"), unless the
+/// starting text did (`start_dangles`). A per-token mean rewards appending a frequent word,
+/// so the language model alone lets these through.
+fn dangles(words: &[String], start_dangles: bool) -> bool {
+    !start_dangles
+        && words
+            .iter()
+            .rev()
+            .map(|w| key(w))
+            .find(|k| !k.is_empty())
+            .is_some_and(|k| NO_LAST_WORD.contains(&k.as_str()))
 }
 
 /// One proposed edit: the new words and the bag-of-words change.
@@ -443,6 +465,7 @@ pub(crate) fn refine(
         s.calls += words_of_pool.len();
         let first = words(&s.starts[0].0);
         s.allowed = content_counts(&first);
+        s.start_dangles = dangles(&first, false);
         let start_fluency = judges.fluency(&s.starts[0].0);
         s.floor = start_fluency.min(
             settings
@@ -454,7 +477,11 @@ pub(crate) fn refine(
             let w = words(text);
             let fluency = judges.fluency(text);
             // the verified choice always starts; the others only when they read as English
-            if !beam.is_empty() && (fluency < s.floor || over_repeats(&w, &s.allowed)) {
+            if !beam.is_empty()
+                && (fluency < s.floor
+                    || over_repeats(&w, &s.allowed)
+                    || dangles(&w, s.start_dangles))
+            {
                 continue;
             }
             let lp = log_prob(&s.query, text)?;
@@ -483,7 +510,10 @@ pub(crate) fn refine(
             let mut proposals: Vec<(usize, Edit, String)> = Vec::new();
             for (from, node) in s.beam.iter().enumerate() {
                 for edit in edits(&node.words, &vocabs[idx], &s.pool) {
-                    if repeats_a_word(&edit.words) || over_repeats(&edit.words, &s.allowed) {
+                    if repeats_a_word(&edit.words)
+                        || over_repeats(&edit.words, &s.allowed)
+                        || dangles(&edit.words, s.start_dangles)
+                    {
                         continue;
                     }
                     let text = edit.words.join(" ");
@@ -594,6 +624,14 @@ mod tests {
 
     fn w(text: &str) -> Vec<String> {
         words(text)
+    }
+
+    #[test]
+    fn no_edit_may_end_on_a_conjunction_unless_the_start_did() {
+        assert!(dangles(&w("Bodily existence or"), false));
+        assert!(dangles(&w("a question of the"), false));
+        assert!(!dangles(&w("Bodily existence or"), true));
+        assert!(!dangles(&w("Am I dreaming?"), false));
     }
 
     #[test]

@@ -169,7 +169,7 @@ pub struct DecoderArgs {
     #[arg(long, requires = "refine", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub refine_beam: Option<u16>,
     /// Weight of the language model's mean log10 probability per token against the cosine
-    /// in --refine's objective (default 0.03).
+    /// in --refine's objective (default 0.015).
     #[arg(long, requires = "refine")]
     pub lm_weight: Option<f32>,
     /// How far --refine's edits may fall below the starting text's fluency (the language
