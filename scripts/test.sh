@@ -10,4 +10,5 @@ python3 scripts/import_graph.py   # no import cycle between source files
 cargo clippy --release --workspace --all-targets -- -D warnings   # the crate and bindings/python
 RUSTDOCFLAGS="-D warnings -D missing_docs" cargo doc --no-deps --release --quiet
 cargo test --release
+bash scripts/fuzz.sh 20            # each loader's fuzz target, 20 s from its committed corpus
 bash scripts/test-python.sh        # the Python package: build from source, pytest

@@ -504,6 +504,15 @@ fn a_manifest_must_describe_the_index_beside_it() {
     reseal(&dir, |m| m.index_spec = "IVF1000000000,Flat".into());
     let err = PhraseBank::load(&dir).unwrap_err().to_string();
     assert!(err.contains("has a number above"), "{err}");
+    // a dimension beyond any embedding's (the factory would size the reference index by
+    // it; found by fuzzing)
+    reseal(&dir, |m| m.dimension = 2_000_000_000);
+    let err = PhraseBank::load(&dir).unwrap_err().to_string();
+    assert!(
+        err.contains("dimension 2000000000 (expected 1..=65536)"),
+        "{err}"
+    );
+    reseal(&dir, |m| m.dimension = 768);
     // the count and dimension too
     reseal(&dir, |m| {
         m.index_spec = "IVF4,Flat".into();

@@ -156,6 +156,16 @@ impl Manifest {
                 reason: "manifest checksum mismatch: the manifest was edited or is corrupt".into(),
             });
         }
+        if !(1..=crate::npy::MAX_DIM).contains(&manifest.dimension) {
+            return Err(Error::CorruptBank {
+                path,
+                reason: format!(
+                    "dimension {} (expected 1..={})",
+                    manifest.dimension,
+                    crate::npy::MAX_DIM
+                ),
+            });
+        }
         if manifest.metric != "inner_product" {
             return Err(Error::CorruptBank {
                 path,
