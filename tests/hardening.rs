@@ -750,6 +750,17 @@ mod encoder_folder {
             e.contains("no-such-encoder") && e.contains("from $LWDEC_ENCODER_DIR"),
             "{e}"
         );
+        // a syntax error inside the tokenizer's `decoder` made the tokenizers crate panic
+        // (found by fuzzing): refused as a corrupt tokenizer.json
+        tiny::write(tmp.path());
+        let broken = tiny::TOKENIZER.replace(r#""decoder": null"#, r#""decoder": {"type": nul}"#);
+        assert_ne!(broken, tiny::TOKENIZER);
+        std::fs::write(tmp.path().join("tokenizer.json"), broken).unwrap();
+        let err = load(tmp.path()).unwrap_err();
+        assert!(
+            err.contains("tokenizer.json") && err.contains("not JSON"),
+            "{err}"
+        );
         // a vocabulary mismatch names both files
         tiny::write(tmp.path());
         let mut config: serde_json::Value = serde_json::from_str(tiny::CONFIG).unwrap();

@@ -124,7 +124,7 @@ def test_a_huge_single_view_is_refused(bank):
     "config, message",
     [
         ({"similarity_threshold": float("nan")},
-         "config key `similarity_threshold`: nan is not a finite number"),
+         "config key `similarity_threshold`: NaN is not a finite number"),
         ({"cache": {"quantization_step": float("inf")}},
          "config key `cache.quantization_step`: inf is not a finite number"),
         ({"top_k": 2**80}, "config key `top_k`: .* is out of range"),

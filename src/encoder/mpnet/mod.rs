@@ -491,8 +491,14 @@ impl MpnetEncoder {
             ));
         }
 
-        let mut tokenizer =
-            Tokenizer::from_file(&tokenizer_file).map_err(|e| corrupt(&tokenizer_file, e))?;
+        // the tokenizers crate panics on some malformed JSON (a syntax error inside
+        // `decoder`, found by fuzzing): the file must parse as JSON before it sees it
+        let tokenizer_text =
+            std::fs::read_to_string(&tokenizer_file).map_err(|e| corrupt(&tokenizer_file, e))?;
+        serde_json::from_str::<serde_json::Value>(&tokenizer_text)
+            .map_err(|e| corrupt(&tokenizer_file, format!("not JSON: {e}")))?;
+        let mut tokenizer = Tokenizer::from_bytes(tokenizer_text.as_bytes())
+            .map_err(|e| corrupt(&tokenizer_file, e))?;
         tokenizer
             .with_truncation(Some(TruncationParams {
                 max_length: max_seq_length,
