@@ -1,8 +1,10 @@
-//! Compiles the one C++ repair the crate needs on top of the FAISS C API
-//! (`src/phrase_bank/ffi/fastscan_repair.cpp`), against the headers faiss-sys installed.
+//! Compiles the C++ the crate needs on top of the FAISS C API (`src/phrase_bank/ffi/`: a
+//! repair of read fast-scan indexes and the check of a read index against its manifest),
+//! against the headers faiss-sys installed.
 
 fn main() {
     println!("cargo:rerun-if-changed=src/phrase_bank/ffi/fastscan_repair.cpp");
+    println!("cargo:rerun-if-changed=src/phrase_bank/ffi/index_check.cpp");
     // faiss-sys (links = "faiss_c") builds FAISS with cmake, which reports its install root
     let root = std::env::var("DEP_FAISS_C_ROOT")
         .expect("faiss-sys must be built with its `static` feature (it reports DEP_FAISS_C_ROOT)");
@@ -11,6 +13,7 @@ fn main() {
         .std("c++17")
         .include(std::path::Path::new(&root).join("include"))
         .file("src/phrase_bank/ffi/fastscan_repair.cpp")
+        .file("src/phrase_bank/ffi/index_check.cpp")
         .warnings(false)
         .compile("lwdec_faiss_repair");
 }

@@ -190,6 +190,6 @@ pub fn save_config(config: &DecoderConfig, path: &Path) -> Result<()> {
 
 /// Reads and validates a JSON config.
 pub fn load_config(path: &Path) -> Result<DecoderConfig> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
     DecoderConfig::from_json(&text)
 }

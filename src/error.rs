@@ -30,9 +30,10 @@ pub enum Error {
         /// The norm that was found.
         norm: f32,
     },
-    /// A phrase bank holds no phrases.
-    #[error("phrase bank is empty")]
-    EmptyBank,
+    /// A phrase bank holds no phrases; the text says which bank (its folder or manifest
+    /// field) or which call.
+    #[error("phrase bank is empty: {0}")]
+    EmptyBank(String),
     /// A bank directory or one of its files is missing, malformed or fails its checksum.
     #[error("corrupt phrase bank at {path}: {reason}")]
     CorruptBank {
@@ -103,9 +104,11 @@ pub enum Error {
     /// An error reported by FAISS.
     #[error("faiss: {0}")]
     Faiss(String),
-    /// An I/O error on a named path.
-    #[error("{path}: {source}")]
+    /// An I/O error on a named path, with what was being done.
+    #[error("cannot {action} {path}: {source}")]
     Io {
+        /// What was being done, e.g. `read`, `create the folder`.
+        action: &'static str,
         /// The path being read or written.
         path: PathBuf,
         /// The underlying error.
@@ -126,9 +129,11 @@ impl From<faiss::error::Error> for Error {
 }
 
 impl Error {
-    /// Wraps an I/O error together with the path it concerns.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    /// Wraps an I/O error together with what was being done (`action`, e.g. `read`) and the
+    /// path it concerns: the message reads "cannot {action} {path}: {source}".
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
+            action,
             path: path.into(),
             source,
         }

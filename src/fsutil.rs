@@ -71,7 +71,7 @@ impl AtomicFile {
         let tmp = tempfile::Builder::new()
             .prefix(".lwdec-tmp-")
             .tempfile_in(&dir)
-            .map_err(|e| Error::io(&dir, e))?;
+            .map_err(|e| Error::io("create a temporary file in", &dir, e))?;
         let permissions = match std::fs::metadata(&target) {
             Ok(meta) => Some(meta.permissions()),
             Err(_) => default_permissions(),
@@ -79,7 +79,7 @@ impl AtomicFile {
         if let Some(permissions) = permissions {
             tmp.as_file()
                 .set_permissions(permissions)
-                .map_err(|e| Error::io(tmp.path(), e))?;
+                .map_err(|e| Error::io("set the permissions of", tmp.path(), e))?;
         }
         let temp = tmp.path().to_path_buf();
         register(&temp);
@@ -98,14 +98,16 @@ impl AtomicFile {
             .take()
             .ok_or_else(|| Error::Internal(format!("{} committed twice", target.display())))?
             .into_inner()
-            .map_err(|e| Error::io(&target, e.into_error()))?;
+            .map_err(|e| Error::io("write", &target, e.into_error()))?;
         tmp.as_file()
             .sync_all()
-            .map_err(|e| Error::io(&target, e))?;
+            .map_err(|e| Error::io("flush to disk", &target, e))?;
         let _renaming = critical_section();
         let persisted = tmp.persist(&target);
         unregister(&self.temp);
-        persisted.map_err(|e| Error::io(&target, e.error)).map(drop)
+        persisted
+            .map_err(|e| Error::io("move the finished file to", &target, e.error))
+            .map(drop)
     }
 
     fn writer(&mut self) -> std::io::Result<&mut BufWriter<tempfile::NamedTempFile>> {
@@ -145,7 +147,8 @@ fn resolve_links(path: &Path) -> Result<PathBuf> {
     for _ in 0..=16 {
         match std::fs::symlink_metadata(&current) {
             Ok(meta) if meta.file_type().is_symlink() => {
-                let next = std::fs::read_link(&current).map_err(|e| Error::io(&current, e))?;
+                let next = std::fs::read_link(&current)
+                    .map_err(|e| Error::io("follow the link", &current, e))?;
                 current = match current.parent() {
                     Some(parent) if next.is_relative() => parent.join(next),
                     _ => next,
@@ -177,7 +180,8 @@ fn default_permissions() -> Option<std::fs::Permissions> {
 /// Writes `bytes` to `path` atomically (see [`AtomicFile`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut file = AtomicFile::create(path)?;
-    file.write_all(bytes).map_err(|e| Error::io(path, e))?;
+    file.write_all(bytes)
+        .map_err(|e| Error::io("write", path, e))?;
     file.commit()
 }
 

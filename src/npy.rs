@@ -56,7 +56,10 @@ fn npy_error(path: &Path, reason: impl Into<String>) -> Error {
 /// little-endian), shape, and that the file holds exactly the data the shape claims.
 fn read_header(path: &Path, file: &mut File) -> Result<Header> {
     let bad = |reason: String| npy_error(path, reason);
-    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io("read the metadata of", path, e))?
+        .len();
     let mut magic = [0u8; 8];
     file.read_exact(&mut magic)
         .map_err(|_| bad("not a .npy file (too short for its header)".into()))?;
@@ -83,7 +86,10 @@ fn read_header(path: &Path, file: &mut File) -> Result<Header> {
             "header of {header_len} bytes (at most {MAX_HEADER})"
         )));
     }
-    let data_offset = file.stream_position().map_err(|e| Error::io(path, e))? + header_len as u64;
+    let data_offset = file
+        .stream_position()
+        .map_err(|e| Error::io("seek in", path, e))?
+        + header_len as u64;
     if data_offset > len {
         return Err(bad("truncated header".into()));
     }
@@ -91,6 +97,15 @@ fn read_header(path: &Path, file: &mut File) -> Result<Header> {
     file.read_exact(&mut text)
         .map_err(|_| bad("truncated header".into()))?;
     let text = String::from_utf8(text).map_err(|_| bad("header is not text".into()))?;
+    // numpy writes a Python dict literal padded with spaces and ended by a newline, and
+    // refuses a header that is not one
+    let dict = text.trim_end_matches([' ', '\n', '\r', '\t', '\0']);
+    if !(dict.starts_with('{') && dict.ends_with('}')) {
+        return Err(bad(format!(
+            "the header {:?} is not a dictionary (it must start with '{{' and end with '}}')",
+            dict.chars().take(120).collect::<String>()
+        )));
+    }
     let field = |key: &str| -> Option<&str> {
         let at = text.find(&format!("'{key}'"))? + key.len() + 2;
         let rest = text[at..].trim_start().strip_prefix(':')?.trim_start();
@@ -149,7 +164,7 @@ fn read_header(path: &Path, file: &mut File) -> Result<Header> {
 
 /// Opens `path` and checks its header.
 fn open(path: &Path) -> Result<(File, Header)> {
-    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut file = File::open(path).map_err(|e| Error::io("open", path, e))?;
     let header = read_header(path, &mut file)?;
     Ok((file, header))
 }
@@ -207,13 +222,13 @@ impl EmbeddingReader {
                     ));
                 }
                 f.seek(SeekFrom::Start(h.data_offset))
-                    .map_err(|e| Error::io(scale, e))?;
+                    .map_err(|e| Error::io("seek in", scale, e))?;
                 Some((scale.to_path_buf(), BufReader::new(f), h.big_endian))
             }
             (dtype, scale) => return Err(scale_mismatch(path, dtype, scale.is_some())),
         };
         file.seek(SeekFrom::Start(header.data_offset))
-            .map_err(|e| Error::io(path, e))?;
+            .map_err(|e| Error::io("seek in", path, e))?;
         Ok(EmbeddingReader {
             path: path.to_path_buf(),
             data: BufReader::new(file),
@@ -261,6 +276,7 @@ impl EmbeddingReader {
         let mut values = Vec::with_capacity(n * self.dim);
         let mut bytes = Vec::new();
         let mut raw_scales = Vec::new();
+        let mut row_index = self.next;
         let mut left = n;
         while left > 0 {
             let rows = left.min(BLOCK_ROWS);
@@ -268,17 +284,19 @@ impl EmbeddingReader {
             bytes.resize(rows * self.dim * self.dtype.size() as usize, 0);
             self.data
                 .read_exact(&mut bytes)
-                .map_err(|e| Error::io(&self.path, e))?;
+                .map_err(|e| Error::io("read", &self.path, e))?;
             match &mut self.scales {
                 None => values.extend(bytes.chunks_exact(4).map(|b| f32_at(b, self.big_endian))),
                 Some((scale_path, scales, big_endian)) => {
                     raw_scales.resize(rows * 4, 0);
                     scales
                         .read_exact(&mut raw_scales)
-                        .map_err(|e| Error::io(&*scale_path, e))?;
+                        .map_err(|e| Error::io("read", &*scale_path, e))?;
                     let dim = self.dim;
                     for (row, k) in bytes.chunks_exact(dim).zip(raw_scales.chunks_exact(4)) {
                         let k = f32_at(k, *big_endian);
+                        check_scale(scale_path, row_index, k)?;
+                        row_index += 1;
                         values.extend(row.iter().map(|&q| f32::from(q as i8) * k));
                     }
                 }
@@ -326,6 +344,9 @@ pub fn load_embeddings(path: &Path, scale: Option<&Path>) -> Result<Array2<f32>>
                     format!("{} scales for {} rows", s.len(), q.nrows()),
                 ));
             }
+            for (row, &k) in s.iter().enumerate() {
+                check_scale(scale_path, row, k)?;
+            }
             let mut out = q.mapv(f32::from);
             for (mut row, &k) in out.rows_mut().into_iter().zip(s.iter()) {
                 row.mapv_inplace(|v| v * k);
@@ -334,6 +355,18 @@ pub fn load_embeddings(path: &Path, scale: Option<&Path>) -> Result<Array2<f32>>
         }
         (scale, dtype) => Err(scale_mismatch(path, dtype, scale.is_some())),
     }
+}
+
+/// A row's int8 scale must be finite and not negative: a negative one would flip the row's
+/// direction (zero leaves a zero row, which decoding refuses by itself).
+fn check_scale(path: &Path, row: usize, k: f32) -> Result<()> {
+    if k.is_finite() && k >= 0.0 {
+        return Ok(());
+    }
+    Err(npy_error(
+        path,
+        format!("row {row} has scale {k}: a scale must be finite and not negative"),
+    ))
 }
 
 /// The error for int8 embeddings without their scales, or float32 ones with scales.
@@ -354,7 +387,7 @@ fn scale_mismatch(path: &Path, dtype: Dtype, has_scale: bool) -> Error {
 /// Reads a whole array whose header [`open`] has checked.
 fn read_whole<T: ReadNpyExt>(path: &Path) -> Result<T> {
     open(path)?;
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
     T::read_npy(BufReader::new(file)).map_err(|e| npy_error(path, e.to_string()))
 }
 

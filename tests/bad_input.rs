@@ -91,7 +91,8 @@ fn empty_bank_is_rejected() {
         |_| {},
     )
     .unwrap_err();
-    assert!(matches!(err, Error::EmptyBank));
+    assert!(matches!(err, Error::EmptyBank(_)));
+    assert!(err.to_string().contains("no phrases were given"), "{err}");
     let s = common::sample();
     let err = PhraseBank::build(
         s.texts[..3].to_vec(),

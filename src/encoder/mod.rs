@@ -5,7 +5,8 @@
 mod mpnet;
 
 pub use mpnet::{
-    Config, MpnetEncoder, Precision, DEFAULT_BATCH_SIZE, DEFAULT_MAX_SEQ_LENGTH, MODEL_NAME,
+    Config, MpnetEncoder, Precision, DEFAULT_BATCH_SIZE, DEFAULT_MAX_SEQ_LENGTH, ENCODER_DIR_ENV,
+    MODEL_NAME,
 };
 
 use std::path::PathBuf;
@@ -42,9 +43,57 @@ pub enum EncoderError {
     /// The tokenizer failed to load or to encode a text.
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    /// The model produced a NaN or infinite embedding value (unsound weights or config).
+    #[error(
+        "the encoder produced a non-finite embedding value ({value}) for row {row} of a batch: \
+         its weights or config.json are unsound"
+    )]
+    NonFinite {
+        /// Row of the batch (texts sorted by length).
+        row: usize,
+        /// The value.
+        value: f32,
+    },
+    /// An error while loading the folder `dir`, which came from `origin`.
+    #[error("encoder folder {} ({origin}): {source}", dir.display())]
+    Folder {
+        /// The model folder.
+        dir: PathBuf,
+        /// Where the folder's path came from.
+        origin: EncoderOrigin,
+        /// What went wrong.
+        source: Box<EncoderError>,
+    },
     /// A tensor operation failed.
     #[error("tensor: {0}")]
     Candle(#[from] candle_core::Error),
+}
+
+/// Where an encoder folder's path came from, for error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EncoderOrigin {
+    /// A command-line flag (`--encoder`, `--recheck-encoder`).
+    Flag(&'static str),
+    /// The environment variable [`ENCODER_DIR_ENV`].
+    Environment,
+    /// The default location (no flag, no environment variable).
+    Default,
+    /// Passed to the library by its caller.
+    Argument,
+}
+
+impl std::fmt::Display for EncoderOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EncoderOrigin::Flag(flag) => write!(f, "given by {flag}"),
+            EncoderOrigin::Environment => write!(f, "from ${ENCODER_DIR_ENV}"),
+            EncoderOrigin::Default => write!(
+                f,
+                "the default location; set {ENCODER_DIR_ENV} or pass --encoder to use another"
+            ),
+            EncoderOrigin::Argument => write!(f, "given by the caller"),
+        }
+    }
 }
 
 /// `Result` with an [`EncoderError`].

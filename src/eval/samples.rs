@@ -89,7 +89,7 @@ impl SampleSet {
 
 /// Reads a UTF-8 text file as lines.
 pub fn read_lines(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
     Ok(text.lines().map(str::to_owned).collect())
 }
 

@@ -126,6 +126,24 @@ pub struct InferenceModel {
     sin: Vec<f32>,
 }
 
+/// Largest weight magnitude a model may hold, at export and at load. The committed
+/// checkpoints' largest is 1.64 (run9's `final_norm.weight`; run7: 1.62), so 1,024 leaves a
+/// margin of 600 while refusing the absurd values (3e38) that overflow a logit or a norm.
+pub const MAX_WEIGHT: f32 = 1024.0;
+
+/// Why `values` (tensor `name`) cannot be a model's weights: a non-finite value, or one
+/// beyond [`MAX_WEIGHT`].
+fn weight_problem(name: &str, values: &[f32]) -> Option<String> {
+    let bad = values
+        .iter()
+        .find(|v| !v.is_finite() || v.abs() > MAX_WEIGHT)?;
+    Some(if bad.is_finite() {
+        format!("tensor {name} holds a weight of magnitude {bad:e}, beyond the bound {MAX_WEIGHT}")
+    } else {
+        format!("tensor {name} holds a non-finite weight ({bad})")
+    })
+}
+
 impl InferenceModel {
     /// Snapshot of a trained model's weights, stored at the given precision.
     pub fn from_model(model: &GenerativeModel, precision: Precision) -> Result<Self> {
@@ -135,8 +153,8 @@ impl InferenceModel {
             .zip(model.params())
             .map(|(name, t)| {
                 let values = t.flatten_all()?.to_vec1::<f32>()?;
-                if let Some(v) = values.iter().find(|v| !v.is_finite()) {
-                    candle_core::bail!("tensor {name} holds a non-finite weight ({v})");
+                if let Some(reason) = weight_problem(name, &values) {
+                    candle_core::bail!("{reason}");
                 }
                 let dtype = if t.rank() == 2 {
                     precision.matrix_dtype(name)
@@ -193,8 +211,8 @@ impl InferenceModel {
                 .dequantize(&candle_core::Device::Cpu)
                 .and_then(|d| d.flatten_all()?.to_vec1::<f32>())
                 .map_err(|e| format!("tensor {name}: {e}"))?;
-            if let Some(v) = values.iter().find(|v| !v.is_finite()) {
-                return Err(format!("tensor {name} holds a non-finite weight ({v})"));
+            if let Some(reason) = weight_problem(&name, &values) {
+                return Err(reason);
             }
             slots[i] = Some(Arc::new(t));
         }
@@ -583,5 +601,24 @@ mod tests {
                 .unwrap_err();
             assert!(err.contains("non-finite"), "{err}");
         }
+        // finite but absurd: refused at load, with a valid checksum (issue 28)
+        let err = InferenceModel::from_tensors(config.clone(), Precision::F32, tensors(3e38))
+            .unwrap_err();
+        assert!(
+            err.contains("magnitude 3e38") && err.contains("bound 1024"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.gguf");
+        let stored: Vec<(&'static str, Arc<QTensor>)> = PARAM_NAMES
+            .into_iter()
+            .zip(tensors(3e38).into_iter().map(|(_, t)| Arc::new(t)))
+            .collect();
+        gguf::write(&path, &config, Precision::F32, &stored).unwrap();
+        let err = InferenceModel::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("m.gguf") && err.contains("magnitude 3e38"),
+            "{err}"
+        );
     }
 }

@@ -34,7 +34,7 @@ pub use generation::{
     generate, DecodeOptions, GeneratedText, Guide, GuideSettings, Strategy, MAX_BEAM_WIDTH,
     MAX_MBR_SAMPLES,
 };
-pub use inference::InferenceModel;
+pub use inference::{InferenceModel, MAX_WEIGHT};
 pub use model::{Batch, GenerativeModel};
 pub use precision::Precision;
 

@@ -57,7 +57,8 @@ impl NgramModel {
                 }
             }
         }
-        let compressed = zstd::bulk::compress(&body, ZSTD_LEVEL).map_err(|e| Error::io(path, e))?;
+        let compressed = zstd::bulk::compress(&body, ZSTD_LEVEL)
+            .map_err(|e| Error::io("compress the language model for", path, e))?;
         let mut out = Vec::with_capacity(compressed.len() + 48);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&(compressed.len() as u64).to_le_bytes());
@@ -73,7 +74,8 @@ impl NgramModel {
             path: path.to_path_buf(),
             reason,
         };
-        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        let meta =
+            std::fs::metadata(path).map_err(|e| Error::io("read the language model", path, e))?;
         if !meta.is_file() {
             return Err(bad("not a regular file".into()));
         }
@@ -83,7 +85,8 @@ impl NgramModel {
                 meta.len()
             )));
         }
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| Error::io("read the language model", path, e))?;
         if bytes.len() < 48 || &bytes[..8] != MAGIC {
             return Err(bad("not a language model file (bad magic)".into()));
         }

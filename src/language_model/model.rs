@@ -222,7 +222,7 @@ impl NgramModel {
     /// KenLM and SRILM read.
     pub fn write_arpa(&self, path: &Path) -> Result<()> {
         let mut file = crate::fsutil::AtomicFile::create(path)?;
-        let io = |e| Error::io(path, e);
+        let io = |e| Error::io("write the ARPA file", path, e);
         {
             let out = &mut file;
             writeln!(out, "\n\\data\\").map_err(io)?;

@@ -170,7 +170,9 @@ impl PhraseBank {
         mut progress: impl FnMut(BuildProgress),
     ) -> Result<Self> {
         if phrases.is_empty() {
-            return Err(Error::EmptyBank);
+            return Err(Error::EmptyBank(
+                "no phrases were given to build it from".into(),
+            ));
         }
         if phrases.len() != embeddings.nrows() {
             return Err(Error::InvalidArgument(format!(
@@ -426,42 +428,59 @@ impl PhraseBank {
         }
         let manifest = Manifest::read(dir)?;
         manifest.verify_files(dir)?;
-        let (name, compressed) = manifest.phrases_file();
-        let phrases_path = dir.join(name);
-        let phrases = PhraseList::read(&phrases_path, compressed)?;
-        if phrases.is_empty() || manifest.count == 0 {
-            return Err(Error::EmptyBank);
-        }
-        if phrases.len() != manifest.count {
-            return Err(Error::CorruptBank {
-                path: phrases_path,
-                reason: format!(
-                    "{} phrases, manifest says {}",
-                    phrases.len(),
-                    manifest.count
-                ),
-            });
+        if manifest.count == 0 {
+            return Err(Error::EmptyBank(format!(
+                "{}: `count` is 0",
+                dir.join(MANIFEST_FILE).display()
+            )));
         }
         let index_path = dir.join(INDEX_FILE);
         let mut index = SharedIndex::read(&index_path).map_err(|e| Error::CorruptBank {
             path: index_path.clone(),
             reason: format!("cannot read the FAISS index: {e}"),
         })?;
+        // every manifest field that shapes a search is checked against the index actually
+        // read, before any search (a re-sealed manifest cannot describe another index)
+        let index_error = |reason: String| Error::CorruptBank {
+            path: index_path.clone(),
+            reason,
+        };
         if index.len() != manifest.count || index.dim() != manifest.dimension {
-            return Err(Error::CorruptBank {
-                path: index_path,
-                reason: format!(
-                    "index holds {} vectors of dimension {}, manifest says {} of dimension {}",
-                    index.len(),
-                    index.dim(),
-                    manifest.count,
-                    manifest.dimension
-                ),
-            });
+            return Err(index_error(format!(
+                "index holds {} vectors of dimension {}, manifest says {} of dimension {}",
+                index.len(),
+                index.dim(),
+                manifest.count,
+                manifest.dimension
+            )));
         }
-        if let Some(nprobe) = manifest.nprobe {
-            index.set_nprobe(nprobe);
+        index
+            .check_kind(&manifest.index_spec)
+            .map_err(index_error)?;
+        match (manifest.nprobe, index.nlist()) {
+            (None, None) => {}
+            (Some(nprobe), Some(nlist)) if (1..=nlist).contains(&nprobe) => {
+                index.set_nprobe(nprobe)
+            }
+            (Some(nprobe), Some(nlist)) => {
+                return Err(index_error(format!(
+                    "the manifest's `nprobe` is {nprobe}; this index has {nlist} inverted \
+                     lists, so it must be in 1..={nlist}"
+                )))
+            }
+            (None, Some(nlist)) => {
+                return Err(index_error(format!(
+                    "the index has {nlist} inverted lists but the manifest gives no `nprobe`"
+                )))
+            }
+            (Some(nprobe), None) => {
+                return Err(index_error(format!(
+                    "the manifest gives `nprobe` {nprobe} but the index has no inverted lists"
+                )))
+            }
         }
+        let (name, compressed) = manifest.phrases_file();
+        let phrases = PhraseList::read(&dir.join(name), compressed, manifest.count)?;
         Ok(PhraseBank {
             manifest,
             phrases,
@@ -490,10 +509,16 @@ impl PhraseBank {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
+        if dir.exists() && !dir.is_dir() {
+            return Err(Error::InvalidArgument(format!(
+                "cannot save a phrase bank to {}: it exists and is not a folder",
+                dir.display()
+            )));
+        }
         if dir.exists() {
             let is_bank = dir.join(MANIFEST_FILE).is_file();
             let is_empty = std::fs::read_dir(dir)
-                .map_err(|e| Error::io(dir, e))?
+                .map_err(|e| Error::io("list the folder", dir, e))?
                 .next()
                 .is_none();
             if !is_bank && !is_empty {
@@ -503,11 +528,11 @@ impl PhraseBank {
                 )));
             }
         }
-        std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+        std::fs::create_dir_all(&parent).map_err(|e| Error::io("create the folder", &parent, e))?;
         let tmp = tempfile::Builder::new()
             .prefix(".bank-tmp-")
             .tempdir_in(&parent)
-            .map_err(|e| Error::io(&parent, e))?;
+            .map_err(|e| Error::io("create a temporary folder in", &parent, e))?;
         let staging = tmp.path().to_path_buf();
         crate::fsutil::register(&staging);
         let _forget = Unregister(&staging);
@@ -529,12 +554,14 @@ impl PhraseBank {
         let manifest = manifest.sealed()?;
         let manifest_path = tmp.path().join(MANIFEST_FILE);
         std::fs::write(&manifest_path, manifest.to_json()?)
-            .map_err(|e| Error::io(&manifest_path, e))?;
+            .map_err(|e| Error::io("write", &manifest_path, e))?;
         let staged = tmp.keep();
         // a signal's cleanup waits until the swap is over (it would otherwise delete `staged`
         // or strand the old bank mid-swap)
         let _swapping = crate::fsutil::critical_section();
-        let swap = |from: &Path, to: &Path| std::fs::rename(from, to).map_err(|e| Error::io(to, e));
+        let swap = |from: &Path, to: &Path| {
+            std::fs::rename(from, to).map_err(|e| Error::io("move a folder to", to, e))
+        };
         if dir.exists() && exchange(&staged, dir) {
             // `staged` now holds the previous bank: readers saw one version or the other; the
             // new bank is in place even if the old one cannot be removed
@@ -547,7 +574,7 @@ impl PhraseBank {
                 let _ = std::fs::remove_dir_all(&staged);
                 return Err(e);
             }
-            std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+            std::fs::remove_dir_all(&old).map_err(|e| Error::io("remove", &old, e))?;
         } else if let Err(e) = swap(&staged, dir) {
             let _ = std::fs::remove_dir_all(&staged);
             return Err(e);

@@ -39,7 +39,9 @@ impl PhraseBankDecoder {
     pub fn new(mut bank: PhraseBank, config: DecoderConfig) -> Result<Self> {
         config.validate()?;
         if bank.is_empty() {
-            return Err(Error::EmptyBank);
+            return Err(Error::EmptyBank(
+                "the bank given to the decoder holds no phrase".into(),
+            ));
         }
         if let Some(nprobe) = config.nprobe {
             bank.set_nprobe(nprobe);
@@ -62,7 +64,9 @@ impl PhraseBankDecoder {
     /// Replaces the bank; the pattern cache is cleared since its results no longer apply.
     pub fn set_bank(&mut self, mut bank: PhraseBank) -> Result<()> {
         if bank.is_empty() {
-            return Err(Error::EmptyBank);
+            return Err(Error::EmptyBank(
+                "the bank given to the decoder holds no phrase".into(),
+            ));
         }
         if let Some(nprobe) = self.config.nprobe {
             bank.set_nprobe(nprobe);

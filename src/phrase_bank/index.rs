@@ -3,7 +3,7 @@
 use std::ffi::CStr;
 use std::path::Path;
 
-use faiss::index::IndexImpl;
+use faiss::index::{FromInnerPtr, IndexImpl};
 use faiss::{Index, MetricType};
 use faiss_sys::idx_t;
 
@@ -44,10 +44,37 @@ impl SharedIndex {
         let name = path.to_str().ok_or_else(|| {
             Error::InvalidArgument(format!("path is not UTF-8: {}", path.display()))
         })?;
-        let inner = faiss::read_index(name).map_err(|e| Error::CorruptBank {
-            path: path.to_path_buf(),
-            reason: format!("FAISS cannot read the index: {e}"),
+        let c_name = std::ffi::CString::new(name).map_err(|_| {
+            Error::InvalidArgument(format!("path holds a NUL byte: {}", path.display()))
         })?;
+        let mut raw: *mut std::ffi::c_void = std::ptr::null_mut();
+        let mut message = vec![0u8; 512];
+        // SAFETY: `c_name` is a NUL-terminated path, `raw` a valid out-pointer and `message`
+        // a buffer of `message.len()` bytes; the function catches every C++ exception.
+        let failed = unsafe {
+            lwdec_read_index(
+                c_name.as_ptr(),
+                &mut raw,
+                message.as_mut_ptr().cast(),
+                message.len(),
+            )
+        };
+        if failed != 0 || raw.is_null() {
+            let end = message
+                .iter()
+                .position(|&b| b == 0)
+                .unwrap_or(message.len());
+            return Err(Error::CorruptBank {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "FAISS cannot read the index: {}",
+                    String::from_utf8_lossy(&message[..end])
+                ),
+            });
+        }
+        // SAFETY: `raw` is a non-null `faiss::Index*` that FAISS just allocated and that
+        // nothing else owns; `IndexImpl` takes ownership and frees it.
+        let inner = unsafe { IndexImpl::from_inner_ptr(raw.cast()) };
         let mut index = SharedIndex { inner };
         index.repair_fast_scan();
         index.enable_reconstruct()?;
@@ -127,13 +154,64 @@ impl SharedIndex {
         (!ivf.is_null()).then(|| unsafe { faiss_sys::faiss_IndexIVF_nprobe(ivf) })
     }
 
-    /// Sets the number of inverted lists probed per query (ignored for non-IVF kinds).
+    /// Number of inverted lists, for IVF kinds.
+    pub fn nlist(&self) -> Option<usize> {
+        let ivf = self.ivf();
+        // SAFETY: reading a field of our own non-null IVF view.
+        (!ivf.is_null()).then(|| unsafe { faiss_sys::faiss_IndexIVF_nlist(ivf) })
+    }
+
+    /// Sets the number of inverted lists probed per query, capped to `1..=nlist` (ignored for
+    /// non-IVF kinds): probing more lists than exist is probing them all, and FAISS would
+    /// otherwise size its buffers by the number asked for.
     pub fn set_nprobe(&mut self, nprobe: usize) {
         let ivf = self.ivf();
-        if !ivf.is_null() {
+        if let Some(nlist) = self.nlist() {
             // SAFETY: our own non-null IVF view; `&mut self` rules out a concurrent search.
-            unsafe { faiss_sys::faiss_IndexIVF_set_nprobe(ivf, nprobe.max(1)) };
+            unsafe { faiss_sys::faiss_IndexIVF_set_nprobe(ivf, nprobe.clamp(1, nlist.max(1))) };
         }
+    }
+
+    /// Checks that this index (read from a file) is of the kind the FAISS factory string
+    /// `spec` builds: the same class, metric (inner product), dimension, and for IVF and PQ
+    /// kinds the same lists, quantizer and code layout. The error says what differs.
+    pub fn check_kind(&self, spec: &str) -> std::result::Result<(), String> {
+        // the factory allocates by the numbers in the spec (lists, links): a bound keeps a
+        // forged spec from asking for gigabytes before the comparison refuses it
+        let too_big = spec
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|n| !n.is_empty())
+            .any(|n| n.len() > 7 || n.parse::<u64>().ok().is_none_or(|v| v > MAX_SPEC_NUMBER));
+        if too_big {
+            return Err(format!(
+                "the manifest's index_spec {spec:?} has a number above {MAX_SPEC_NUMBER}"
+            ));
+        }
+        let reference = SharedIndex::from_factory(self.dim(), spec)
+            .map_err(|e| format!("the manifest's index_spec {spec:?} is not buildable: {e}"))?;
+        let mut message = vec![0u8; 512];
+        // SAFETY: both pointers are valid indexes owned by `self` and `reference` for the
+        // call; the function only reads them and writes at most `message.len()` bytes
+        // (NUL-terminated) into `message`.
+        let differs = unsafe {
+            lwdec_index_mismatch(
+                self.inner.inner_ptr() as *const std::ffi::c_void,
+                reference.inner.inner_ptr() as *const std::ffi::c_void,
+                message.as_mut_ptr().cast(),
+                message.len(),
+            )
+        };
+        if differs == 0 {
+            return Ok(());
+        }
+        let end = message
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(message.len());
+        Err(format!(
+            "the index does not match the manifest's index_spec {spec:?}: {}",
+            String::from_utf8_lossy(&message[..end])
+        ))
     }
 
     /// Searches the `k` best neighbours of each query (queries row-major, `dim` columns).
@@ -209,7 +287,30 @@ impl std::fmt::Debug for SharedIndex {
     }
 }
 
+/// Largest number [`SharedIndex::check_kind`] accepts in a factory string (lists, PQ
+/// sub-quantizers, graph links): a million lists is 100 times the largest bank's need.
+const MAX_SPEC_NUMBER: u64 = 1 << 20;
+
 extern "C" {
+    /// `src/phrase_bank/ffi/index_check.cpp`: reads the index at `path` (NUL-terminated) into
+    /// `*index` with every size bounded by the file's length; 0 on success, else 1 with the
+    /// reason in `message`.
+    fn lwdec_read_index(
+        path: *const std::os::raw::c_char,
+        index: *mut *mut std::ffi::c_void,
+        message: *mut std::os::raw::c_char,
+        capacity: usize,
+    ) -> std::os::raw::c_int;
+
+    /// `src/phrase_bank/ffi/index_check.cpp`: 0 when `index` has the class, metric, dimension
+    /// and structure of `reference`, else 1 with what differs written to `message`.
+    fn lwdec_index_mismatch(
+        index: *const std::ffi::c_void,
+        reference: *const std::ffi::c_void,
+        message: *mut std::os::raw::c_char,
+        capacity: usize,
+    ) -> std::os::raw::c_int;
+
     /// `src/phrase_bank/ffi/fastscan_repair.cpp` (built by `build.rs`): 1 if `index` is an
     /// `IndexIVFPQFastScan` (now repaired), else 0.
     fn lwdec_repair_ivfpq_fastscan(index: *mut std::ffi::c_void) -> std::os::raw::c_int;

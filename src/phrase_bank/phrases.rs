@@ -80,38 +80,69 @@ impl PhraseList {
             text.push('\n');
         }
         let bytes = if compressed {
-            zstd::bulk::compress(text.as_bytes(), ZSTD_LEVEL).map_err(|e| Error::io(path, e))?
+            zstd::bulk::compress(text.as_bytes(), ZSTD_LEVEL)
+                .map_err(|e| Error::io("compress the phrases for", path, e))?
         } else {
             text.into_bytes()
         };
-        std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
+        std::fs::write(path, bytes).map_err(|e| Error::io("write", path, e))
     }
 
-    /// Reads a file written by [`PhraseList::write`]; a decompression error, invalid UTF-8 or
-    /// more than [`MAX_PHRASES_BYTES`] of text is a [`Error::CorruptBank`] naming the file.
-    pub fn read(path: &Path, compressed: bool) -> Result<Self> {
+    /// Reads a file written by [`PhraseList::write`] that should hold `expected` phrases (the
+    /// manifest's `count`). The text is checked while it is decompressed: more than
+    /// `expected` lines stops the read at the first line too many (a decompression bomb of
+    /// empty lines costs no memory), as does more than [`MAX_PHRASES_BYTES`] of text. A
+    /// decompression error, invalid UTF-8, too many or too few lines is a
+    /// [`Error::CorruptBank`] naming the file.
+    pub fn read(path: &Path, compressed: bool, expected: usize) -> Result<Self> {
         let corrupt = |reason: String| Error::CorruptBank {
             path: path.to_path_buf(),
             reason,
         };
-        let file = std::fs::File::open(path).map_err(|e| corrupt(format!("cannot read: {e}")))?;
-        let mut bytes = Vec::new();
-        let limit = MAX_PHRASES_BYTES + 1;
-        let read = if compressed {
-            zstd::stream::read::Decoder::new(file)
-                .and_then(|d| d.take(limit).read_to_end(&mut bytes))
+        let file = std::fs::File::open(path)
+            .map_err(|e| corrupt(format!("cannot open the phrases file: {e}")))?;
+        let mut source: Box<dyn Read> = if compressed {
+            Box::new(
+                zstd::stream::read::Decoder::new(file)
+                    .map_err(|e| corrupt(format!("cannot start decompressing: {e}")))?,
+            )
         } else {
-            file.take(limit).read_to_end(&mut bytes)
+            Box::new(file)
         };
-        read.map_err(|e| corrupt(format!("cannot read the phrases: {e}")))?;
-        if bytes.len() as u64 > MAX_PHRASES_BYTES {
-            return Err(corrupt(format!(
-                "the phrases exceed {MAX_PHRASES_BYTES} bytes"
-            )));
+        let mut bytes = Vec::new();
+        let mut block = vec![0u8; 1 << 16];
+        let mut lines = 0usize;
+        loop {
+            let n = match source.read(&mut block) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(corrupt(format!("cannot read the phrases: {e}"))),
+            };
+            let block = &block[..n];
+            lines += block.iter().filter(|&&b| b == b'\n').count();
+            if lines > expected {
+                return Err(corrupt(format!(
+                    "more than {expected} lines: the manifest's `count` is {expected}"
+                )));
+            }
+            if (bytes.len() + n) as u64 > MAX_PHRASES_BYTES {
+                return Err(corrupt(format!(
+                    "the phrases exceed {MAX_PHRASES_BYTES} bytes"
+                )));
+            }
+            bytes.extend_from_slice(block);
         }
         let text = String::from_utf8(bytes)
             .map_err(|e| corrupt(format!("the phrases are not UTF-8: {e}")))?;
-        PhraseList::new(text.lines()).map_err(|e| corrupt(e.to_string()))
+        let list = PhraseList::new(text.lines()).map_err(|e| corrupt(e.to_string()))?;
+        if list.len() != expected {
+            return Err(corrupt(format!(
+                "{} phrases, the manifest's `count` is {expected}",
+                list.len()
+            )));
+        }
+        Ok(list)
     }
 }
 
@@ -130,7 +161,7 @@ mod tests {
         for compressed in [true, false] {
             let path = dir.path().join(format!("p{compressed}"));
             list.write(&path, compressed).unwrap();
-            assert_eq!(PhraseList::read(&path, compressed).unwrap(), list);
+            assert_eq!(PhraseList::read(&path, compressed, 3).unwrap(), list);
         }
         let kept = list.retain(&[true, false, true]).unwrap();
         assert_eq!(kept.iter().collect::<Vec<_>>(), ["a dog", "the cat, ça va"]);
@@ -142,7 +173,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.zst");
         std::fs::write(&path, b"not zstd at all").unwrap();
-        let err = PhraseList::read(&path, true).unwrap_err();
+        let err = PhraseList::read(&path, true, 1).unwrap_err();
         assert!(
             matches!(&err, Error::CorruptBank { path: p, .. } if p == &path),
             "{err}"

@@ -289,8 +289,8 @@ fn over_repeats(words: &[String], allowed: &HashMap<String, usize>) -> bool {
 
 /// Words that cannot end an English sentence: articles, conjunctions, prepositions.
 const NO_LAST_WORD: [&str; 17] = [
-    "a", "an", "and", "as", "at", "but", "by", "for", "from", "in", "nor", "of", "on", "or",
-    "the", "to", "with",
+    "a", "an", "and", "as", "at", "but", "by", "for", "from", "in", "nor", "of", "on", "or", "the",
+    "to", "with",
 ];
 
 /// Whether `words` ends on a word no sentence ends on ("Bodily existence or"), unless the

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod encoder;
 pub mod generative;
 
 use lightweight_decoder::eval::samples::{SampleSet, WORDNET_SAMPLE};

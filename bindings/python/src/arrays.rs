@@ -1,7 +1,9 @@
 //! NumPy input: embeddings as float32 (used in place, any layout or strides), float64 (rounded
 //! to float32), or int8 with a float32 `scale` per row (row `i` = `q[i] * scale[i]`, the format
 //! of `lwdec`'s `--scale` files). Anything else is a `TypeError`; a wrong shape or a missing or
-//! misplaced `scale` is a `ValueError`.
+//! misplaced `scale` is a `ValueError`. Shapes are checked before anything is read or copied:
+//! at most [`MAX_ROWS`] rows of the decoder's dimension (a zero-stride view of 10^12 rows is
+//! refused, not copied).
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use numpy::{
@@ -10,6 +12,29 @@ use numpy::{
 };
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+
+/// Most rows one call takes (documented in the package's README): 16,777,216, 51 GB as
+/// float32 at 768 columns. Larger inputs are decoded in chunks.
+pub const MAX_ROWS: usize = 1 << 24;
+
+/// Checks a batch's shape before any of it is read or copied: `rows` at most [`MAX_ROWS`],
+/// `cols` equal to `dim` (when known) and positive.
+fn check_shape(rows: usize, cols: usize, dim: Option<usize>) -> PyResult<()> {
+    if rows > MAX_ROWS {
+        return Err(PyValueError::new_err(format!(
+            "{rows} rows: at most {MAX_ROWS} rows per call (decode larger inputs in chunks)"
+        )));
+    }
+    match dim {
+        Some(dim) if cols != dim => Err(PyValueError::new_err(format!(
+            "embedding has dimension {cols}, expected {dim}"
+        ))),
+        _ if cols == 0 => Err(PyValueError::new_err(
+            "embeddings have no columns (dimension 0)",
+        )),
+        _ => Ok(()),
+    }
+}
 
 /// A batch of embeddings, borrowed from NumPy when it is float32, else converted.
 pub enum Matrix<'py> {
@@ -38,10 +63,11 @@ fn as_ndarray<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyUntypedArra
     Ok(a.cast_into::<PyUntypedArray>()?)
 }
 
-/// The batch `obj` (2-D: rows x dimension), with `scale` for int8.
+/// The batch `obj` (2-D: rows x dimension, `dim` columns when given), with `scale` for int8.
 pub fn matrix<'py>(
     obj: &Bound<'py, PyAny>,
     scale: Option<&Bound<'py, PyAny>>,
+    dim: Option<usize>,
 ) -> PyResult<Matrix<'py>> {
     let array = as_ndarray(obj)?;
     if array.ndim() != 2 {
@@ -51,13 +77,16 @@ pub fn matrix<'py>(
         )));
     }
     let rows = array.shape()[0];
+    check_shape(rows, array.shape()[1], dim)?;
     matrix_of(&array, scale, rows)
 }
 
-/// One embedding `obj` (1-D), as a one-row batch, with `scale` (a number) for int8.
+/// One embedding `obj` (1-D, `dim` values), as a one-row batch, with `scale` (a number) for
+/// int8.
 pub fn vector<'py>(
     obj: &Bound<'py, PyAny>,
     scale: Option<&Bound<'py, PyAny>>,
+    dim: usize,
 ) -> PyResult<Matrix<'py>> {
     let array = as_ndarray(obj)?;
     if array.ndim() != 1 {
@@ -66,7 +95,7 @@ pub fn vector<'py>(
             array.shape()
         )));
     }
-    let dim = array.shape()[0];
+    check_shape(1, array.shape()[0], Some(dim))?;
     let row = array.call_method1("reshape", ((1usize, dim),))?;
     matrix_of(&row.cast_into::<PyUntypedArray>()?, scale, 1)
 }

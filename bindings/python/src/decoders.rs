@@ -65,17 +65,100 @@ fn model_path(py: Python<'_>, model_path: Option<PathBuf>) -> PyResult<PathBuf> 
     }
 }
 
+/// Session boundaries as row indices: a negative or huge value (or a non-integer) is a
+/// `ValueError` naming its position, not an `OverflowError`.
+fn row_indices(values: &[Bound<'_, PyAny>]) -> PyResult<Vec<usize>> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            v.extract::<usize>().map_err(|_| {
+                let shown = v.repr().map_or_else(|_| "?".into(), |r| r.to_string());
+                PyValueError::new_err(format!(
+                    "invalid session boundaries: boundaries[{i}] is {shown}, not a row index \
+                     (an integer from 0 to the number of rows)"
+                ))
+            })
+        })
+        .collect()
+}
+
+/// A config value (a dict's content) as JSON, checked as it is converted: a non-finite number
+/// or a value JSON cannot hold is a `ValueError` naming its key (`key` is the path so far).
+fn config_json(value: &Bound<'_, PyAny>, key: &str) -> PyResult<serde_json::Value> {
+    use serde_json::Value;
+    let at = |what: String| PyValueError::new_err(format!("config key `{key}`: {what}"));
+    if value.is_none() {
+        return Ok(Value::Null);
+    }
+    if let Ok(b) = value.cast::<pyo3::types::PyBool>() {
+        return Ok(Value::Bool(b.is_true()));
+    }
+    if value.cast::<pyo3::types::PyInt>().is_ok() {
+        if let Ok(v) = value.extract::<i64>() {
+            return Ok(Value::from(v));
+        }
+        if let Ok(v) = value.extract::<u64>() {
+            return Ok(Value::from(v));
+        }
+        return Err(at(format!("{} is out of range", value.repr()?)));
+    }
+    if value.cast::<pyo3::types::PyFloat>().is_ok() {
+        let v: f64 = value.extract()?;
+        return serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| at(format!("{v} is not a finite number")));
+    }
+    if value.cast::<PyString>().is_ok() {
+        return Ok(Value::String(value.extract()?));
+    }
+    if let Ok(d) = value.cast::<PyDict>() {
+        let mut map = serde_json::Map::new();
+        for (k, v) in d.iter() {
+            let name: String = k.extract().map_err(|_| {
+                at(format!(
+                    "the key {} is not a string",
+                    k.repr().map_or_else(|_| "?".into(), |r| r.to_string())
+                ))
+            })?;
+            let path = if key.is_empty() {
+                name.clone()
+            } else {
+                format!("{key}.{name}")
+            };
+            map.insert(name, config_json(&v, &path)?);
+        }
+        return Ok(Value::Object(map));
+    }
+    if value.cast::<pyo3::types::PyList>().is_ok() || value.cast::<pyo3::types::PyTuple>().is_ok() {
+        let items: Vec<Bound<'_, PyAny>> = value.extract()?;
+        return items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| config_json(v, &format!("{key}[{i}]")))
+            .collect::<PyResult<Vec<_>>>()
+            .map(Value::Array);
+    }
+    // NumPy scalars and other numbers
+    if let Ok(v) = value.extract::<f64>() {
+        return serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| at(format!("{v} is not a finite number")));
+    }
+    Err(at(format!(
+        "a value of type {} is not a setting",
+        value.get_type().name()?
+    )))
+}
+
 /// The settings from `config`: None (the defaults), a dict (the keys of `DecoderConfig`'s
 /// JSON), or the path of a JSON file.
-fn decoder_config(py: Python<'_>, config: Option<&Bound<'_, PyAny>>) -> PyResult<DecoderConfig> {
+fn decoder_config(config: Option<&Bound<'_, PyAny>>) -> PyResult<DecoderConfig> {
     let Some(config) = config.filter(|c| !c.is_none()) else {
         return Ok(DecoderConfig::default());
     };
     if config.cast::<PyDict>().is_ok() {
-        let json: String = py
-            .import("json")?
-            .call_method1("dumps", (config,))?
-            .extract()?;
+        let json = config_json(config, "")?.to_string();
         return DecoderConfig::from_json(&json).py();
     }
     if config.cast::<PyString>().is_ok() || config.hasattr("__fspath__")? {
@@ -130,7 +213,7 @@ fn builder(
     guide: bool,
     options: DecodeOptions,
 ) -> PyResult<DecoderBuilder> {
-    let mut config = decoder_config(py, config)?;
+    let mut config = decoder_config(config)?;
     if !guide {
         config = config.without_guide();
     }
@@ -150,7 +233,7 @@ fn decode_one(
     scale: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Decoded> {
     let py = embedding.py();
-    let rows = vector(embedding, scale)?;
+    let rows = vector(embedding, scale, decoder.dim())?;
     let view = rows.view();
     let row = view.row(0);
     let values = row.to_vec();
@@ -172,11 +255,12 @@ fn decode_one(
 fn decode_batch<'py>(
     decoder: &dyn Decoder,
     embeddings: &Bound<'py, PyAny>,
-    boundaries: Option<Vec<usize>>,
+    boundaries: Option<Vec<Bound<'py, PyAny>>>,
     scale: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyList>> {
     let py = embeddings.py();
-    let rows = matrix(embeddings, scale)?;
+    let boundaries = boundaries.map(|b| row_indices(&b)).transpose()?;
+    let rows = matrix(embeddings, scale, Some(decoder.dim()))?;
     let view = rows.view();
     let decoded = py.detach(|| match &boundaries {
         Some(b) => decoder.batch_decode_with_sessions(view, b),
@@ -237,7 +321,7 @@ macro_rules! decoder_methods {
             fn batch_decode_with_sessions<'py>(
                 &self,
                 embeddings: &Bound<'py, PyAny>,
-                boundaries: Vec<usize>,
+                boundaries: Vec<Bound<'py, PyAny>>,
                 scale: Option<&Bound<'py, PyAny>>,
             ) -> PyResult<Bound<'py, PyList>> {
                 decode_batch(&self.inner, embeddings, Some(boundaries), scale)
@@ -248,7 +332,7 @@ macro_rules! decoder_methods {
             /// ``benchmarks/bench_batch.py``. Not part of the stable API.
             fn _rust_batch_seconds(&self, embeddings: &Bound<'_, PyAny>) -> PyResult<f64> {
                 let py = embeddings.py();
-                let rows = matrix(embeddings, None)?;
+                let rows = matrix(embeddings, None, Some(self.inner.dim()))?;
                 let view = rows.view();
                 py.detach(|| {
                     let started = std::time::Instant::now();

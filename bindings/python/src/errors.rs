@@ -10,7 +10,7 @@ use pyo3::PyErr;
 pub fn to_py(e: Error) -> PyErr {
     let message = e.to_string();
     match innermost(&e) {
-        Error::Io { path, source } => match source.raw_os_error() {
+        Error::Io { path, source, .. } => match source.raw_os_error() {
             Some(errno) => PyOSError::new_err((errno, source.to_string(), path.to_path_buf())),
             None => PyOSError::new_err(message),
         },

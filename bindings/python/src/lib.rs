@@ -70,7 +70,7 @@ fn bank_build<'py>(
             save(rows.view())
         })
     } else {
-        let rows = arrays::matrix(embeddings, scale)?;
+        let rows = arrays::matrix(embeddings, scale, None)?;
         let view = rows.view();
         py.detach(|| save(view))
     }

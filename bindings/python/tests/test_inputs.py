@@ -78,8 +78,63 @@ def test_bad_boundaries(bank, rows):
         bank.batch_decode_with_sessions(f32, [0, 5, 5])
     with pytest.raises(ValueError, match="out of range"):
         bank.batch_decode_with_sessions(f32, [0, 64])
-    with pytest.raises(OverflowError):
-        bank.batch_decode_with_sessions(f32, [0, -1])
+    # negative or huge: a ValueError naming the position, not an OverflowError (issue 28)
+    for bad in (-1, 2**70):
+        with pytest.raises(ValueError, match=r"boundaries\[1\] is "):
+            bank.batch_decode_with_sessions(f32, [0, bad])
+    with pytest.raises(ValueError, match=r"boundaries\[0\]"):
+        bank.batch_decode_with_sessions(f32, ["0"])
+
+
+ROWS = 10**12
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        # zero-stride views of 10^12 rows: refused by shape, never copied (issue 28)
+        (lambda: np.lib.stride_tricks.as_strided(
+            np.zeros(768, np.float32), shape=(ROWS, 768), strides=(0, 4)),
+         "at most 16777216 rows"),
+        (lambda: np.lib.stride_tricks.as_strided(
+            np.zeros(768, np.float64), shape=(ROWS, 768), strides=(0, 8)),
+         "at most 16777216 rows"),
+        (lambda: np.broadcast_to(np.ones(768, np.float64), (ROWS, 768)),
+         "at most 16777216 rows"),
+        (lambda: np.lib.stride_tricks.as_strided(
+            np.zeros(1, np.float64), shape=(2, ROWS), strides=(0, 0)),
+         "dimension 1000000000000, expected 768"),
+        (lambda: np.lib.stride_tricks.as_strided(
+            np.zeros(1, np.int8), shape=(ROWS, 768), strides=(0, 0)),
+         "at most 16777216 rows"),
+    ],
+)
+def test_huge_views_are_refused_before_any_copy(bank, make, message):
+    with pytest.raises(ValueError, match=message):
+        bank.batch_decode(make())
+
+
+def test_a_huge_single_view_is_refused(bank):
+    huge = np.lib.stride_tricks.as_strided(np.zeros(1, np.float64), shape=(ROWS,), strides=(0,))
+    with pytest.raises(ValueError, match="dimension 1000000000000, expected 768"):
+        bank.decode(huge)
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"similarity_threshold": float("nan")},
+         "config key `similarity_threshold`: NaN is not a finite number"),
+        ({"cache": {"quantization_step": float("inf")}},
+         "config key `cache.quantization_step`: inf is not a finite number"),
+        ({"top_k": 2**80}, "config key `top_k`: .* is out of range"),
+        ({"top_k": object()}, "config key `top_k`: a value of type object"),
+        ({1: 2}, "is not a string"),
+    ],
+)
+def test_config_dicts_name_the_bad_key(config, message):
+    with pytest.raises(ValueError, match=message):
+        ld.PhraseBankDecoder.default(config=config)
 
 
 def test_files_and_settings(tmp_path):

@@ -139,7 +139,7 @@ pub struct DecoderArgs {
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=256))]
     pub mbr: u16,
     /// Sampling temperature of --mbr.
-    #[arg(long, default_value_t = 0.6)]
+    #[arg(long, default_value_t = 0.6, value_parser = finite_f32)]
     pub mbr_temperature: f32,
     /// Generate from the embedding alone. By default the generative decoder (and the hybrid's
     /// generator) is retrieval-guided: the bank's nearest phrases (`--bank`) propose
@@ -163,22 +163,22 @@ pub struct DecoderArgs {
     pub budget: Option<u32>,
     /// Weight of the generator's mean log-prob per byte given the input against the cosine
     /// in --refine's objective (default 0: off; the language model judges fluency).
-    #[arg(long, requires = "refine")]
+    #[arg(long, requires = "refine", value_parser = finite_f32)]
     pub fluency_weight: Option<f32>,
     /// Texts --refine keeps per input between rounds (default 2; 1 is a hill climb).
     #[arg(long, requires = "refine", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub refine_beam: Option<u16>,
     /// Weight of the language model's mean log10 probability per token against the cosine
     /// in --refine's objective (default 0.015).
-    #[arg(long, requires = "refine")]
+    #[arg(long, requires = "refine", value_parser = finite_f32)]
     pub lm_weight: Option<f32>,
     /// How far --refine's edits may fall below the starting text's fluency (the language
     /// model's mean log10 probability per token; default 0.6).
-    #[arg(long, requires = "refine")]
+    #[arg(long, requires = "refine", value_parser = finite_f32)]
     pub fluency_slack: Option<f32>,
     /// The fluency --refine's edits may never fall below (default -2.9, about the 5th
     /// percentile of held-out real sentences).
-    #[arg(long, requires = "refine", allow_hyphen_values = true)]
+    #[arg(long, requires = "refine", allow_hyphen_values = true, value_parser = finite_f32)]
     pub fluency_floor: Option<f32>,
     /// The model of English for --refine (default: the bundled model/english.lm, or
     /// $LWDEC_LANGUAGE_MODEL).
@@ -305,7 +305,7 @@ pub enum Command {
         #[arg(long, value_delimiter = ',')]
         boundaries: Option<Vec<usize>>,
         /// Perturb inputs to this cosine with their original first (1 = unchanged).
-        #[arg(long, default_value_t = 1.0)]
+        #[arg(long, default_value_t = 1.0, value_parser = finite_f32)]
         noise_cosine: f32,
         /// Write the report as JSON here.
         #[arg(long)]
@@ -334,7 +334,7 @@ pub enum Command {
         objective: CalibrationObjective,
         /// Fit on every row at each of these cosines to its embedding (seeded noise; 1 = the
         /// clean rows), e.g. 1,0.9,0.8 for inputs as inexact as an upstream network's.
-        #[arg(long, value_delimiter = ',', default_value = "1")]
+        #[arg(long, value_delimiter = ',', default_value = "1", value_parser = finite_f32)]
         noise_cosine: Vec<f32>,
         #[command(flatten)]
         decoder: DecoderArgs,
@@ -414,7 +414,7 @@ pub enum BankCommand {
         exclude_validation: bool,
         /// Leave out a phrase when a phrase before it that is kept lies at this cosine or
         /// closer (near-duplicates the encoder barely tells apart; off by default).
-        #[arg(long, value_name = "COSINE")]
+        #[arg(long, value_name = "COSINE", value_parser = finite_f32)]
         drop_near_duplicates: Option<f32>,
         /// With --drop-near-duplicates: the first ROWS phrases are always kept (a base bank
         /// whose ids must not move).
@@ -439,7 +439,7 @@ pub enum BankCommand {
         out: Option<PathBuf>,
         /// Leave out a new phrase when a kept new phrase before it lies at this exact cosine
         /// or closer (off by default).
-        #[arg(long, value_name = "COSINE")]
+        #[arg(long, value_name = "COSINE", value_parser = finite_f32)]
         drop_near_duplicates: Option<f32>,
         /// With --drop-near-duplicates: the bank's own encoder (a model folder), which
         /// re-embeds the bank's phrases near a new one so that they are compared exactly too;
@@ -452,7 +452,8 @@ pub enum BankCommand {
             long,
             value_name = "SIMILARITY",
             default_value_t = NearDuplicates::default().recheck_above,
-            requires = "recheck_encoder"
+            requires = "recheck_encoder",
+            value_parser = finite_f32
         )]
         recheck_above: f32,
     },
@@ -475,4 +476,18 @@ pub enum CalibrationObjective {
     TokenF1,
     /// Mean round-trip cosine: the chosen text re-embedded, against the input.
     RoundTrip,
+}
+
+/// A number flag's value: a finite `f32` (NaN and infinities are refused when the command line
+/// is read, before anything loads).
+pub fn finite_f32(text: &str) -> std::result::Result<f32, String> {
+    let v: f32 = text
+        .trim()
+        .parse()
+        .map_err(|e| format!("{text:?} is not a number: {e}"))?;
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(format!("{text:?} is not a finite number"))
+    }
 }

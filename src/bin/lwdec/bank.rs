@@ -56,7 +56,12 @@ pub fn extend(
     recheck_encoder: Option<&Path>,
 ) -> Result<()> {
     let (phrases, vectors) = corpus.load()?;
-    let encoder = recheck_encoder.map(MpnetEncoder::load).transpose()?;
+    let encoder = recheck_encoder
+        .map(|dir| {
+            let (dir, origin) = crate::embed::encoder_dir(Some(dir), "--recheck-encoder");
+            MpnetEncoder::load_from(&dir, origin, lightweight_decoder::encoder::Precision::F32)
+        })
+        .transpose()?;
     let mut bank = PhraseBank::load(dir)?;
     let before = bank.len();
     let bar = progress_bar(phrases.len());
@@ -128,11 +133,11 @@ fn percent(hits: usize, n: usize) -> String {
 /// Size on disk of a bank directory: the sum of its files.
 fn bank_bytes(dir: &Path) -> Result<u64> {
     let mut total = 0;
-    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io("list the folder", dir, e))? {
+        let entry = entry.map_err(|e| Error::io("list the folder", dir, e))?;
         total += entry
             .metadata()
-            .map_err(|e| Error::io(entry.path(), e))?
+            .map_err(|e| Error::io("read the metadata of", entry.path(), e))?
             .len();
     }
     Ok(total)

@@ -187,11 +187,12 @@ fn torch(
     if !script.is_file() {
         return Ok(json!({"skipped": format!("{} is missing", script.display())}));
     }
-    let work = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let work = tempfile::tempdir()
+        .map_err(|e| Error::io("create a temporary folder in", std::env::temp_dir(), e))?;
     let list = work.path().join("sentences.txt");
-    let mut file = std::fs::File::create(&list).map_err(|e| Error::io(&list, e))?;
+    let mut file = std::fs::File::create(&list).map_err(|e| Error::io("create", &list, e))?;
     for t in texts {
-        writeln!(file, "{t}").map_err(|e| Error::io(&list, e))?;
+        writeln!(file, "{t}").map_err(|e| Error::io("write", &list, e))?;
     }
     drop(file);
     let rows_file = work.path().join("torch.npy");
@@ -210,7 +211,7 @@ fn torch(
         .env("OMP_NUM_THREADS", threads.to_string())
         .stderr(std::process::Stdio::inherit())
         .output()
-        .map_err(|e| Error::io(&python, e))?;
+        .map_err(|e| Error::io("run", &python, e))?;
     let parsed = String::from_utf8_lossy(&output.stdout)
         .lines()
         .rev()
@@ -289,7 +290,7 @@ fn bundled(n: usize) -> Result<Sentences> {
         })
         .collect::<Result<Vec<String>>>()?];
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map_err(|e| Error::io(&dir, e))?
+        .map_err(|e| Error::io("list the folder", &dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             let name = p.file_name().and_then(|s| s.to_str()).unwrap_or_default();

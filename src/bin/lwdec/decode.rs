@@ -61,7 +61,8 @@ pub fn run(
             },
             other => other,
         })?;
-        write_lines(out.as_mut(), start, &decoded, None).map_err(|e| Error::io(&name, e))?;
+        write_lines(out.as_mut(), start, &decoded, None)
+            .map_err(|e| Error::io("write", &name, e))?;
         start = end;
     }
     out.finish()
@@ -90,7 +91,7 @@ pub fn run_texts(
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     write_lines(out.as_mut(), 0, &decoded, Some(texts))
-        .map_err(|e| Error::io(sink_name(output), e))?;
+        .map_err(|e| Error::io("write", sink_name(output), e))?;
     out.finish()
 }
 
@@ -160,7 +161,7 @@ impl Sink for AtomicFile {
 
 impl<W: Write> Sink for std::io::BufWriter<W> {
     fn finish(mut self: Box<Self>) -> Result<()> {
-        self.flush().map_err(|e| Error::io("<stdout>", e))
+        self.flush().map_err(|e| Error::io("write", "<stdout>", e))
     }
 }
 

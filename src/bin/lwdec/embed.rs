@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use lightweight_decoder::encoder::{Encoder, MpnetEncoder};
+use lightweight_decoder::encoder::{Encoder, EncoderOrigin, MpnetEncoder, Precision};
 use lightweight_decoder::eval::samples::read_lines;
 use lightweight_decoder::{write_atomic, AtomicFile, EmbeddingReader, Error, Result};
 use ndarray::Array2;
@@ -48,8 +48,17 @@ pub const DEFAULT_BATCH: usize = 64;
 /// texts per forward pass. A missing model folder is an error naming
 /// `bash scripts/install-encoder.sh`.
 pub fn load_encoder(dir: Option<&Path>, batch: usize) -> Result<MpnetEncoder> {
-    let dir = dir.map_or_else(MpnetEncoder::default_location, Path::to_path_buf);
-    Ok(MpnetEncoder::load(&dir)?.with_batch_size(batch))
+    let (dir, origin) = encoder_dir(dir, "--encoder");
+    Ok(MpnetEncoder::load_from(&dir, origin, Precision::F32)?.with_batch_size(batch))
+}
+
+/// The encoder folder `flag` names, else the environment's or the default, with where it came
+/// from (for error messages).
+pub fn encoder_dir(dir: Option<&Path>, flag: &'static str) -> (PathBuf, EncoderOrigin) {
+    match dir {
+        Some(dir) => (dir.to_path_buf(), EncoderOrigin::Flag(flag)),
+        None => MpnetEncoder::locate(),
+    }
 }
 
 /// A progress bar over `len` texts (hidden when stderr is not a terminal).
@@ -107,7 +116,7 @@ pub fn run(args: &EmbedArgs) -> Result<()> {
     let batch = usize::from(args.batch);
     let encoder = load_encoder(args.encoder.as_deref(), batch)?;
     let parts = parts_dir(&args.out);
-    std::fs::create_dir_all(&parts).map_err(|e| Error::io(&parts, e))?;
+    std::fs::create_dir_all(&parts).map_err(|e| Error::io("create the folder", &parts, e))?;
     let salt = format!(
         "lwdec-embed-v1\0{}\0{}\0{}\0f32\0",
         encoder.name(),
@@ -134,7 +143,7 @@ pub fn run(args: &EmbedArgs) -> Result<()> {
     }
     bar.finish_and_clear();
     merge(&files, lines.len(), encoder.dimension(), &args.out)?;
-    std::fs::remove_dir_all(&parts).map_err(|e| Error::io(&parts, e))?;
+    std::fs::remove_dir_all(&parts).map_err(|e| Error::io("remove", &parts, e))?;
     let seconds = started.elapsed().as_secs_f64();
     if resumed > 0 {
         eprintln!(
@@ -210,7 +219,7 @@ fn npy_bytes(rows: &Array2<f32>) -> Vec<u8> {
 fn merge(files: &[PathBuf], rows: usize, dim: usize, out: &Path) -> Result<()> {
     let mut file = AtomicFile::create(out)?;
     file.write_all(&npy_header(rows, dim))
-        .map_err(|e| Error::io(out, e))?;
+        .map_err(|e| Error::io("write", out, e))?;
     let mut written = 0;
     for part in files {
         let mut reader = EmbeddingReader::open(part, None)?;
@@ -223,7 +232,8 @@ fn merge(files: &[PathBuf], rows: usize, dim: usize, out: &Path) -> Result<()> {
                 });
             }
             let bytes: Vec<u8> = chunk.iter().flat_map(|v| v.to_le_bytes()).collect();
-            file.write_all(&bytes).map_err(|e| Error::io(out, e))?;
+            file.write_all(&bytes)
+                .map_err(|e| Error::io("write", out, e))?;
             written += chunk.nrows();
         }
     }

@@ -109,7 +109,9 @@ pub fn run(args: &LmArgs) -> Result<()> {
                 // from the file as saved (f16 values), so KenLM reads exactly what loads
                 NgramModel::load(out)?.write_arpa(arpa)?;
             }
-            let size = std::fs::metadata(out).map_err(|e| Error::io(out, e))?.len();
+            let size = std::fs::metadata(out)
+                .map_err(|e| Error::io("read the size of", out, e))?
+                .len();
             println!(
                 "{}: order {}, {} sentences ({left_out} excluded), {} words, n-grams {:?}, {size} bytes",
                 out.display(),
@@ -135,7 +137,7 @@ pub fn run(args: &LmArgs) -> Result<()> {
                     let mut text = String::new();
                     std::io::stdin()
                         .read_to_string(&mut text)
-                        .map_err(|e| Error::io("<stdin>", e))?;
+                        .map_err(|e| Error::io("read", "<stdin>", e))?;
                     text.lines().map(str::to_string).collect()
                 }
             };
@@ -229,14 +231,16 @@ fn judge(
 
 /// The lines of a text file (zstd-decompressed when its name ends in `.zst`).
 fn read_lines(path: &Path) -> Result<Vec<String>> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = std::fs::File::open(path).map_err(|e| Error::io("open the text file", path, e))?;
     let reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "zst") {
-        Box::new(zstd::stream::read::Decoder::new(file).map_err(|e| Error::io(path, e))?)
+        Box::new(
+            zstd::stream::read::Decoder::new(file).map_err(|e| Error::io("decompress", path, e))?,
+        )
     } else {
         Box::new(file)
     };
     std::io::BufReader::new(reader)
         .lines()
         .collect::<std::io::Result<Vec<String>>>()
-        .map_err(|e| Error::io(path, e))
+        .map_err(|e| Error::io("read the lines of", path, e))
 }

@@ -32,6 +32,12 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    // numeric flags are checked before anything (input, bank, model, encoder) is loaded
+    if let Some(args) = decoder_args(&cli.command) {
+        if args.verify {
+            verify_settings(args).validate()?;
+        }
+    }
     match cli.command {
         Command::Decode {
             input,
@@ -196,6 +202,18 @@ fn remove_temporary_files_on_signals() {
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     });
+}
+
+/// The decoder flags of a command that has them.
+fn decoder_args(command: &Command) -> Option<&DecoderArgs> {
+    match command {
+        Command::Decode { decoder, .. }
+        | Command::Demo { decoder, .. }
+        | Command::Eval { decoder, .. }
+        | Command::Calibrate { decoder, .. }
+        | Command::Bench { decoder, .. } => Some(decoder),
+        _ => None,
+    }
 }
 
 /// The library's decoder kind of a `--decoder` choice (`all` has none).

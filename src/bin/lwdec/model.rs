@@ -39,6 +39,6 @@ pub fn info(model: Option<&Path>) -> Result<()> {
 
 fn file_size(path: &Path) -> Result<u64> {
     Ok(std::fs::metadata(path)
-        .map_err(|e| Error::io(path, e))?
+        .map_err(|e| Error::io("read the metadata of", path, e))?
         .len())
 }

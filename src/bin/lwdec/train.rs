@@ -76,7 +76,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     };
     let mut config = match &args.train_config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
             TrainConfig::from_json(&text)
                 .map_err(|e| Error::InvalidConfig(format!("{}: {e}", path.display())))?
         }

@@ -59,18 +59,19 @@ impl Checkpoint {
         step: usize,
         val_bpb: Option<f64>,
     ) -> Result<PathBuf> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("create the folder", dir, e))?;
         let stem = format!("step-{step:07}");
         let weights = format!("{stem}.safetensors");
         let weights_path = dir.join(&weights);
-        let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+        let tmp = tempfile::NamedTempFile::new_in(dir)
+            .map_err(|e| Error::io("create a temporary file in", dir, e))?;
         model.save_weights(tmp.path())?;
-        let bytes = std::fs::read(tmp.path()).map_err(|e| Error::io(tmp.path(), e))?;
+        let bytes = std::fs::read(tmp.path()).map_err(|e| Error::io("read", tmp.path(), e))?;
         tmp.as_file()
             .sync_all()
-            .map_err(|e| Error::io(&weights_path, e))?;
+            .map_err(|e| Error::io("flush to disk", &weights_path, e))?;
         tmp.persist(&weights_path)
-            .map_err(|e| Error::io(&weights_path, e.error))?;
+            .map_err(|e| Error::io("move the finished file to", &weights_path, e.error))?;
         let state = CheckpointState {
             step,
             model: model.config().clone(),
@@ -94,7 +95,7 @@ impl Checkpoint {
         } else {
             path.to_path_buf()
         };
-        let text = std::fs::read(&json_path).map_err(|e| Error::io(&json_path, e))?;
+        let text = std::fs::read(&json_path).map_err(|e| Error::io("read", &json_path, e))?;
         let state: CheckpointState =
             serde_json::from_slice(&text).map_err(|e| Error::InvalidModel {
                 path: json_path.clone(),
@@ -105,7 +106,8 @@ impl Checkpoint {
             .parent()
             .unwrap_or_else(|| Path::new("."))
             .join(&state.weights);
-        let bytes = std::fs::read(&weights_path).map_err(|e| Error::io(&weights_path, e))?;
+        let bytes =
+            std::fs::read(&weights_path).map_err(|e| Error::io("read", &weights_path, e))?;
         if sha256_hex(&bytes) != state.weights_sha256 {
             return Err(Error::InvalidModel {
                 path: weights_path,

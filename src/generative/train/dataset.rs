@@ -44,7 +44,7 @@ impl Split {
 
 /// Reads a UTF-8 text file with one phrase per line (a trailing `\r` is dropped).
 pub fn load_phrases(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
     Ok(text
         .lines()
         .map(|l| l.strip_suffix('\r').unwrap_or(l).to_string())

@@ -409,13 +409,13 @@ impl<'a> Trainer<'a> {
     /// steps (appended to `out_dir/train_log.jsonl`) and checkpointing into `out_dir` every
     /// `checkpoint_every` steps and at the end. Shows a progress bar if `progress` is true.
     pub fn run(&mut self, out_dir: &Path, progress: bool) -> Result<TrainSummary> {
-        std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
+        std::fs::create_dir_all(out_dir).map_err(|e| Error::io("create the folder", out_dir, e))?;
         let log_path = out_dir.join("train_log.jsonl");
         let mut log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log_path)
-            .map_err(|e| Error::io(&log_path, e))?;
+            .map_err(|e| Error::io("open", &log_path, e))?;
         let start = Instant::now();
         let total = self.config.steps as u64;
         let bar = if progress {
@@ -434,7 +434,8 @@ impl<'a> Trainer<'a> {
         let mut write_log = |entry: &TrainLogEntry| -> Result<()> {
             let mut line = serde_json::to_vec(entry)?;
             line.push(b'\n');
-            log.write_all(&line).map_err(|e| Error::io(&log_path, e))
+            log.write_all(&line)
+                .map_err(|e| Error::io("write", &log_path, e))
         };
         if self.step == 0 {
             write_log(&TrainLogEntry {
