@@ -317,23 +317,12 @@ mod tests {
             ));
         }
         let m = est.build().unwrap();
-        let vocab: Vec<u32> = (0..m.vocabulary_size() as u32)
-            .filter(|&i| i != BOS)
-            .collect();
-        for context in [
+        let contexts = [
             vec![BOS],
             vec![m.id("the"), m.id("big")],
             vec![m.id("number"), m.id("3")],
             vec![m.id("mat"), m.id("sat")],
-        ] {
-            let total: f64 = vocab
-                .iter()
-                .map(|&w| 10f64.powf(f64::from(m.log_prob(&context, w))))
-                .sum();
-            assert!(
-                (total - 1.0).abs() < 1e-3,
-                "context {context:?} sums to {total}"
-            );
-        }
+        ];
+        crate::language_model::model::assert_distributions(&m, &contexts, 1e-3);
     }
 }

@@ -271,6 +271,22 @@ impl NgramModel {
     }
 }
 
+/// Asserts that P(. | context) sums to one over the vocabulary (all but `<s>`) within
+/// `tolerance`, for each of `contexts`.
+#[cfg(test)]
+pub(crate) fn assert_distributions(m: &NgramModel, contexts: &[Vec<u32>], tolerance: f64) {
+    for context in contexts {
+        let total: f64 = (0..m.vocabulary_size() as u32)
+            .filter(|&i| i != BOS)
+            .map(|w| 10f64.powf(f64::from(m.log_prob(context, w))))
+            .sum();
+        assert!(
+            (total - 1.0).abs() < tolerance,
+            "context {context:?} sums to {total}"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,26 +309,15 @@ mod tests {
     #[test]
     fn every_context_is_a_distribution() {
         let m = toy();
-        let vocab: Vec<u32> = (0..m.vocabulary_size() as u32)
-            .filter(|&i| i != BOS)
-            .collect();
-        for context in [
+        let contexts = [
             vec![],
             vec![BOS],
             vec![m.id("the")],
             vec![BOS, m.id("the")],
             vec![m.id("sat"), m.id("on")],
             vec![m.id("ran"), m.id("cat")],
-        ] {
-            let total: f64 = vocab
-                .iter()
-                .map(|&w| 10f64.powf(f64::from(m.log_prob(&context, w))))
-                .sum();
-            assert!(
-                (total - 1.0).abs() < 1e-4,
-                "context {context:?} sums to {total}"
-            );
-        }
+        ];
+        assert_distributions(&m, &contexts, 1e-4);
     }
 
     #[test]

@@ -29,7 +29,7 @@ enum LmCommand {
         /// Order of the model (3: trigrams).
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=5))]
         order: u8,
-        /// Words kept (the most frequent; the others become <unk>).
+        /// Words kept (the most frequent; the others become `<unk>`).
         #[arg(long, default_value_t = 200_000)]
         max_vocabulary: usize,
         /// Least adjusted count per order from 1 (comma-separated; e.g. 1,2,3 drops bigrams
