@@ -13,6 +13,9 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 probe=$(mktemp -d)
 python3 -m venv "$probe/venv" >/dev/null 2>&1 || need+=(python3-venv)
 rm -rf "$probe"
+# Python's headers: scripts/test-kenlm.sh compiles PyPI kenlm's extension
+python3 -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+  2>/dev/null || need+=(python3-dev)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing system packages: ${need[*]}"
   apt-get update -qq
