@@ -139,34 +139,22 @@ impl DecoderBuilder {
         encoder: Arc<dyn Encoder>,
         settings: VerifySettings,
     ) -> Result<Box<dyn Decoder>> {
+        // checked before anything loads (the decoders below validate again, for callers
+        // who build a `VerifiedDecoder` themselves)
         settings.validate()?;
         // refinement writes with the model of English; plain verification needs none
-        let model = match settings.refine {
+        let english = match settings.refine {
             Some(_) => Some(Arc::new(self.load_language_model()?)),
             None => None,
         };
-        fn with<P: Proposer>(
-            decoder: VerifiedDecoder<P>,
-            model: Option<Arc<NgramModel>>,
-        ) -> VerifiedDecoder<P> {
-            match model {
-                Some(m) => decoder.with_language_model(m),
-                None => decoder,
-            }
-        }
         Ok(match kind {
-            DecoderKind::PhraseBank => Box::new(with(
-                VerifiedDecoder::new(self.phrase_bank()?, encoder, settings)?,
-                model,
-            )),
-            DecoderKind::Generative => Box::new(with(
-                VerifiedDecoder::new(self.generative()?, encoder, settings)?,
-                model,
-            )),
-            DecoderKind::Hybrid => Box::new(with(
-                VerifiedDecoder::new(self.hybrid()?, encoder, settings)?,
-                model,
-            )),
+            DecoderKind::PhraseBank => {
+                verified_with(self.phrase_bank()?, encoder, settings, english)?
+            }
+            DecoderKind::Generative => {
+                verified_with(self.generative()?, encoder, settings, english)?
+            }
+            DecoderKind::Hybrid => verified_with(self.hybrid()?, encoder, settings, english)?,
         })
     }
 
@@ -185,4 +173,18 @@ impl DecoderBuilder {
         self.unguided_generator()?
             .with_guide(bank, self.config.guide.clone())
     }
+}
+
+/// `inner` verified by `encoder`, with the model of English when refinement has one.
+fn verified_with<P: Proposer + 'static>(
+    inner: P,
+    encoder: Arc<dyn Encoder>,
+    settings: VerifySettings,
+    english: Option<Arc<NgramModel>>,
+) -> Result<Box<dyn Decoder>> {
+    let decoder = VerifiedDecoder::new(inner, encoder, settings)?;
+    Ok(Box::new(match english {
+        Some(model) => decoder.with_language_model(model),
+        None => decoder,
+    }))
 }

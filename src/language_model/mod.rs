@@ -1,7 +1,7 @@
 //! A model of English for the decoders: a word n-gram language model with interpolated
 //! modified Kneser-Ney smoothing (Chen and Goodman 1998, as KenLM's `lmplz` estimates it).
 //!
-//! It scores a text in microseconds, so a search can weigh thousands of candidates per input
+//! It scores a sentence in tens of microseconds, so a search can weigh thousands of candidates per input
 //! by how English they read. [`NgramEstimator`] counts sentences and writes an [`NgramModel`];
 //! the model answers queries ([`NgramModel::score`]), saves itself in a compact checked file
 //! (`.lm`, [`NgramModel::save`] / [`NgramModel::load`]) and exports the ARPA text format
@@ -18,7 +18,7 @@ mod words;
 
 pub use estimate::NgramEstimator;
 pub use model::{NgramModel, TextScore, LANGUAGE_MODEL_ENV};
-pub use words::{is_function_word, repeats_content_word};
+pub use words::{content_word_counts, is_function_word, repeats_content_word};
 
 /// The tokens of `text` as the language model sees them: lower case, split at whitespace,
 /// with the punctuation at either end of a word split off as tokens of its own ("memory!" ->

@@ -23,20 +23,30 @@ pub fn is_function_word(token: &str) -> bool {
     !token.chars().any(char::is_alphabetic) || FUNCTION_WORDS.binary_search(&token).is_ok()
 }
 
+/// How often each content word (a token that [`is_function_word`] does not cover) occurs in
+/// `words`, whitespace-delimited words tokenised as [`super::tokens`] does.
+pub fn content_word_counts<'a>(
+    words: impl IntoIterator<Item = &'a str>,
+) -> std::collections::HashMap<String, usize> {
+    let mut counts = std::collections::HashMap::new();
+    let mut tokens = Vec::new();
+    for word in words {
+        tokens.clear();
+        super::push_word_tokens(word, &mut tokens);
+        for tok in tokens.drain(..) {
+            if !is_function_word(&tok) {
+                *counts.entry(tok).or_insert(0usize) += 1;
+            }
+        }
+    }
+    counts
+}
+
 /// Whether `text` repeats a content word (not a function word) that `reference` holds at
 /// most once: the word-repetition failure of word-level search ("pointers ... pointers").
 pub fn repeats_content_word(text: &str, reference: &str) -> bool {
-    let counts = |t: &str| {
-        let mut m = std::collections::HashMap::new();
-        for tok in super::tokens(t) {
-            if !is_function_word(&tok) {
-                *m.entry(tok).or_insert(0usize) += 1;
-            }
-        }
-        m
-    };
-    let in_reference = counts(reference);
-    counts(text)
+    let in_reference = content_word_counts(reference.split_whitespace());
+    content_word_counts(text.split_whitespace())
         .iter()
         .any(|(w, &n)| n >= 2 && in_reference.get(w).copied().unwrap_or(0) <= 1)
 }

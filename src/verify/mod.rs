@@ -101,7 +101,8 @@ pub trait Proposer: Decoder {
         top_k: usize,
     ) -> Result<(Decoded, Vec<Proposal>)>;
 
-    /// The model whose likelihood of a text given the input is refinement's fluency prior
+    /// The model whose likelihood of a text given the input is refinement's optional second
+    /// fluency prior (`RefineSettings::fluency_weight`)
     /// (the generator), if the decoder has one.
     fn fluency_model(&self) -> Option<&InferenceModel> {
         None
@@ -386,40 +387,33 @@ impl<P: Proposer> VerifiedDecoder<P> {
         let mut next = embeddings.into_iter();
         let mut chosen = Vec::with_capacity(items.len());
         for ((query, decoded, pool), idx) in items.into_iter().zip(contenders) {
-            let mut best: Option<(f32, usize, Arc<[f32]>)> = None;
-            let mut scored = Vec::with_capacity(idx.len());
+            // the re-embedded contenders, closest first (ties: pool order); the first is the
+            // choice, all of them are refinement's starts
+            let mut ranked: Vec<(f32, usize, Arc<[f32]>)> = Vec::with_capacity(idx.len());
             for i in idx {
                 let e = next
                     .next()
                     .ok_or_else(|| Error::Internal("fewer embeddings than texts".into()))?;
-                let cosine = crate::embedding::dot(query.as_slice(), &e);
-                if best.as_ref().is_none_or(|(b, _, _)| cosine > *b) {
-                    best = Some((cosine, i, e.clone()));
-                }
-                scored.push((cosine, i, e));
+                ranked.push((crate::embedding::dot(query.as_slice(), &e), i, e));
             }
-            let best = best.ok_or_else(|| Error::Internal("an empty verification pool".into()))?;
-            // the other re-embedded candidates, closest first: refinement's other starts
-            scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-            let others: Vec<(String, Vec<f32>, f32)> = scored
-                .into_iter()
-                .filter(|(_, i, _)| *i != best.1)
-                .map(|(c, i, e)| (pool[i].text.clone(), e.to_vec(), c))
-                .collect();
-            chosen.push((query, decoded, pool, best, others));
+            ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            if ranked.is_empty() {
+                return Err(Error::Internal("an empty verification pool".into()));
+            }
+            chosen.push((query, decoded, pool, ranked));
         }
         let refined: Option<Vec<(String, f32)>> = match &self.settings.refine {
             Some(settings) => {
                 let mut states: Vec<refine::Refinement> = chosen
                     .iter()
-                    .map(|(query, _, pool, (cosine, i, e), others)| {
+                    .map(|(query, _, pool, ranked)| {
                         refine::Refinement::new(
                             query.clone(),
                             pool.iter().map(|p| p.text.clone()).collect(),
-                            &pool[*i].text,
-                            e,
-                            *cosine,
-                            others.clone(),
+                            ranked
+                                .iter()
+                                .map(|(c, i, e)| (pool[*i].text.clone(), e.to_vec(), *c))
+                                .collect(),
                         )
                     })
                     .collect();
@@ -437,7 +431,8 @@ impl<P: Proposer> VerifiedDecoder<P> {
             None => None,
         };
         let mut out = Vec::with_capacity(chosen.len());
-        for (k, (_, decoded, pool, (cosine, i, _), _)) in chosen.into_iter().enumerate() {
+        for (k, (_, decoded, pool, ranked)) in chosen.into_iter().enumerate() {
+            let (cosine, i) = (ranked[0].0, ranked[0].1);
             let picked = &pool[i];
             let (text, cosine, source) = match refined.as_ref().map(|r| &r[k]) {
                 Some((text, c)) if *text != picked.text => (text.clone(), *c, Source::Refined),

@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use crate::embedding::{dot, UnitEmbedding};
 use crate::error::Result;
 use crate::generative::InferenceModel;
-use crate::language_model::{is_function_word, NgramModel};
+use crate::language_model::{content_word_counts, NgramModel};
 
 use super::Verifier;
 
@@ -140,11 +140,13 @@ pub(crate) struct Refinement {
     query: UnitEmbedding,
     /// The pooled texts, best first (the words and the splices come from them).
     pool: Vec<String>,
-    /// Texts to start from besides the first: (text, embedding), best first.
+    /// Texts to start from (text, embedding, cosine), closest first; the first is the
+    /// verified choice, whose fluency and words set the rules of admissibility.
     starts: Vec<(String, Vec<f32>, f32)>,
     beam: Vec<Node>,
-    /// The least fluency an edit may have, and the most times each content word may appear.
+    /// The least fluency an edit may have.
     floor: f32,
+    /// The most times each content word may appear (once when absent).
     allowed: HashMap<String, usize>,
     /// Whether the starting text itself ends on a word no sentence ends on.
     start_dangles: bool,
@@ -156,24 +158,22 @@ pub(crate) struct Refinement {
 }
 
 impl Refinement {
-    /// Starts from `text` (embedded as `embedding`, at `cosine` to the input) and the other
-    /// re-embedded candidates `others` (text, embedding, cosine).
+    /// Starts from `starts` (text, embedding, cosine to the input), closest first: the
+    /// verified choice, then the other re-embedded candidates.
     pub(crate) fn new(
         query: UnitEmbedding,
         pool: Vec<String>,
-        text: &str,
-        embedding: &[f32],
-        cosine: f32,
-        others: Vec<(String, Vec<f32>, f32)>,
+        starts: Vec<(String, Vec<f32>, f32)>,
     ) -> Self {
+        let starts: Vec<_> = starts
+            .into_iter()
+            .enumerate()
+            .filter(|(k, (t, _, _))| *k == 0 || !t.trim().is_empty())
+            .map(|(_, s)| s)
+            .collect();
         let mut seen: HashSet<String> = pool.iter().cloned().collect();
-        seen.insert(text.to_string());
-        let mut starts = vec![(text.to_string(), embedding.to_vec(), cosine)];
-        starts.extend(
-            others
-                .into_iter()
-                .filter(|(t, _, _)| t != text && !t.trim().is_empty()),
-        );
+        seen.extend(starts.first().map(|s| s.0.clone()));
+        let done = starts.first().is_none_or(|s| s.0.trim().is_empty());
         Refinement {
             query,
             pool,
@@ -185,7 +185,7 @@ impl Refinement {
             seen,
             calls: 0,
             stale: 0,
-            done: text.trim().is_empty(),
+            done,
         }
     }
 
@@ -270,14 +270,7 @@ fn repeats_a_word(words: &[String]) -> bool {
 
 /// How often each content word (not a function word) occurs in `words`.
 fn content_counts(words: &[String]) -> HashMap<String, usize> {
-    let mut m = HashMap::new();
-    for w in words {
-        let k = key(w);
-        if !k.is_empty() && !is_function_word(&k) {
-            *m.entry(k).or_insert(0) += 1;
-        }
-    }
-    m
+    content_word_counts(words.iter().map(String::as_str))
 }
 
 /// Whether `words` holds a content word more often than `allowed` says (once when absent).

@@ -154,8 +154,8 @@ pub struct DecoderArgs {
     /// input; its cosine is `roundtrip_cosine` and the confidence.
     #[arg(long)]
     pub verify: bool,
-    /// With --verify: improve the chosen text by word edits judged by the encoder, with the
-    /// generator's likelihood as a fluency prior.
+    /// With --verify: improve the chosen text by a beam search over word edits, judged by the
+    /// encoder for meaning and by the model of English (--language-model) for fluency.
     #[arg(long, requires = "verify")]
     pub refine: bool,
     /// Encoder calls per input that --refine may spend (default 64: `RefineSettings`).
