@@ -1,19 +1,29 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of every loader (issue 28): builds the cargo-fuzz targets in fuzz/
-# (libFuzzer, AddressSanitizer) and runs each for SECONDS (default 60) from its committed seed
-# corpus (fuzz/corpus/<target>/, read-only: new inputs go to a scratch folder). A crash, a
-# panic, an abort, a hang or an input over the memory limit fails the script; libFuzzer saves
-# the input under fuzz/artifacts/<target>/ (replay: `cargo fuzz run <target> <file>`).
+# (libFuzzer, AddressSanitizer) and runs each from its committed seed corpus
+# (fuzz/corpus/<target>/, read-only: new inputs go to a scratch folder). A crash, a panic, an
+# abort, a hang or an input over the memory limit fails the script; libFuzzer saves the input
+# under fuzz/artifacts/<target>/ (replay: `cargo fuzz run <target> <file>`; commit it to the
+# target's corpus once fixed, so every later run replays it).
 #
-#   bash scripts/fuzz.sh [SECONDS] [TARGET...]
+#   bash scripts/fuzz.sh [SECONDS] [TARGET...]   explore: SECONDS (default 60) per target
+#   bash scripts/fuzz.sh --runs N [TARGET...]    CI: the corpus, then N inputs from a fixed
+#                                                seed, the same inputs on every run
 #
 # The build goes to target/fuzz (FUZZ_TARGET_DIR overrides): its own FAISS build (~10 min on
 # 2 cores the first time, then incremental). The stable toolchain runs cargo-fuzz's nightly
 # flags with RUSTC_BOOTSTRAP=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seconds=${1:-60}
-shift || true
+if [ "${1:-}" = "--runs" ]; then
+    budget=(-runs="$2" -seed=1)
+    what="$2 seeded inputs"
+    shift 2
+else
+    budget=(-max_total_time="${1:-60}")
+    what="${1:-60} s"
+    shift || true
+fi
 export RUSTC_BOOTSTRAP=1
 # an allocation too large to ever succeed fails as it would outside AddressSanitizer (null:
 # C++ throws bad_alloc, Rust aborts) instead of ASan stopping at once
@@ -37,12 +47,12 @@ scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 for t in "${targets[@]}"; do
     mkdir -p "$scratch/$t"
-    echo "fuzz: $t for $seconds s"
+    echo "fuzz: $t, $what"
     # -rss_limit_mb / -malloc_limit_mb: a loader that allocates by a size its input claims
     # fails here; -timeout: one input taking over 20 s (a hang) fails too; -detect_leaks=0:
     # FAISS keeps a few small objects for the process's life (128 bytes per index read)
     if ! cargo fuzz run --target-dir "$target_dir" "$t" "$scratch/$t" "fuzz/corpus/$t" -- \
-        -max_total_time="$seconds" -rss_limit_mb=3072 -malloc_limit_mb=2048 -timeout=20 \
+        "${budget[@]}" -rss_limit_mb=3072 -malloc_limit_mb=2048 -timeout=20 \
         -detect_leaks=0 -print_final_stats=1 >"$scratch/$t.log" 2>&1; then
         grep -v "^Output of\|^\s*\[" "$scratch/$t.log" | tail -60 | cut -c1-400 >&2
         echo "fuzz: $t failed; the input is saved in fuzz/artifacts/$t/" >&2
@@ -51,4 +61,4 @@ for t in "${targets[@]}"; do
     grep -E "^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)|^#[0-9]+.*DONE" \
         "$scratch/$t.log" || true
 done
-echo "fuzz: ${#targets[@]} targets ran $seconds s each, nothing found ($(( $(date +%s) - started )) s in all)"
+echo "fuzz: ${#targets[@]} targets ran $what each, nothing found ($(( $(date +%s) - started )) s in all)"

@@ -11,5 +11,5 @@ cargo clippy --release --workspace --all-targets -- -D warnings   # the crate an
 RUSTDOCFLAGS="-D warnings -D missing_docs" cargo doc --no-deps --release --quiet
 cargo test --release
 bash scripts/test-kenlm.sh         # the n-gram model's queries equal KenLM's on its ARPA export
-bash scripts/fuzz.sh 20            # each loader's fuzz target, 20 s from its committed corpus
+bash scripts/fuzz.sh --runs 3000    # each loader's fuzz target: its corpus, then 3000 seeded inputs
 bash scripts/test-python.sh        # the Python package: build from source, pytest

@@ -47,6 +47,12 @@ impl SharedIndex {
         let c_name = std::ffi::CString::new(name).map_err(|_| {
             Error::InvalidArgument(format!("path holds a NUL byte: {}", path.display()))
         })?;
+        // the fields FAISS's reader trusts (a product quantizer's sub-quantizers, its bits)
+        // are checked first: FAISS divides by them
+        super::index_layout::check_index_layout(path).map_err(|reason| Error::CorruptBank {
+            path: path.to_path_buf(),
+            reason: format!("FAISS cannot read the index: {reason}"),
+        })?;
         let mut raw: *mut std::ffi::c_void = std::ptr::null_mut();
         let mut message = vec![0u8; 512];
         // SAFETY: `c_name` is a NUL-terminated path, `raw` a valid out-pointer and `message`

@@ -14,6 +14,7 @@ mod bank;
 mod cache;
 mod decoder;
 mod index;
+mod index_layout;
 mod manifest;
 mod phrases;
 pub mod postprocess;
