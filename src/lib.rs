@@ -93,7 +93,9 @@ pub use builder::{DecoderBuilder, DecoderKind};
 pub use config::{load_config, save_config, DecoderConfig, ThresholdMode};
 pub use decoder::{session_ranges, Candidate, Decoded, Decoder, Source};
 pub use embedding::UnitEmbedding;
-pub use encoder::{Encoder, MpnetEncoder};
+pub use encoder::Encoder;
+#[cfg(feature = "encoder")]
+pub use encoder::MpnetEncoder;
 pub use error::{Error, Result};
 pub use fsutil::{remove_temporary_files, write_atomic, AtomicFile};
 pub use generative::GenerativeDecoder;

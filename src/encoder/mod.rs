@@ -2,12 +2,16 @@
 //! [`MpnetEncoder`], the reference encoder (sentence-transformers `all-mpnet-base-v2`) in pure
 //! Rust on candle, with its errors.
 
+#[cfg(feature = "encoder")]
 mod mpnet;
 
+#[cfg(feature = "encoder")]
 pub use mpnet::{
-    Config, MpnetEncoder, Precision, DEFAULT_BATCH_SIZE, DEFAULT_MAX_SEQ_LENGTH, ENCODER_DIR_ENV,
-    MODEL_NAME,
+    Config, MpnetEncoder, Precision, DEFAULT_BATCH_SIZE, DEFAULT_MAX_SEQ_LENGTH, MODEL_NAME,
 };
+
+/// Environment variable naming the reference encoder's model folder.
+pub const ENCODER_DIR_ENV: &str = "LWDEC_ENCODER_DIR";
 
 use std::path::PathBuf;
 

@@ -25,6 +25,7 @@ mod kernels;
 mod model;
 mod precision;
 mod rope;
+#[cfg(feature = "train")]
 pub mod train;
 mod utf8;
 

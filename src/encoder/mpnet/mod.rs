@@ -18,10 +18,7 @@ use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStr
 
 pub use self::model::{Config, Precision, DEFAULT_BATCH_SIZE, DEFAULT_MAX_SEQ_LENGTH, MODEL_NAME};
 use self::model::{MpnetModel, INSTALL_HINT};
-use crate::encoder::{Encoder, EncoderError, EncoderOrigin, Result};
-
-/// Environment variable naming the encoder's model folder.
-pub const ENCODER_DIR_ENV: &str = "LWDEC_ENCODER_DIR";
+use crate::encoder::{Encoder, EncoderError, EncoderOrigin, Result, ENCODER_DIR_ENV};
 
 /// `sentence-transformers/all-mpnet-base-v2`: 768-d unit-norm sentence embeddings, matching
 /// PyTorch sentence-transformers to float32 rounding.
