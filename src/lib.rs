@@ -74,6 +74,7 @@
 
 mod builder;
 mod config;
+pub mod data;
 mod decoder;
 mod embedding;
 pub mod encoder;

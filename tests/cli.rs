@@ -386,3 +386,73 @@ fn bank_build_drops_near_duplicates_and_info_verifies_both_samples() {
     assert_eq!(exact.len(), 3, "{text}");
     assert!(exact.iter().all(|&r| r >= 99.0), "{text}");
 }
+
+#[test]
+fn decode_prints_text_side_by_side_or_json_with_the_text_before_the_candidates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.npy");
+    write_npy(&input, &sample_rows(3));
+    let s = lightweight_decoder::eval::samples::SampleSet::bundled(WORDNET_SAMPLE).unwrap();
+    // standard output is a pipe here: JSON lines unless text is asked for
+    let json = lwdec(&["decode", "--input", input.to_str().unwrap()]);
+    assert!(json.status.success());
+    let json = String::from_utf8(json.stdout).unwrap();
+    for line in json.lines() {
+        let text = line.find("\"text\"").unwrap();
+        let candidates = line.find("\"candidates\"").unwrap();
+        assert!(text < candidates, "{line}");
+    }
+    let text = lwdec(&[
+        "decode",
+        "--input",
+        input.to_str().unwrap(),
+        "--format",
+        "text",
+    ]);
+    assert!(text.status.success());
+    let text = String::from_utf8(text.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    for (row, line) in lines.iter().enumerate() {
+        assert!(line.trim_start().starts_with(&row.to_string()), "{line}");
+        assert!(line.contains("(confidence "), "{line}");
+        assert!(
+            line.to_lowercase().contains(&s.texts[row].to_lowercase()),
+            "{line} / {}",
+            s.texts[row]
+        );
+    }
+}
+
+#[test]
+fn data_install_fills_a_folder_that_the_decoders_then_use() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let o = lwdec(&["data", "install", "--dir", data.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(data.join("phrase_bank/manifest.json").is_file());
+    // the environment variables name the installed files; `data where` reports them
+    let o = Command::new(env!("CARGO_BIN_EXE_lwdec"))
+        .args(["data", "where"])
+        .env("LWDEC_BANK_DIR", data.join("phrase_bank"))
+        .env("LWDEC_MODEL", data.join("model/generative.q4.gguf"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        text.contains(&data.join("phrase_bank").display().to_string()),
+        "{text}"
+    );
+    // an install from a folder without data fails and names what is missing
+    let o = lwdec(&[
+        "data",
+        "install",
+        "--dir",
+        tmp.path().join("other").to_str().unwrap(),
+        "--from",
+        tmp.path().to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("manifest.json"), "{err}");
+}

@@ -83,14 +83,10 @@ impl GenerativeDecoder {
         Ok(Self::new(InferenceModel::load(path)?, options))
     }
 
-    /// Location of the bundled model: `$LWDEC_MODEL`, else the crate's
-    /// `model/generative.q4.gguf`.
+    /// Location of the bundled model: `$LWDEC_MODEL`, else `model/generative.q4.gguf` in the
+    /// user data folder or the crate's checkout ([`crate::data::locate`]).
     pub fn default_model_path() -> PathBuf {
-        std::env::var_os(MODEL_PATH_ENV)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("model/generative.q4.gguf")
-            })
+        crate::data::locate(crate::data::GENERATOR, MODEL_PATH_ENV)
     }
 
     /// Loads the bundled model, unguided (it decodes from the embedding alone).

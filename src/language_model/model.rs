@@ -94,12 +94,10 @@ pub struct NgramModel {
 pub const LANGUAGE_MODEL_ENV: &str = "LWDEC_LANGUAGE_MODEL";
 
 impl NgramModel {
-    /// Location of the bundled model: `$LWDEC_LANGUAGE_MODEL`, else the crate's
-    /// `model/english.lm`.
+    /// Location of the bundled model: `$LWDEC_LANGUAGE_MODEL`, else `model/english.lm` in the
+    /// user data folder or the crate's checkout ([`crate::data::locate`]).
     pub fn default_path() -> std::path::PathBuf {
-        std::env::var_os(LANGUAGE_MODEL_ENV)
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("model/english.lm"))
+        crate::data::locate(crate::data::LANGUAGE_MODEL, LANGUAGE_MODEL_ENV)
     }
 
     /// Builds the model from its parts (ids 0..3 are `<unk>`, `<s>`, `</s>`).

@@ -423,7 +423,10 @@ impl PhraseBank {
         if !dir.is_dir() {
             return Err(Error::CorruptBank {
                 path: dir.to_path_buf(),
-                reason: "not a directory (no phrase bank here)".into(),
+                reason:
+                    "not a directory (no phrase bank here; `lwdec data install` puts the bundled \
+                         one in the user data folder)"
+                        .into(),
             });
         }
         let manifest = Manifest::read(dir)?;
@@ -488,11 +491,10 @@ impl PhraseBank {
         })
     }
 
-    /// Location of the bundled default bank: `$LWDEC_BANK_DIR`, else the crate's `phrase_bank/`.
+    /// Location of the bundled default bank: `$LWDEC_BANK_DIR`, else `phrase_bank/` in the user
+    /// data folder or the crate's checkout ([`crate::data::locate`]).
     pub fn default_dir() -> PathBuf {
-        std::env::var_os(BANK_DIR_ENV)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("phrase_bank"))
+        crate::data::locate(crate::data::BANK, BANK_DIR_ENV)
     }
 
     /// Loads the bundled default bank (every phrase of the WordNet corpus).

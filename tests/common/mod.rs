@@ -2,7 +2,9 @@
 
 #![allow(dead_code)]
 
+#[cfg(feature = "encoder")]
 pub mod encoder;
+#[cfg(feature = "train")]
 pub mod generative;
 
 use lightweight_decoder::eval::samples::{SampleSet, WORDNET_SAMPLE};

@@ -280,6 +280,11 @@ pub enum Command {
         /// Output file (JSON lines); stdout when absent.
         #[arg(long)]
         output: Option<PathBuf>,
+        /// `text`: input and output side by side, with the confidence and the round-trip
+        /// cosine; `jsonl`: one JSON object per row. Default: text when standard output is a
+        /// terminal, JSON lines otherwise (a file, a pipe).
+        #[arg(long, value_enum)]
+        format: Option<crate::decode::OutputFormat>,
         #[command(flatten)]
         decoder: DecoderArgs,
     },
@@ -352,6 +357,9 @@ pub enum Command {
     /// Build and query word n-gram language models (the decoders' model of English, and the
     /// evaluation's fluency judge).
     Lm(crate::lm::LmArgs),
+    /// Show where the bank and models are found, and install them into the user data folder
+    /// for projects that depend on the crate.
+    Data(crate::data::DataArgs),
     /// Measure decode latency and throughput against the raw FAISS search; with --encoder, the
     /// sentence encoder's throughput beside PyTorch sentence-transformers.
     Bench {

@@ -1,11 +1,12 @@
 //! `lwdec decode`: embeddings in (or texts, embedded with the encoder), JSON lines out,
 //! streamed in chunks of rows.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 
-use lightweight_decoder::{session_ranges, AtomicFile, Decoded, EmbeddingReader, Error, Result};
-use serde_json::json;
+use lightweight_decoder::{
+    session_ranges, AtomicFile, Candidate, Decoded, EmbeddingReader, Error, Result, Source,
+};
 
 use crate::args::DecoderArgs;
 
@@ -13,14 +14,35 @@ use crate::args::DecoderArgs;
 /// size (a session longer than this is decoded whole).
 const CHUNK_ROWS: usize = 4096;
 
-/// Decodes every row of `input` (sessions from `boundaries`) and writes one JSON line per row,
-/// in row order, reading, decoding and writing a chunk of rows at a time. A file output is
-/// written atomically; a run stopped by SIGINT or SIGTERM leaves no partial file (`main.rs`).
+/// How decoded rows are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Input and output side by side, for a person.
+    Text,
+    /// One JSON object per row, for a program.
+    Jsonl,
+}
+
+impl OutputFormat {
+    /// The format asked for, else text on a terminal and JSON lines otherwise.
+    pub fn choose(asked: Option<OutputFormat>, output: Option<&Path>) -> OutputFormat {
+        asked.unwrap_or(if output.is_none() && std::io::stdout().is_terminal() {
+            OutputFormat::Text
+        } else {
+            OutputFormat::Jsonl
+        })
+    }
+}
+
+/// Decodes every row of `input` (sessions from `boundaries`) and writes one line per row (or a
+/// block in the text format), in row order, reading, decoding and writing a chunk of rows at a
+/// time. A file output is written atomically; a run stopped by SIGINT or SIGTERM leaves no
+/// partial file (`main.rs`).
 pub fn run(
     input: &Path,
     scale: Option<&Path>,
     boundaries: Option<Vec<usize>>,
-    output: Option<&Path>,
+    (output, format): (Option<&Path>, OutputFormat),
     args: &DecoderArgs,
 ) -> Result<()> {
     let mut reader = EmbeddingReader::open(input, scale)?;
@@ -61,7 +83,7 @@ pub fn run(
             },
             other => other,
         })?;
-        write_lines(out.as_mut(), start, &decoded, None)
+        write_rows(out.as_mut(), format, start, &decoded, None)
             .map_err(|e| Error::io("write", &name, e))?;
         start = end;
     }
@@ -69,12 +91,12 @@ pub fn run(
 }
 
 /// Embeds `texts` with the encoder in `encoder` (default location when `None`), decodes them
-/// (sessions from `boundaries`) and writes one JSON line per text, with the text as `input`.
+/// (sessions from `boundaries`) and writes one row per text, with the text as `input`.
 pub fn run_texts(
     texts: &[String],
     encoder: Option<&Path>,
     boundaries: Option<Vec<usize>>,
-    output: Option<&Path>,
+    (output, format): (Option<&Path>, OutputFormat),
     args: &DecoderArgs,
 ) -> Result<()> {
     if let Some(b) = &boundaries {
@@ -90,7 +112,7 @@ pub fn run_texts(
         Some(path) => Box::new(AtomicFile::create(path)?),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    write_lines(out.as_mut(), 0, &decoded, Some(texts))
+    write_rows(out.as_mut(), format, 0, &decoded, Some(texts))
         .map_err(|e| Error::io("write", sink_name(output), e))?;
     out.finish()
 }
@@ -118,31 +140,59 @@ fn chunk_end(start: usize, rows: usize, starts: Option<&[usize]>) -> usize {
     }
 }
 
-/// One JSON object per row: `row`, `text`, `confidence`, `low_confidence`, `source`,
-/// `candidates`, `roundtrip_cosine` when verified, and `input` (the row's text) when `inputs`
-/// is given.
-fn write_lines(
+/// One JSON line per row, its fields in reading order: `row`, `input` (the row's text, when
+/// `inputs` is given), `text`, `confidence`, `low_confidence`, `source`, `roundtrip_cosine`
+/// (when verified), then the `candidates`.
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    row: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input: Option<&'a str>,
+    text: &'a str,
+    confidence: f32,
+    low_confidence: bool,
+    source: &'a Source,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    roundtrip_cosine: Option<f32>,
+    candidates: &'a [Candidate],
+}
+
+/// Writes `decoded` (rows from `first_row`) in `format`.
+fn write_rows(
     out: &mut dyn Sink,
+    format: OutputFormat,
     first_row: usize,
     decoded: &[Decoded],
     inputs: Option<&[String]>,
 ) -> std::io::Result<()> {
     for (i, d) in decoded.iter().enumerate() {
-        let mut line = json!({
-            "row": first_row + i,
-            "text": d.text,
-            "confidence": d.confidence,
-            "low_confidence": d.low_confidence,
-            "source": d.source,
-            "candidates": d.candidates,
-        });
-        if let Some(cosine) = d.roundtrip_cosine {
-            line["roundtrip_cosine"] = json!(cosine);
+        let input = inputs.and_then(|t| t.get(i)).map(String::as_str);
+        match format {
+            OutputFormat::Jsonl => {
+                let line = Line {
+                    row: first_row + i,
+                    input,
+                    text: &d.text,
+                    confidence: d.confidence,
+                    low_confidence: d.low_confidence,
+                    source: &d.source,
+                    roundtrip_cosine: d.roundtrip_cosine,
+                    candidates: &d.candidates,
+                };
+                serde_json::to_writer(&mut *out, &line)?;
+                writeln!(out)?;
+            }
+            OutputFormat::Text => {
+                let mut facts = format!("confidence {:.2}", d.confidence);
+                if let Some(cosine) = d.roundtrip_cosine {
+                    facts.push_str(&format!(", round trip {cosine:.3}"));
+                }
+                match input {
+                    Some(input) => writeln!(out, "{input}\n  -> {}   ({facts})", d.text)?,
+                    None => writeln!(out, "{:>6}  {}   ({facts})", first_row + i, d.text)?,
+                }
+            }
         }
-        if let Some(text) = inputs.and_then(|t| t.get(i)) {
-            line["input"] = json!(text);
-        }
-        writeln!(out, "{line}")?;
     }
     Ok(())
 }

@@ -4,6 +4,7 @@ mod args;
 mod bank;
 mod bench;
 mod bench_encoder;
+mod data;
 mod decode;
 mod demo;
 mod embed;
@@ -46,26 +47,30 @@ fn run(cli: Cli) -> Result<()> {
             texts,
             boundaries,
             output,
+            format,
             decoder,
-        } => match input {
-            Some(input) => decode::run(
-                &input,
-                scale.as_deref(),
-                boundaries,
-                output.as_deref(),
-                &decoder,
-            ),
-            None => {
-                text.extend(texts);
-                decode::run_texts(
-                    &text,
-                    decoder.encoder.clone().as_deref(),
+        } => {
+            let format = decode::OutputFormat::choose(format, output.as_deref());
+            match input {
+                Some(input) => decode::run(
+                    &input,
+                    scale.as_deref(),
                     boundaries,
-                    output.as_deref(),
+                    (output.as_deref(), format),
                     &decoder,
-                )
+                ),
+                None => {
+                    text.extend(texts);
+                    decode::run_texts(
+                        &text,
+                        decoder.encoder.clone().as_deref(),
+                        boundaries,
+                        (output.as_deref(), format),
+                        &decoder,
+                    )
+                }
             }
-        },
+        }
         Command::Bank { command } => match command {
             BankCommand::Build {
                 corpus,
@@ -152,6 +157,7 @@ fn run(cli: Cli) -> Result<()> {
         },
         Command::Embed(args) => embed::run(&args),
         Command::Lm(args) => lm::run(&args),
+        Command::Data(args) => data::run(&args),
         Command::Bench {
             queries,
             json,

@@ -538,11 +538,7 @@ impl MpnetEncoder {
         if let Some(dir) = env(ENCODER_DIR_ENV) {
             return dir;
         }
-        let data = env("XDG_DATA_HOME")
-            .filter(|p| p.is_absolute())
-            .or_else(|| env("HOME").map(|h| h.join(".local").join("share")))
-            .unwrap_or_else(|| PathBuf::from(".local/share"));
-        data.join("lightweight-decoder").join(MODEL_NAME)
+        crate::data::user_data_dir().join(MODEL_NAME)
     }
 
     /// [`MpnetEncoder::load`] from [`MpnetEncoder::default_location`] (errors say whether it
