@@ -694,7 +694,7 @@ mod tests {
                 "unsupported GGUF version 9",
             ),
             (good[..6].to_vec(), "the version needs 4 bytes"),
-            (good[..40].to_vec(), "needs"),
+            (good[..40].to_vec(), "the file has 40 bytes"),
             (
                 {
                     let mut b = good.clone();
