@@ -153,7 +153,7 @@ fn weight_problem(name: &str, values: &[f32]) -> Option<String> {
 }
 
 impl InferenceModel {
-    /// Snapshot of a trained model's weights, stored at the given precision.
+    /// Snapshot of a trained model's weights, stored at the given precision (feature `train`).
     #[cfg(feature = "train")]
     pub fn from_model(model: &GenerativeModel, precision: Precision) -> Result<Self> {
         let config = model.config().clone();
@@ -273,7 +273,7 @@ impl InferenceModel {
     }
 
     /// Writes the model as a GGUF file, atomically (temporary file in the same folder, then
-    /// rename).
+    /// rename). Feature `train` (candle writes the file).
     #[cfg(feature = "train")]
     pub fn save(&self, path: &Path) -> Result<()> {
         let tensors: Vec<(&'static str, Arc<RawTensor>)> =
@@ -281,8 +281,9 @@ impl InferenceModel {
         gguf::write(path, &self.config, self.precision, &tensors)
     }
 
-    /// Loads a GGUF file written by [`InferenceModel::save`], verifying its checksum and that
-    /// every tensor matches the stored configuration.
+    /// Loads a GGUF file written by `InferenceModel::save` (feature `train`), verifying its
+    /// checksum and that every tensor matches the stored configuration. The file is read by the
+    /// crate's own GGUF reader: no candle, in every feature set.
     pub fn load(path: &Path) -> Result<Self> {
         let (config, precision, tensors) = gguf::read(path)?;
         Self::from_tensors(config, precision, tensors).map_err(|reason| Error::InvalidModel {
