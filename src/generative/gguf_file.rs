@@ -430,6 +430,7 @@ pub(crate) fn read_header<R: Read>(reader: R, file_len: u64) -> Result<Header, S
 
     // (name, type, dims outermost first, offset into the data, bytes, values)
     let mut infos: Vec<(String, GgmlType, Vec<usize>, u64, u64, u64)> = Vec::new();
+    let mut names = std::collections::HashSet::new();
     for i in 0..tensor_count {
         let name = r.string(&|| format!("the name of tensor {i}"))?;
         let what = || format!("tensor {name}");
@@ -465,17 +466,18 @@ pub(crate) fn read_header<R: Read>(reader: R, file_len: u64) -> Result<Header, S
             .map(|&d| usize::try_from(d))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| format!("{} has too many values ({dims:?})", what()))?;
-        if infos.iter().any(|(n, ..)| *n == name) {
+        if !names.insert(name.clone()) {
             return Err(format!("tensor {name} appears twice"));
         }
         infos.push((name, dtype, dims, offset, bytes, elements));
     }
 
     let alignment = alignment(&metadata)?;
+    // (a file without tensors may end before the padding)
     let data_start = r
         .pos
         .checked_next_multiple_of(alignment)
-        .filter(|&s| s <= file_len)
+        .filter(|&s| s <= file_len || infos.is_empty())
         .ok_or_else(|| {
             format!(
                 "the tensor data would start beyond the end of the file ({} bytes)",
@@ -508,10 +510,10 @@ pub(crate) fn read_header<R: Read>(reader: R, file_len: u64) -> Result<Header, S
             len,
         });
     }
-    if total > file_len - data_start {
+    let data = file_len.saturating_sub(data_start);
+    if total > data {
         return Err(format!(
-            "the tensors declare {total} bytes, the file holds {} bytes of tensor data",
-            file_len - data_start
+            "the tensors declare {total} bytes, the file holds {data} bytes of tensor data"
         ));
     }
     Ok(Header {
@@ -595,6 +597,21 @@ mod tests {
             out.resize(out.len().next_multiple_of(32), 0);
         }
         out
+    }
+
+    #[test]
+    fn version_1_has_32_bit_lengths() {
+        let mut b = b"GGUF".to_vec();
+        for v in [1u32, 0, 1, 1] {
+            b.extend(v.to_le_bytes()); // version, tensors, metadata, key length
+        }
+        b.push(b'k');
+        b.extend(8u32.to_le_bytes());
+        b.extend(2u32.to_le_bytes());
+        b.extend(b"v1");
+        let header = parse(&b).unwrap();
+        assert_eq!(header.version, 1);
+        assert_eq!(header.metadata["k"], Value::String("v1".into()));
     }
 
     #[test]
