@@ -69,6 +69,7 @@ pub enum EncoderError {
         source: Box<EncoderError>,
     },
     /// A tensor operation failed.
+    #[cfg(feature = "encoder")]
     #[error("tensor: {0}")]
     Candle(#[from] candle_core::Error),
 }

@@ -1,18 +1,25 @@
 //! The GGUF file format of an [`InferenceModel`](super::InferenceModel): the configuration as
 //! JSON, the precision, and a SHA-256 of every tensor, so that a truncated or corrupted file,
 //! or one whose tensors do not match its configuration, is rejected with
-//! [`Error::InvalidModel`].
+//! [`Error::InvalidModel`]. Files are read by our own GGUF reader ([`super::gguf_file`]), and
+//! written (with the `train` feature) by candle's.
 
 use std::io::BufReader;
 use std::path::Path;
+#[cfg(feature = "train")]
 use std::sync::Arc;
 
-use candle_core::quantized::{gguf_file, QTensor};
+#[cfg(feature = "train")]
+use candle_core::quantized::{gguf_file as candle_gguf, GgmlDType, QTensor};
 use sha2::{Digest, Sha256};
 
 use super::config::GenerativeConfig;
-use super::model::PARAM_NAMES;
+#[cfg(feature = "train")]
+use super::gguf_file::GgmlType;
+use super::gguf_file::{read_header, read_tensor, RawTensor, Value};
+use super::params::PARAM_NAMES;
 use super::precision::Precision;
+#[cfg(feature = "train")]
 use crate::fsutil::AtomicFile;
 use crate::{Error, Result};
 
@@ -22,12 +29,13 @@ const ARCHITECTURE: &str = "lwdec-generative";
 const FORMAT_VERSION: u32 = 2;
 
 /// SHA-256 over the metadata (architecture, configuration JSON, precision) and the names,
-/// types, shapes and bytes of `tensors`, as lowercase hex.
+/// types (as candle's `GgmlDType` prints them: `F32`, `Q8_0`, `Q4_0`), shapes and bytes of
+/// `tensors`, as lowercase hex.
 fn digest<'a>(
     config: &str,
     precision: &str,
-    tensors: impl Iterator<Item = (&'a str, &'a QTensor)>,
-) -> candle_core::Result<String> {
+    tensors: impl Iterator<Item = (&'a str, &'a RawTensor)>,
+) -> String {
     let mut hash = Sha256::new();
     for text in [ARCHITECTURE, config, precision] {
         hash.update((text.len() as u64).to_le_bytes());
@@ -36,25 +44,66 @@ fn digest<'a>(
     for (name, t) in tensors {
         hash.update((name.len() as u64).to_le_bytes());
         hash.update(name.as_bytes());
-        hash.update(format!("{:?}", t.dtype()).as_bytes());
-        for &d in t.shape().dims() {
+        hash.update(format!("{:?}", t.dtype).as_bytes());
+        for &d in &t.dims {
             hash.update((d as u64).to_le_bytes());
         }
-        hash.update(t.data()?.as_ref());
+        hash.update(&t.data);
     }
-    Ok(hash.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(feature = "train")]
+impl GgmlType {
+    /// candle's name of the type.
+    pub(crate) fn to_candle(self) -> GgmlDType {
+        match self {
+            GgmlType::F32 => GgmlDType::F32,
+            GgmlType::Q8_0 => GgmlDType::Q8_0,
+            GgmlType::Q4_0 => GgmlDType::Q4_0,
+        }
+    }
+}
+
+#[cfg(feature = "train")]
+impl RawTensor {
+    /// The tensor as candle's (same bytes).
+    pub(crate) fn to_qtensor(&self) -> candle_core::Result<QTensor> {
+        let storage = candle_core::quantized::QStorage::from_data(
+            std::borrow::Cow::Borrowed(&self.data),
+            &candle_core::Device::Cpu,
+            self.dtype.to_candle(),
+        )?;
+        QTensor::new(storage, self.dims.as_slice())
+    }
+
+    /// A candle tensor of type F32, Q8_0 or Q4_0 (same bytes).
+    pub(crate) fn from_qtensor(t: &QTensor) -> candle_core::Result<Self> {
+        let dtype = match t.dtype() {
+            GgmlDType::F32 => GgmlType::F32,
+            GgmlDType::Q8_0 => GgmlType::Q8_0,
+            GgmlDType::Q4_0 => GgmlType::Q4_0,
+            other => candle_core::bail!("unsupported storage type {other:?}"),
+        };
+        Ok(Self {
+            dtype,
+            dims: t.shape().dims().to_vec(),
+            data: t.data()?.into_owned(),
+        })
+    }
 }
 
 /// What a model file holds: its configuration, precision and named tensors.
-pub(crate) type StoredModel = (GenerativeConfig, Precision, Vec<(String, QTensor)>);
+pub(crate) type StoredModel = (GenerativeConfig, Precision, Vec<(String, RawTensor)>);
 
-/// Writes a model as a GGUF file, atomically (temporary file in the same folder, then
-/// rename).
+/// Writes a model as a GGUF file (with candle's writer), atomically (temporary file in the
+/// same folder, then rename).
+#[cfg(feature = "train")]
 pub(crate) fn write(
     path: &Path,
     config: &GenerativeConfig,
     precision: Precision,
-    tensors: &[(&'static str, Arc<QTensor>)],
+    tensors: &[(&'static str, Arc<RawTensor>)],
 ) -> Result<()> {
     let invalid = |reason: String| Error::InvalidModel {
         path: path.to_path_buf(),
@@ -65,29 +114,34 @@ pub(crate) fn write(
         &config,
         precision.name(),
         tensors.iter().map(|(n, t)| (*n, t.as_ref())),
-    )
-    .map_err(|e| invalid(format!("cannot serialise: {e}")))?;
+    );
     let metadata = [
         (
             "general.architecture",
-            gguf_file::Value::String(ARCHITECTURE.into()),
+            candle_gguf::Value::String(ARCHITECTURE.into()),
         ),
         (
             "lwdec.format_version",
-            gguf_file::Value::U32(FORMAT_VERSION),
+            candle_gguf::Value::U32(FORMAT_VERSION),
         ),
-        ("lwdec.config", gguf_file::Value::String(config)),
+        ("lwdec.config", candle_gguf::Value::String(config)),
         (
             "lwdec.precision",
-            gguf_file::Value::String(precision.name().into()),
+            candle_gguf::Value::String(precision.name().into()),
         ),
-        ("lwdec.sha256", gguf_file::Value::String(sha)),
+        ("lwdec.sha256", candle_gguf::Value::String(sha)),
     ];
-    let metadata: Vec<(&str, &gguf_file::Value)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
+    let metadata: Vec<(&str, &candle_gguf::Value)> =
+        metadata.iter().map(|(k, v)| (*k, v)).collect();
+    let qtensors = tensors
+        .iter()
+        .map(|(_, t)| t.to_qtensor())
+        .collect::<candle_core::Result<Vec<QTensor>>>()
+        .map_err(|e| invalid(format!("cannot serialise: {e}")))?;
     let tensor_refs: Vec<(&str, &QTensor)> =
-        tensors.iter().map(|(n, t)| (*n, t.as_ref())).collect();
+        tensors.iter().map(|(n, _)| *n).zip(&qtensors).collect();
     let mut file = AtomicFile::create(path)?;
-    gguf_file::write(&mut file, &metadata, &tensor_refs)
+    candle_gguf::write(&mut file, &metadata, &tensor_refs)
         .map_err(|e| invalid(format!("cannot write: {e}")))?;
     file.commit()
 }
@@ -100,12 +154,18 @@ pub(crate) fn read(path: &Path) -> Result<StoredModel> {
         reason,
     };
     let file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+    let file_len = file
+        .metadata()
+        .map_err(|e| Error::io("read the metadata of", path, e))?
+        .len();
     let mut reader = BufReader::new(file);
-    let content = gguf_file::Content::read(&mut reader)
+    // every declared tensor is checked against the file's length before any is read (nothing
+    // is allocated by a size the file does not hold)
+    let header = read_header(&mut reader, file_len)
         .map_err(|e| invalid(format!("not a readable GGUF file: {e}")))?;
     let text = |key: &str| -> Result<String> {
-        match content.metadata.get(key) {
-            Some(gguf_file::Value::String(s)) => Ok(s.clone()),
+        match header.metadata.get(key) {
+            Some(Value::String(s)) => Ok(s.clone()),
             _ => Err(invalid(format!(
                 "metadata {key} is missing or not a string"
             ))),
@@ -117,9 +177,9 @@ pub(crate) fn read(path: &Path) -> Result<StoredModel> {
             "architecture is {arch:?}, expected {ARCHITECTURE:?}"
         )));
     }
-    match content.metadata.get("lwdec.format_version") {
-        Some(gguf_file::Value::U32(FORMAT_VERSION)) => {}
-        Some(gguf_file::Value::U32(1)) => {
+    match header.metadata.get("lwdec.format_version") {
+        Some(Value::U32(FORMAT_VERSION)) => {}
+        Some(Value::U32(1)) => {
             return Err(invalid(
                 "format version 1, whose checksum does not cover the configuration: \
                  re-export it (`lwdec model export`)"
@@ -134,52 +194,35 @@ pub(crate) fn read(path: &Path) -> Result<StoredModel> {
     config
         .validate()
         .map_err(|e| invalid(format!("bad configuration: {e}")))?;
-    let precision: Precision = text("lwdec.precision")?
+    let precision_text = text("lwdec.precision")?;
+    let precision: Precision = precision_text
         .parse()
         .map_err(|e: Error| invalid(e.to_string()))?;
-    let precision_text = text("lwdec.precision")?;
-    // every declared tensor is checked against the configuration and the file's length
-    // before any is read (nothing is allocated by a size the file does not hold)
-    let file_len = std::fs::metadata(path)
-        .map_err(|e| Error::io("read the metadata of", path, e))?
-        .len();
-    for (name, info) in &content.tensor_infos {
-        let expected = super::model::param_shape(&config, name)
+    // every tensor is checked against the configuration before any is read
+    for info in &header.tensors {
+        let name = &info.name;
+        let expected = super::params::param_shape(&config, name)
             .ok_or_else(|| invalid(format!("unexpected tensor {name}")))?;
-        if info.shape.dims() != expected.as_slice() {
+        if info.dims != expected {
             return Err(invalid(format!(
                 "tensor {name} has shape {:?}, the configuration needs {expected:?}",
-                info.shape.dims()
-            )));
-        }
-        let dtype = info.ggml_dtype;
-        let elements = info.shape.elem_count();
-        let bytes = (elements / dtype.block_size().max(1)) as u64 * dtype.type_size() as u64;
-        let end = content
-            .tensor_data_offset
-            .checked_add(info.offset)
-            .and_then(|start| start.checked_add(bytes));
-        if !elements.is_multiple_of(dtype.block_size().max(1)) || end.is_none_or(|e| e > file_len) {
-            return Err(invalid(format!(
-                "tensor {name} ({dtype:?}, {elements} values) lies beyond the end of the file"
+                info.dims
             )));
         }
     }
-    let mut names: Vec<&String> = content.tensor_infos.keys().collect();
-    names.sort_by_key(|n| PARAM_NAMES.iter().position(|p| p == n));
-    let mut tensors = Vec::with_capacity(names.len());
-    for name in names {
-        let t = content
-            .tensor(&mut reader, name, &candle_core::Device::Cpu)
-            .map_err(|e| invalid(format!("tensor {name}: {e}")))?;
-        tensors.push((name.clone(), t));
+    let mut infos: Vec<_> = header.tensors.iter().collect();
+    infos.sort_by_key(|info| PARAM_NAMES.iter().position(|p| *p == info.name));
+    let mut tensors = Vec::with_capacity(infos.len());
+    for info in infos {
+        let t = read_tensor(&mut reader, info)
+            .map_err(|e| invalid(format!("tensor {}: {e}", info.name)))?;
+        tensors.push((info.name.clone(), t));
     }
     let sha = digest(
         &config_text,
         &precision_text,
         tensors.iter().map(|(n, t)| (n.as_str(), t)),
-    )
-    .map_err(|e| invalid(e.to_string()))?;
+    );
     // (fuzzing builds skip the checksum, so that mutated files reach the checks after it)
     if sha != text("lwdec.sha256")? && !cfg!(fuzzing) {
         return Err(invalid("checksum mismatch: the file is corrupt".into()));

@@ -25,18 +25,25 @@
 //! * on x86-64 the per-position code is compiled a second time with AVX2 + FMA and chosen at
 //!   run time.
 //!
-//! candle is still used to quantise, and to read and write the GGUF files.
+//! The GGUF files are read by our own reader (no candle); candle is still used, with the `train`
+//! feature, to quantise a trained model and to write the files.
 
 use std::path::Path;
+#[cfg(feature = "train")]
 use std::sync::Arc;
 
-use candle_core::quantized::{GgmlDType, QTensor};
-
 use super::config::GenerativeConfig;
-use super::kernels::{axpy, dot, gelu_in_place, layer_norm, Matrix, QuantizedVector};
-use super::model::{embed_scale, idx, param_shape, GenerativeModel, PARAM_NAMES};
-use super::precision::{quantize_tensor, Precision};
-use super::{candle_err, gguf, rope};
+use super::gguf_file::{GgmlType, RawTensor};
+use super::kernels::{
+    axpy, dequantize, dot, f32_values, gelu_in_place, layer_norm, Matrix, QuantizedVector,
+};
+#[cfg(feature = "train")]
+use super::model::GenerativeModel;
+use super::params::{embed_scale, idx, param_shape, PARAM_NAMES};
+use super::precision::Precision;
+#[cfg(feature = "train")]
+use super::{candle_err, precision::quantize_tensor};
+use super::{gguf, rope};
 use crate::embedding::UnitEmbedding;
 use crate::{Error, Result};
 
@@ -106,7 +113,8 @@ pub struct InferenceModel {
     config: GenerativeConfig,
     precision: Precision,
     /// Every parameter in stored form, in [`PARAM_NAMES`] order (for saving).
-    stored: Vec<Arc<QTensor>>,
+    #[cfg(feature = "train")]
+    stored: Vec<Arc<RawTensor>>,
     bridge: Matrix,
     /// Dequantized byte embedding table `[vocab * hidden]`, pre-multiplied by the input scale.
     embed_in: Vec<f32>,
@@ -145,7 +153,8 @@ fn weight_problem(name: &str, values: &[f32]) -> Option<String> {
 }
 
 impl InferenceModel {
-    /// Snapshot of a trained model's weights, stored at the given precision.
+    /// Snapshot of a trained model's weights, stored at the given precision (feature `train`).
+    #[cfg(feature = "train")]
     pub fn from_model(model: &GenerativeModel, precision: Precision) -> Result<Self> {
         let config = model.config().clone();
         let tensors = PARAM_NAMES
@@ -159,7 +168,7 @@ impl InferenceModel {
                 let dtype = if t.rank() == 2 {
                     precision.matrix_dtype(name)
                 } else {
-                    GgmlDType::F32
+                    GgmlType::F32
                 };
                 let q = quantize_tensor(&t.detach().contiguous()?, dtype)?;
                 Ok((name.to_string(), q))
@@ -175,31 +184,31 @@ impl InferenceModel {
     pub(crate) fn from_tensors(
         config: GenerativeConfig,
         precision: Precision,
-        tensors: Vec<(String, QTensor)>,
+        tensors: Vec<(String, RawTensor)>,
     ) -> std::result::Result<Self, String> {
         config.validate().map_err(|e| e.to_string())?;
-        let mut slots: Vec<Option<Arc<QTensor>>> = PARAM_NAMES.iter().map(|_| None).collect();
+        let mut slots: Vec<Option<RawTensor>> = PARAM_NAMES.iter().map(|_| None).collect();
         for (name, t) in tensors {
             let i = PARAM_NAMES
                 .iter()
                 .position(|n| *n == name)
                 .ok_or_else(|| format!("unexpected tensor {name}"))?;
             let expected = param_shape(&config, &name).unwrap_or_default();
-            if t.shape().dims() != expected.as_slice() {
+            if t.dims != expected {
                 return Err(format!(
                     "tensor {name} has shape {:?}, the configuration needs {expected:?}",
-                    t.shape().dims()
+                    t.dims
                 ));
             }
             let allowed = if expected.len() == 2 {
                 precision.matrix_dtypes()
             } else {
-                &[GgmlDType::F32]
+                &[GgmlType::F32]
             };
-            if !allowed.contains(&t.dtype()) {
+            if !allowed.contains(&t.dtype) {
                 return Err(format!(
                     "tensor {name} is stored as {:?}, expected {}",
-                    t.dtype(),
+                    t.dtype,
                     allowed
                         .iter()
                         .map(|d| format!("{d:?}"))
@@ -207,14 +216,10 @@ impl InferenceModel {
                         .join(" or ")
                 ));
             }
-            let values = t
-                .dequantize(&candle_core::Device::Cpu)
-                .and_then(|d| d.flatten_all()?.to_vec1::<f32>())
-                .map_err(|e| format!("tensor {name}: {e}"))?;
-            if let Some(reason) = weight_problem(&name, &values) {
+            if let Some(reason) = weight_problem(&name, &dequantize(&t)) {
                 return Err(reason);
             }
-            slots[i] = Some(Arc::new(t));
+            slots[i] = Some(t);
         }
         let stored = slots
             .into_iter()
@@ -222,15 +227,10 @@ impl InferenceModel {
             .map(|(t, name)| t.ok_or_else(|| format!("tensor {name} is missing")))
             .collect::<std::result::Result<Vec<_>, String>>()?;
         let matrix = |i: usize| {
-            Matrix::from_qtensor(&stored[i]).map_err(|e| format!("tensor {}: {e}", PARAM_NAMES[i]))
+            Matrix::from_raw(&stored[i]).map_err(|e| format!("tensor {}: {e}", PARAM_NAMES[i]))
         };
-        let vector = |i: usize| -> std::result::Result<Vec<f32>, String> {
-            let data = stored[i].data().map_err(|e| e.to_string())?;
-            Ok(data
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect())
-        };
+        let vector =
+            |i: usize| -> std::result::Result<Vec<f32>, String> { Ok(f32_values(&stored[i].data)) };
         let norm = |w: usize, b: usize| -> std::result::Result<Norm, String> {
             Ok(Norm {
                 weight: vector(w)?,
@@ -256,7 +256,8 @@ impl InferenceModel {
             final_norm: norm(idx::FINAL_NORM_W, idx::FINAL_NORM_B)?,
             cos,
             sin,
-            stored,
+            #[cfg(feature = "train")]
+            stored: stored.into_iter().map(Arc::new).collect(),
             config,
         })
     }
@@ -272,15 +273,17 @@ impl InferenceModel {
     }
 
     /// Writes the model as a GGUF file, atomically (temporary file in the same folder, then
-    /// rename).
+    /// rename). Feature `train` (candle writes the file).
+    #[cfg(feature = "train")]
     pub fn save(&self, path: &Path) -> Result<()> {
-        let tensors: Vec<(&'static str, Arc<QTensor>)> =
+        let tensors: Vec<(&'static str, Arc<RawTensor>)> =
             PARAM_NAMES.into_iter().zip(self.stored.clone()).collect();
         gguf::write(path, &self.config, self.precision, &tensors)
     }
 
-    /// Loads a GGUF file written by [`InferenceModel::save`], verifying its checksum and that
-    /// every tensor matches the stored configuration.
+    /// Loads a GGUF file written by `InferenceModel::save` (feature `train`), verifying its
+    /// checksum and that every tensor matches the stored configuration. The file is read by the
+    /// crate's own GGUF reader: no candle, in every feature set.
     pub fn load(path: &Path) -> Result<Self> {
         let (config, precision, tensors) = gguf::read(path)?;
         Self::from_tensors(config, precision, tensors).map_err(|reason| Error::InvalidModel {
@@ -576,7 +579,7 @@ mod tests {
             depth: 1,
             ..GenerativeConfig::default()
         };
-        let tensors = |poison: f32| -> Vec<(String, QTensor)> {
+        let tensors = |poison: f32| -> Vec<(String, RawTensor)> {
             PARAM_NAMES
                 .iter()
                 .map(|name| {
@@ -586,11 +589,14 @@ mod tests {
                     if *name == "layer.up.weight" {
                         values[3] = poison;
                     }
-                    let t = candle_core::Tensor::from_vec(values, shape, &candle_core::Device::Cpu)
-                        .unwrap();
+                    let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
                     (
                         name.to_string(),
-                        QTensor::quantize(&t, GgmlDType::F32).unwrap(),
+                        RawTensor {
+                            dtype: GgmlType::F32,
+                            dims: shape,
+                            data,
+                        },
                     )
                 })
                 .collect()
@@ -608,17 +614,20 @@ mod tests {
             err.contains("magnitude 3e38") && err.contains("bound 1024"),
             "{err}"
         );
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("m.gguf");
-        let stored: Vec<(&'static str, Arc<QTensor>)> = PARAM_NAMES
-            .into_iter()
-            .zip(tensors(3e38).into_iter().map(|(_, t)| Arc::new(t)))
-            .collect();
-        gguf::write(&path, &config, Precision::F32, &stored).unwrap();
-        let err = InferenceModel::load(&path).unwrap_err().to_string();
-        assert!(
-            err.contains("m.gguf") && err.contains("magnitude 3e38"),
-            "{err}"
-        );
+        #[cfg(feature = "train")]
+        {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("m.gguf");
+            let stored: Vec<(&'static str, Arc<RawTensor>)> = PARAM_NAMES
+                .into_iter()
+                .zip(tensors(3e38).into_iter().map(|(_, t)| Arc::new(t)))
+                .collect();
+            gguf::write(&path, &config, Precision::F32, &stored).unwrap();
+            let err = InferenceModel::load(&path).unwrap_err().to_string();
+            assert!(
+                err.contains("m.gguf") && err.contains("magnitude 3e38"),
+                "{err}"
+            );
+        }
     }
 }

@@ -6,11 +6,13 @@
 //! predicted one at a time; byte 0 ends the text.
 //!
 //! * [`GenerativeConfig`]: architecture hyper-parameters.
-//! * [`GenerativeModel`]: trainable float32 model (training forward, loss).
-//! * [`train`]: [`Trainer`](train::Trainer) / [`TrainConfig`](train::TrainConfig), AdamW
-//!   training with warm-up, decay and validation, and resumable checkpoints.
+//! * `GenerativeModel` (feature `train`): trainable float32 model (training forward, loss), on
+//!   candle.
+//! * `train` (feature `train`): `Trainer` / `TrainConfig`, AdamW training with warm-up, decay
+//!   and validation, and resumable checkpoints.
 //! * [`InferenceModel`]: key/value-cached incremental network, float32 or block-quantized
-//!   ([`Precision`]), saved and loaded as GGUF.
+//!   ([`Precision`]), loaded from GGUF by the crate's own reader (no candle), exported from a
+//!   trained model and saved with the `train` feature.
 //! * [`generate`] with [`DecodeOptions`]: greedy, beam, sampled and MBR decoding that always
 //!   yields valid UTF-8, optionally guided by a [`Guide`] (the nearest bank phrases proposing
 //!   the bytes that continue what was written and voting on the result).
@@ -20,9 +22,12 @@ mod config;
 mod decoder;
 mod generation;
 mod gguf;
+mod gguf_file;
 mod inference;
 mod kernels;
+#[cfg(feature = "train")]
 mod model;
+mod params;
 mod precision;
 mod rope;
 #[cfg(feature = "train")]
@@ -36,12 +41,12 @@ pub use generation::{
     MAX_MBR_SAMPLES,
 };
 pub use inference::{InferenceModel, MAX_WEIGHT};
+#[cfg(feature = "train")]
 pub use model::{Batch, GenerativeModel};
 pub use precision::Precision;
 
-use crate::Error;
-
 /// Maps a candle error to the crate's error type, naming what was being done.
-pub(crate) fn candle_err(context: &str) -> impl Fn(candle_core::Error) -> Error + '_ {
-    move |e| Error::Model(format!("{context}: {e}"))
+#[cfg(feature = "train")]
+pub(crate) fn candle_err(context: &str) -> impl Fn(candle_core::Error) -> crate::Error + '_ {
+    move |e| crate::Error::Model(format!("{context}: {e}"))
 }

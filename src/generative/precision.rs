@@ -1,14 +1,19 @@
 //! Storage precisions of an [`InferenceModel`](super::InferenceModel) and the Q4_0 quantiser.
 //!
-//! Weight matrices are stored as float32, or block-quantized with candle's GGML types: Q8_0
+//! Weight matrices are stored as float32, or block-quantized with GGML's types: Q8_0
 //! (blocks of 32 weights, 8-bit integers + one f16 scale: 8.5 bits/weight) or Q4_0 (4-bit
 //! integers + one f16 scale: 4.5 bits/weight, with per-block scales chosen by
-//! [`quantize_tensor`]; the INT4 model keeps the byte embedding, the MLP and the attention
+//! `quantize_tensor`, with the `train` feature); the INT4 model keeps the byte embedding, the MLP and the attention
 //! output at Q8_0, see [`Q4_KEPT_AT_Q8`]). Every matrix's inner dimension (256, 384 or 768
 //! by default) is a multiple of the 32-weight block. Layer norms always stay float32.
 
-use candle_core::quantized::{GgmlDType, QTensor};
+#[cfg(feature = "train")]
+use candle_core::quantized::QTensor;
 use serde::{Deserialize, Serialize};
+
+use super::gguf_file::GgmlType;
+#[cfg(feature = "train")]
+use super::gguf_file::RawTensor;
 
 use crate::{Error, Result};
 
@@ -19,6 +24,7 @@ use crate::{Error, Result};
 /// the step-23000 model (greedy token F1 relative to float32): this mix -3.2% (578 KB); without
 /// the attention output -4.2% (546 KB); with the QKV projection as well -2.8% on 400 rows
 /// (644 KB). plan.md has the earlier mixes.
+#[cfg(feature = "train")]
 pub(crate) const Q4_KEPT_AT_Q8: &[&str] = &[
     "embed.weight",
     "layer.up.weight",
@@ -42,23 +48,24 @@ pub enum Precision {
 impl Precision {
     /// The GGML storage type of the weight matrix `name`. INT4 keeps the tensors listed in
     /// [`Q4_KEPT_AT_Q8`] at Q8_0 (see there).
-    pub(crate) fn matrix_dtype(self, name: &str) -> GgmlDType {
+    #[cfg(feature = "train")]
+    pub(crate) fn matrix_dtype(self, name: &str) -> GgmlType {
         match self {
-            Precision::F32 => GgmlDType::F32,
-            Precision::Q8 => GgmlDType::Q8_0,
-            Precision::Q4 if Q4_KEPT_AT_Q8.contains(&name) => GgmlDType::Q8_0,
-            Precision::Q4 => GgmlDType::Q4_0,
+            Precision::F32 => GgmlType::F32,
+            Precision::Q8 => GgmlType::Q8_0,
+            Precision::Q4 if Q4_KEPT_AT_Q8.contains(&name) => GgmlType::Q8_0,
+            Precision::Q4 => GgmlType::Q4_0,
         }
     }
 
     /// The storage types a file of this precision may hold for a weight matrix: an INT4 file
     /// may keep any matrix at Q8_0 (files written with another mix than
-    /// [`Q4_KEPT_AT_Q8`] stay readable).
-    pub(crate) fn matrix_dtypes(self) -> &'static [GgmlDType] {
+    /// `Q4_KEPT_AT_Q8` stay readable).
+    pub(crate) fn matrix_dtypes(self) -> &'static [GgmlType] {
         match self {
-            Precision::F32 => &[GgmlDType::F32],
-            Precision::Q8 => &[GgmlDType::Q8_0],
-            Precision::Q4 => &[GgmlDType::Q4_0, GgmlDType::Q8_0],
+            Precision::F32 => &[GgmlType::F32],
+            Precision::Q8 => &[GgmlType::Q8_0],
+            Precision::Q4 => &[GgmlType::Q4_0, GgmlType::Q8_0],
         }
     }
 
@@ -88,17 +95,19 @@ impl std::str::FromStr for Precision {
 }
 
 /// Weights per GGML Q4_0 block.
+#[cfg(feature = "train")]
 const Q4_BLOCK: usize = 32;
 
-/// Quantizes `tensor` to `dtype`. Q4_0 blocks get the scale that minimises their squared
-/// error ([`q4_0_blocks`]) instead of ggml's reference choice (the largest weight at -8), in
-/// the same format, so any GGML reader decodes them.
-pub fn quantize_tensor(
+/// Quantizes `tensor` to `dtype` (F32 and Q8_0 as candle does). Q4_0 blocks get the scale
+/// that minimises their squared error ([`q4_0_blocks`]) instead of ggml's reference choice
+/// (the largest weight at -8), in the same format, so any GGML reader decodes them.
+#[cfg(feature = "train")]
+pub(crate) fn quantize_tensor(
     tensor: &candle_core::Tensor,
-    dtype: GgmlDType,
-) -> candle_core::Result<QTensor> {
-    if dtype != GgmlDType::Q4_0 {
-        return QTensor::quantize(tensor, dtype);
+    dtype: GgmlType,
+) -> candle_core::Result<RawTensor> {
+    if dtype != GgmlType::Q4_0 {
+        return RawTensor::from_qtensor(&QTensor::quantize(tensor, dtype.to_candle())?);
     }
     let values = tensor.flatten_all()?.to_vec1::<f32>()?;
     if values.len() % Q4_BLOCK != 0 {
@@ -107,12 +116,11 @@ pub fn quantize_tensor(
             values.len()
         );
     }
-    let storage = candle_core::quantized::QStorage::from_data(
-        std::borrow::Cow::Owned(q4_0_blocks(&values)),
-        &candle_core::Device::Cpu,
-        GgmlDType::Q4_0,
-    )?;
-    QTensor::new(storage, tensor.shape())
+    Ok(RawTensor {
+        dtype,
+        dims: tensor.shape().dims().to_vec(),
+        data: q4_0_blocks(&values),
+    })
 }
 
 /// GGML Q4_0 blocks (an f16 scale `d`, then 16 bytes whose low nibbles hold weights 0-15 and
@@ -120,6 +128,7 @@ pub fn quantize_tensor(
 /// is the best of a grid around the reference choice (the largest weight mapped to -8 or +7,
 /// clipping allowed), each refined once by least squares: 11-12% less squared error than the
 /// reference on the bundled model's Q4_0 matrices (tested in `tests/bundled_model.rs`).
+#[cfg(feature = "train")]
 pub(crate) fn q4_0_blocks(values: &[f32]) -> Vec<u8> {
     let mut out = Vec::with_capacity(values.len() / Q4_BLOCK * 18);
     for block in values.chunks_exact(Q4_BLOCK) {
@@ -173,14 +182,12 @@ pub(crate) fn q4_0_blocks(values: &[f32]) -> Vec<u8> {
     out
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "train"))]
 mod tests {
     use super::*;
 
     #[test]
     fn searched_q4_scales_cut_the_weight_error_in_the_ggml_format() {
-        use candle_core::quantized::QTensor;
-
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("training/checkpoints/run7/latest.json");
         let model = crate::generative::train::Checkpoint::read(&path)
@@ -200,10 +207,11 @@ mod tests {
                     .map(|(a, b)| (a - b).powi(2))
                     .sum::<f32>()
             };
-            let searched = quantize_tensor(&weights, GgmlDType::Q4_0).unwrap();
-            assert_eq!(searched.dtype(), GgmlDType::Q4_0);
-            assert_eq!(searched.shape(), weights.shape());
-            let reference = QTensor::quantize(&weights, GgmlDType::Q4_0).unwrap();
+            let searched = quantize_tensor(&weights, GgmlType::Q4_0).unwrap();
+            assert_eq!(searched.dtype, GgmlType::Q4_0);
+            assert_eq!(searched.dims, weights.shape().dims());
+            let searched = searched.to_qtensor().unwrap();
+            let reference = QTensor::quantize(&weights, GgmlType::Q4_0.to_candle()).unwrap();
             let (ours, theirs) = (squared_error(&searched), squared_error(&reference));
             eprintln!("{name}: squared error {ours:.4} against ggml's {theirs:.4}");
             assert!(ours < 0.9 * theirs, "{name}: {ours} against {theirs}");

@@ -1,6 +1,7 @@
 //! Rotary position embeddings: the tables, and their application built from plain tensor ops
 //! so that gradients flow through them.
 
+#[cfg(feature = "train")]
 use candle_core::{Device, Result, Tensor, D};
 
 /// Rotary cosine and sine tables `[positions][head_dim]` ("rotate half" layout), shared by the
@@ -22,6 +23,7 @@ pub(crate) fn tables(head_dim: usize, positions: usize, theta: f32) -> (Vec<f32>
 }
 
 /// Precomputed cosine and sine tables for positions `0..positions`, "rotate half" layout.
+#[cfg(feature = "train")]
 #[derive(Debug, Clone)]
 pub(crate) struct Rope {
     /// `[positions, head_dim]`.
@@ -30,6 +32,7 @@ pub(crate) struct Rope {
     sin: Tensor,
 }
 
+#[cfg(feature = "train")]
 impl Rope {
     /// Tables for `positions` positions of heads of size `head_dim` (even).
     pub(crate) fn new(

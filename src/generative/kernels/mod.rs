@@ -11,7 +11,7 @@
 // Index loops over fixed-size arrays are what auto-vectorises best here.
 #![allow(clippy::needless_range_loop)]
 
-use candle_core::quantized::{GgmlDType, QTensor};
+use super::gguf_file::{GgmlType, RawTensor};
 
 /// Weights per quantisation block (GGML Q8_0 / Q4_0).
 pub(crate) const BLOCK: usize = 32;
@@ -62,31 +62,25 @@ fn f16_to_f32(h: u16) -> f32 {
 }
 
 impl Matrix {
-    /// Reads a stored 2-D tensor: float32 values, or the raw GGML Q8_0 / Q4_0 blocks exactly as
-    /// candle quantised them.
-    pub(crate) fn from_qtensor(t: &QTensor) -> std::result::Result<Self, String> {
-        let dims = t.shape().dims();
-        let &[rows, cols] = dims else {
-            return Err(format!("expected a matrix, got shape {dims:?}"));
+    /// Reads a stored 2-D tensor: float32 values, or the raw GGML Q8_0 / Q4_0 blocks as a GGUF
+    /// file holds them (and as candle quantises them).
+    pub(crate) fn from_raw(t: &RawTensor) -> std::result::Result<Self, String> {
+        let &[rows, cols] = t.dims.as_slice() else {
+            return Err(format!("expected a matrix, got shape {:?}", t.dims));
         };
-        let data = t.data().map_err(|e| e.to_string())?;
-        let weights = match t.dtype() {
-            GgmlDType::F32 => {
+        let data = &t.data;
+        let weights = match t.dtype {
+            GgmlType::F32 => {
                 if data.len() != rows * cols * 4 {
                     return Err(format!("float32 tensor holds {} bytes", data.len()));
                 }
-                Weights::F32(
-                    data.chunks_exact(4)
-                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                        .collect(),
-                )
+                Weights::F32(f32_values(data))
             }
-            GgmlDType::Q8_0 | GgmlDType::Q4_0 => {
+            GgmlType::Q8_0 | GgmlType::Q4_0 => {
                 if !cols.is_multiple_of(BLOCK) {
                     return Err(format!("{cols} columns are not a multiple of {BLOCK}"));
                 }
-                let q8 = t.dtype() == GgmlDType::Q8_0;
-                let block_bytes = if q8 { 2 + BLOCK } else { 2 + BLOCK / 2 };
+                let block_bytes = t.dtype.block_bytes();
                 let blocks = rows * cols / BLOCK;
                 if data.len() != blocks * block_bytes {
                     return Err(format!(
@@ -99,7 +93,7 @@ impl Matrix {
                     .chunks_exact(block_bytes)
                     .map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]])))
                     .collect();
-                if q8 {
+                if t.dtype == GgmlType::Q8_0 {
                     let quants = data
                         .chunks_exact(block_bytes)
                         .map(|b| std::array::from_fn(|j| b[2 + j] as i8))
@@ -113,7 +107,6 @@ impl Matrix {
                     Weights::Q4 { scales, quants }
                 }
             }
-            other => return Err(format!("unsupported storage type {other:?}")),
         };
         Ok(Self {
             rows,
@@ -171,6 +164,47 @@ impl Matrix {
             }
         }
         matvec_generic::<false>(self, x, out, scratch);
+    }
+}
+
+/// Little-endian float32 values.
+pub(crate) fn f32_values(data: &[u8]) -> Vec<f32> {
+    data.chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+/// The values of a stored tensor of any shape, dequantised as ggml (and candle) do: Q8_0
+/// `scale * q`, Q4_0 `scale * (nibble - 8)`, the f16 scale widened exactly.
+pub(crate) fn dequantize(t: &RawTensor) -> Vec<f32> {
+    let block_bytes = t.dtype.block_bytes();
+    match t.dtype {
+        GgmlType::F32 => f32_values(&t.data),
+        GgmlType::Q8_0 => t
+            .data
+            .chunks_exact(block_bytes)
+            .flat_map(|b| {
+                let s = f16_to_f32(u16::from_le_bytes([b[0], b[1]]));
+                let w: [f32; BLOCK] = std::array::from_fn(|j| s * f32::from(b[2 + j] as i8));
+                w
+            })
+            .collect(),
+        GgmlType::Q4_0 => t
+            .data
+            .chunks_exact(block_bytes)
+            .flat_map(|b| {
+                let s = f16_to_f32(u16::from_le_bytes([b[0], b[1]]));
+                let w: [f32; BLOCK] = std::array::from_fn(|j| {
+                    let nib = if j < BLOCK / 2 {
+                        b[2 + j] & 0x0f
+                    } else {
+                        b[2 + j - BLOCK / 2] >> 4
+                    };
+                    s * (f32::from(nib) - 8.0)
+                });
+                w
+            })
+            .collect(),
     }
 }
 
@@ -427,13 +461,13 @@ pub(crate) fn gelu_in_place(x: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Tensor};
 
-    fn weights(rows: usize, cols: usize) -> Tensor {
+    #[cfg(feature = "train")]
+    fn weights(rows: usize, cols: usize) -> candle_core::Tensor {
         let v: Vec<f32> = (0..rows * cols)
             .map(|i| ((i as f32) * 0.7311).sin() * 0.3)
             .collect();
-        Tensor::from_vec(v, (rows, cols), &Device::Cpu).unwrap()
+        candle_core::Tensor::from_vec(v, (rows, cols), &candle_core::Device::Cpu).unwrap()
     }
 
     #[test]
@@ -467,12 +501,58 @@ mod tests {
     }
 
     #[test]
+    fn hand_made_blocks_dequantise_as_ggml_lays_them_out() {
+        // scale 0.5 (f16 0x3800); Q8_0 bytes -3, 0, 127, ...; Q4_0 byte j = j | (15 - j) << 4
+        let mut q8 = vec![0x00, 0x38];
+        q8.extend((0..32).map(|j: i32| ((j * 9) % 256 - 128) as i8 as u8));
+        let mut q4 = vec![0x00, 0x38];
+        q4.extend((0..16u8).map(|j| j | ((15 - j) << 4)));
+        let t8 = RawTensor {
+            dtype: GgmlType::Q8_0,
+            dims: vec![1, 32],
+            data: q8,
+        };
+        let t4 = RawTensor {
+            dtype: GgmlType::Q4_0,
+            dims: vec![1, 32],
+            data: q4,
+        };
+        let want8: Vec<f32> = (0..32)
+            .map(|j: i32| 0.5 * ((j * 9) % 256 - 128) as i8 as f32)
+            .collect();
+        let want4: Vec<f32> = (0..32)
+            .map(|j: i32| 0.5 * (if j < 16 { j } else { 15 - (j - 16) } - 8) as f32)
+            .collect();
+        assert_eq!(dequantize(&t8), want8);
+        assert_eq!(Matrix::from_raw(&t8).unwrap().to_f32(), want8);
+        assert_eq!(dequantize(&t4), want4);
+        assert_eq!(Matrix::from_raw(&t4).unwrap().to_f32(), want4);
+        let f = RawTensor {
+            dtype: GgmlType::F32,
+            dims: vec![2],
+            data: [1.5f32, -3.0]
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
+        };
+        assert_eq!(dequantize(&f), vec![1.5, -3.0]);
+        assert!(Matrix::from_raw(&f)
+            .unwrap_err()
+            .contains("expected a matrix"));
+    }
+
+    #[cfg(feature = "train")]
+    #[test]
     fn blocks_dequantise_like_candle_and_matvec_matches() {
+        use candle_core::quantized::{GgmlDType, QTensor};
+        use candle_core::Device;
+
         let w = weights(40, 96);
         let x: Vec<f32> = (0..96).map(|i| (i as f32 * 0.19).cos()).collect();
         for dtype in [GgmlDType::F32, GgmlDType::Q8_0, GgmlDType::Q4_0] {
             let q = QTensor::quantize(&w, dtype).unwrap();
-            let m = Matrix::from_qtensor(&q).unwrap();
+            let raw = RawTensor::from_qtensor(&q).unwrap();
+            let m = Matrix::from_raw(&raw).unwrap();
             let theirs: Vec<f32> = q
                 .dequantize(&Device::Cpu)
                 .unwrap()
@@ -482,6 +562,7 @@ mod tests {
                 .unwrap();
             let ours = m.to_f32();
             assert_eq!(ours, theirs, "{dtype:?}");
+            assert_eq!(dequantize(&raw), theirs, "{dtype:?}");
             let mut scratch = QuantizedVector::default();
             let mut out = vec![0.0; 40];
             m.matvec(&x, &mut out, &mut scratch);
