@@ -62,7 +62,8 @@
 //!
 //! # Verified decoding
 //!
-//! With an [`Encoder`] (the reference [`MpnetEncoder`], or your pipeline's own), a
+//! With an [`Encoder`] (the reference `MpnetEncoder` of the `encoder` feature, or your
+//! pipeline's own), a
 //! [`VerifiedDecoder`] re-embeds each decoder's answer beside its alternatives (the bank's
 //! nearest phrases, the hybrid's generated text) and returns the text whose embedding is
 //! closest to the input; [`Decoded::roundtrip_cosine`] reports that cosine ([`verify`];

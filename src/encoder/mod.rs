@@ -1,6 +1,6 @@
-//! Sentence encoders: the [`Encoder`] trait a decoder uses to re-embed text, and
-//! [`MpnetEncoder`], the reference encoder (sentence-transformers `all-mpnet-base-v2`) in pure
-//! Rust on candle, with its errors.
+//! Sentence encoders: the [`Encoder`] trait a decoder uses to re-embed text, and (with the
+//! `encoder` feature) `MpnetEncoder`, the reference encoder (sentence-transformers
+//! `all-mpnet-base-v2`) in pure Rust on candle, with its errors.
 
 #[cfg(feature = "encoder")]
 mod mpnet;
