@@ -490,6 +490,37 @@ impl<P: Proposer> Decoder for VerifiedDecoder<P> {
     }
 }
 
+/// Sets the round-trip cosine of every answer in `decoded` that has none (a decoder that is
+/// not verified): its text re-embedded by `encoder` (in one batch), against its input row,
+/// which is normalised first. What `lwdec decode --text` and Python's `decode_text` report.
+pub fn fill_roundtrip_cosines(
+    encoder: &dyn Encoder,
+    inputs: ArrayView2<f32>,
+    decoded: &mut [Decoded],
+) -> Result<()> {
+    if inputs.nrows() != decoded.len() {
+        return Err(Error::InvalidArgument(format!(
+            "{} inputs for {} answers",
+            inputs.nrows(),
+            decoded.len()
+        )));
+    }
+    let missing: Vec<usize> = (0..decoded.len())
+        .filter(|&i| decoded[i].roundtrip_cosine.is_none())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let texts: Vec<&str> = missing.iter().map(|&i| decoded[i].text.as_str()).collect();
+    let again = encoder.embed(&texts)?;
+    for (row, &i) in missing.iter().enumerate() {
+        let input = UnitEmbedding::new(&inputs.row(i).to_vec(), inputs.ncols())?;
+        let output: Vec<f32> = again.row(row).to_vec();
+        decoded[i].roundtrip_cosine = Some(crate::embedding::dot(input.as_slice(), &output));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -327,6 +327,25 @@ macro_rules! decoder_methods {
                 decode_batch(&self.inner, embeddings, Some(boundaries), scale)
             }
 
+            /// Embeds ``texts`` (a list of str) with ``encoder`` (an ``MpnetEncoder``; None: the
+            /// default one, ``MpnetEncoder()``, loaded once), decodes the embeddings (in sessions
+            /// starting at ``boundaries`` when given, else each alone) and re-embeds each
+            /// output: its cosine with the input's embedding is ``roundtrip_cosine``. The
+            /// results equal ``lwdec decode --text``'s lines, in input order.
+            #[pyo3(signature = (texts, encoder=None, *, boundaries=None))]
+            fn decode_text<'py>(
+                &self,
+                py: Python<'py>,
+                texts: Vec<String>,
+                encoder: Option<&Bound<'py, crate::encoder::MpnetEncoder>>,
+                boundaries: Option<Vec<Bound<'py, PyAny>>>,
+            ) -> PyResult<Bound<'py, PyList>> {
+                let boundaries = boundaries.map(|b| row_indices(&b)).transpose()?;
+                let decoded =
+                    crate::encoder::decode_texts(py, &self.inner, &texts, encoder, boundaries)?;
+                decoded_list(py, decoded)
+            }
+
             /// Seconds the crate's own ``batch_decode`` takes on ``embeddings`` (float32, 2-D),
             /// timed inside Rust with no Python objects made: the yardstick of
             /// ``benchmarks/bench_batch.py``. Not part of the stable API.

@@ -3,6 +3,7 @@
 
 mod arrays;
 mod decoders;
+mod encoder;
 mod errors;
 mod results;
 
@@ -96,6 +97,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<decoders::GenerativeDecoder>()?;
     m.add_class::<decoders::HybridDecoder>()?;
     m.add_class::<decoders::Session>()?;
+    m.add_class::<encoder::MpnetEncoder>()?;
     m.add_class::<results::Decoded>()?;
     m.add_class::<results::Candidate>()?;
     m.add_function(wrap_pyfunction!(bank_build, m)?)?;

@@ -9,6 +9,7 @@ use lightweight_decoder::{
 };
 
 use crate::args::DecoderArgs;
+use lightweight_decoder::verify::fill_roundtrip_cosines;
 
 /// Rows decoded per chunk: memory holds one chunk of inputs and outputs, whatever the file's
 /// size (a session longer than this is decoded whole).
@@ -103,11 +104,14 @@ pub fn run_texts(
         session_ranges(texts.len(), b)?;
     }
     let decoder = crate::build_decoder(args)?;
-    let embeddings = crate::embed::embed_texts(encoder, texts)?;
-    let decoded = match &boundaries {
+    let encoder = crate::embed::load_encoder(encoder, crate::embed::DEFAULT_BATCH)?;
+    let embeddings = crate::embed::embed_texts_with(&encoder, texts)?;
+    let mut decoded = match &boundaries {
         Some(b) => decoder.batch_decode_with_sessions(embeddings.view(), b),
         None => decoder.batch_decode(embeddings.view()),
     }?;
+    // every answer's round-trip cosine (a verified decoder has set it already)
+    fill_roundtrip_cosines(&encoder, embeddings.view(), &mut decoded)?;
     let mut out: Box<dyn Sink> = match output {
         Some(path) => Box::new(AtomicFile::create(path)?),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),

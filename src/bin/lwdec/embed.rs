@@ -102,9 +102,14 @@ pub fn embed_sorted(
 /// bar: for the commands that take texts without embeddings.
 pub fn embed_texts(dir: Option<&Path>, texts: &[String]) -> Result<Array2<f32>> {
     let encoder = load_encoder(dir, DEFAULT_BATCH)?;
+    embed_texts_with(&encoder, texts)
+}
+
+/// Embeds `texts` with a loaded `encoder` (as [`embed_texts`]).
+pub fn embed_texts_with(encoder: &MpnetEncoder, texts: &[String]) -> Result<Array2<f32>> {
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let bar = progress_bar(refs.len());
-    let embedded = embed_sorted(&encoder, &refs, DEFAULT_BATCH, &bar)?;
+    let embedded = embed_sorted(encoder, &refs, DEFAULT_BATCH, &bar)?;
     bar.finish_and_clear();
     Ok(embedded)
 }

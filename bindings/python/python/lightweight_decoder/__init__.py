@@ -14,6 +14,14 @@ contract, a vector of 768 values (float32; float64 is rounded to float32; int8 n
     for d in decoder.batch_decode(matrix):        # rows x 768
         print(d.text, d.confidence, d.source)
 
+Texts go in through ``MpnetEncoder`` (all-mpnet-base-v2 in Rust, no PyTorch; its weights
+are installed once by ``bash scripts/install-encoder.sh``, not shipped in the package)::
+
+    encoder = ld.MpnetEncoder()                    # where `lwdec` finds it, or a folder path
+    vectors = encoder.encode(["a text", ...])      # float32, shape (n, 768)
+    for d in decoder.decode_text(["a text"], encoder):
+        print(d.text, d.roundtrip_cosine)          # as `lwdec decode --text` prints them
+
 ``GenerativeDecoder.bundled()`` writes text byte by byte with the bundled model;
 ``HybridDecoder.default()`` picks the better of the two per input. The GIL is released
 while decoding, so threads share one decoder. Bad input raises ``ValueError`` (a wrong
@@ -23,14 +31,39 @@ The bundled bank and model live in ``BUNDLED_DATA`` inside the package;
 ``$LWDEC_BANK_DIR`` and ``$LWDEC_MODEL`` override them.
 """
 
+import platform
 from pathlib import Path
 
-from ._native import (
+
+def _check_cpu():
+    """The extension's FAISS is compiled for x86-64 with AVX2, FMA, F16C and POPCNT (Intel
+    Haswell, AMD Excavator and later): on an older CPU it would die of an illegal instruction
+    at the first search, so the import says so instead."""
+    if platform.system() != "Linux" or platform.machine() != "x86_64":
+        return
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            flags = next(line for line in f if line.startswith("flags")).split(":", 1)[1].split()
+    except (OSError, StopIteration, IndexError):
+        return
+    missing = [flag for flag in ("avx2", "fma", "f16c", "popcnt") if flag not in flags]
+    if missing:
+        raise ImportError(
+            "lightweight_decoder's prebuilt extension needs an x86-64 CPU with AVX2, FMA, F16C "
+            f"and POPCNT; this one lacks {', '.join(missing)}. Build the package from source "
+            "with CXXFLAGS_x86_64_unknown_linux_gnu='' (see .cargo/config.toml)"
+        )
+
+
+_check_cpu()
+
+from ._native import (  # noqa: E402  (after the CPU check)
     CRATE_VERSION,
     Candidate,
     Decoded,
     GenerativeDecoder,
     HybridDecoder,
+    MpnetEncoder,
     PhraseBankDecoder,
     Session,
     bank_build,
@@ -48,6 +81,7 @@ __all__ = [
     "Decoded",
     "GenerativeDecoder",
     "HybridDecoder",
+    "MpnetEncoder",
     "PhraseBankDecoder",
     "Session",
     "bank_build",

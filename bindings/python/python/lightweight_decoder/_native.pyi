@@ -1,8 +1,10 @@
 """Type stubs of the native extension (PyO3); the package re-exports every name."""
 
 import os
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
+import numpy as np
 import numpy.typing as npt
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -78,6 +80,38 @@ class _Decoder:
         self, embeddings: Embeddings, boundaries: Sequence[int], scale: Scale = None
     ) -> List[Decoded]:
         """Decodes the rows grouped into sessions starting at ``boundaries``."""
+    def decode_text(
+        self,
+        texts: Sequence[str],
+        encoder: Optional["MpnetEncoder"] = None,
+        *,
+        boundaries: Optional[Sequence[int]] = None,
+    ) -> List[Decoded]:
+        """Embeds ``texts`` with ``encoder`` (None: ``MpnetEncoder()``), decodes them and sets
+        each result's ``roundtrip_cosine`` (the output re-embedded, against the input), as
+        ``lwdec decode --text``."""
+
+class MpnetEncoder:
+    """The sentence encoder all-mpnet-base-v2 in Rust: texts in, unit-norm 768-d rows out."""
+
+    def __init__(self, path: Optional[PathLike] = None, *, batch_size: int = 64) -> None: ...
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Embeds ``texts``: float32, shape (len(texts), 768), unit-norm rows in input order."""
+    @property
+    def dim(self) -> int:
+        """Length of every embedding (768)."""
+    @property
+    def path(self) -> Path:
+        """The model folder the weights were loaded from."""
+    @property
+    def batch_size(self) -> int:
+        """Texts per forward pass."""
+    @property
+    def max_seq_length(self) -> int:
+        """The truncation length in tokens, special tokens included (384)."""
+    @staticmethod
+    def default_path() -> Path:
+        """The folder ``MpnetEncoder()`` loads: ``$LWDEC_ENCODER_DIR`` or the default location."""
 
 class PhraseBankDecoder(_Decoder):
     """FAISS search over a bank of phrases with known embeddings."""
@@ -171,6 +205,7 @@ __all__ = [
     "Decoded",
     "GenerativeDecoder",
     "HybridDecoder",
+    "MpnetEncoder",
     "PhraseBankDecoder",
     "Session",
     "bank_build",
