@@ -84,6 +84,7 @@ pub mod eval;
 mod fsutil;
 pub mod generative;
 pub mod hybrid;
+pub mod install;
 pub mod language_model;
 mod monitoring;
 mod npy;

@@ -182,7 +182,8 @@ pub(crate) fn q4_0_blocks(values: &[f32]) -> Vec<u8> {
     out
 }
 
-#[cfg(all(test, feature = "train"))]
+#[cfg(test)]
+#[cfg(feature = "train")]
 mod tests {
     use super::*;
 

@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use lightweight_decoder::data::{self, checkout_dir, user_data_dir};
+use lightweight_decoder::data::{checkout_dir, user_data_dir};
 use lightweight_decoder::generative::GenerativeDecoder;
+use lightweight_decoder::install::install;
 use lightweight_decoder::language_model::NgramModel;
 use lightweight_decoder::{MpnetEncoder, PhraseBank, Result};
 
@@ -41,7 +42,7 @@ pub fn run(args: &DataArgs) -> Result<()> {
         DataCommand::Install { dir, from } => {
             let into = dir.clone().unwrap_or_else(user_data_dir);
             let from = from.clone().unwrap_or_else(checkout_dir);
-            let installed = data::install(&from, &into)?;
+            let installed = install(&from, &into)?;
             for (file, bytes) in &installed.files {
                 println!("{:>12} bytes  {}", bytes, into.join(file).display());
             }
