@@ -9,7 +9,7 @@
 #                                              # numpy, and .venv/all-mpnet-base-v2 -> the folder
 #
 # The model folder (config.json, tokenizer.json, model.safetensors, the sentence-transformers
-# configs) goes to $LWDEC_ENCODER_DIR if set, else
+# configs) goes to $LWDEC_ENCODER_DIR if set, else $LWDEC_DATA_DIR/all-mpnet-base-v2, else
 # ${XDG_DATA_HOME:-~/.local/share}/lightweight-decoder/all-mpnet-base-v2. It is assembled in a
 # temporary folder beside it and renamed into place, so a killed install never leaves a half
 # folder; a stamp file with the files' sizes makes a second run return at once.
@@ -28,6 +28,8 @@ done
 
 if [ -n "${LWDEC_ENCODER_DIR:-}" ]; then
   dest=$LWDEC_ENCODER_DIR
+elif [ -n "${LWDEC_DATA_DIR:-}" ]; then
+  dest=$LWDEC_DATA_DIR/all-mpnet-base-v2
 else
   data=${XDG_DATA_HOME:-}
   case "$data" in /*) ;; *) data=$HOME/.local/share ;; esac

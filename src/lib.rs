@@ -108,3 +108,8 @@ pub use npy::{load_embeddings, EmbeddingReader};
 pub use phrase_bank::{AssemblyMethod, PhraseBank, PhraseBankDecoder};
 pub use session::{Session, SessionEntry};
 pub use verify::{RefineSettings, VerifiedDecoder, VerifySettings};
+
+/// The README's Rust quick start, compiled and run as a doctest (`cargo test --doc`).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeQuickStart;

@@ -527,18 +527,14 @@ impl MpnetEncoder {
     }
 
     /// The folder the model is looked for in: `$LWDEC_ENCODER_DIR` if set, else
-    /// `$XDG_DATA_HOME/lightweight-decoder/all-mpnet-base-v2`, else
-    /// `~/.local/share/lightweight-decoder/all-mpnet-base-v2`.
+    /// `all-mpnet-base-v2` in the user data folder ([`crate::data::user_data_dir`]:
+    /// `$LWDEC_DATA_DIR`, `$XDG_DATA_HOME/lightweight-decoder` or
+    /// `~/.local/share/lightweight-decoder`).
     pub fn default_location() -> PathBuf {
-        let env = |k: &str| {
-            std::env::var_os(k)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
-        if let Some(dir) = env(ENCODER_DIR_ENV) {
-            return dir;
+        match std::env::var_os(ENCODER_DIR_ENV).filter(|v| !v.is_empty()) {
+            Some(dir) => PathBuf::from(dir),
+            None => crate::data::user_data_dir().join(MODEL_NAME),
         }
-        crate::data::user_data_dir().join(MODEL_NAME)
     }
 
     /// [`MpnetEncoder::load`] from [`MpnetEncoder::default_location`] (errors say whether it
