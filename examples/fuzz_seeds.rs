@@ -79,9 +79,14 @@ fn main() {
     );
     seed("npy", "f32-fortran", &fortran);
 
-    // banks: exact (20 phrases) and IVF fast-scan (300)
+    // banks: exact (20 phrases), IVF fast-scan (300), PQ fast-scan and IVF-PQ
     let s = SampleSet::bundled(WORDNET_SAMPLE).unwrap();
-    for (name, spec, n) in [("flat", "Flat", 20), ("ivf-fastscan", "IVF4,PQ16x4fs", 300)] {
+    for (name, spec, n) in [
+        ("flat", "Flat", 20),
+        ("ivf-fastscan", "IVF4,PQ16x4fs", 300),
+        ("pq-fastscan", "PQ16x4fs", 100),
+        ("ivf-pq", "IVF4,PQ16x4", 300),
+    ] {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("bank");
         let options = BankBuildOptions {
@@ -103,6 +108,13 @@ fn main() {
             .map(|f| std::fs::read(dir.join(f)).unwrap())
             .collect();
         seed("bank", name, &joined(&files));
+        if name == "pq-fastscan" {
+            // found by CI's fuzzing: a product quantizer of 0 sub-quantizers (FAISS divided
+            // by it); "IPfs", the header (37 bytes), then the quantizer's d and M
+            let mut forged = files.clone();
+            forged[1][45..53].copy_from_slice(&0u64.to_le_bytes());
+            seed("bank", "regression-pq-zero-subquantizers", &joined(&forged));
+        }
     }
 
     // phrases: the first byte is (count << 1) | compressed

@@ -10,7 +10,10 @@ python3 scripts/import_graph.py   # no import cycle between source files
 cargo clippy --release --workspace --all-targets -- -D warnings   # the crate and bindings/python
 RUSTDOCFLAGS="-D warnings -D missing_docs" cargo doc --no-deps --release --quiet
 cargo test --release
+# the leanest feature set (what a dependency without features builds): lints and unit tests
+cargo clippy --release --no-default-features --lib --tests -- -D warnings
+cargo test --release --no-default-features --lib
 bash scripts/test-downstream.sh     # a project outside the repository depends on the packaged crate (leanest features) and decodes
 bash scripts/test-kenlm.sh         # the n-gram model's queries equal KenLM's on its ARPA export
 bash scripts/fuzz.sh --runs 3000    # each loader's fuzz target: its corpus, then 3000 seeded inputs
-bash scripts/test-python.sh        # the Python package: build from source, pytest
+bash scripts/test-python.sh        # the Python package: the prebuilt wheel in a fresh venv without Rust, pytest

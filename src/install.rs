@@ -30,75 +30,102 @@ pub struct Installed {
 /// Copies the bank, the generator and the model of English from `from` (a checkout or another
 /// data folder) into the data folder `into`, verifying each copy as its loader does (the
 /// bank's manifest checksums, the models' SHA-256) before it replaces what was there. The
-/// copies are written beside their destination and renamed into place, so an interrupted
-/// install leaves the old files or the new ones, never a mixture within a file or the bank.
+/// copies are written to a private staging folder beside their destination, synced, and
+/// renamed into place, so an interrupted install leaves the old files or the new ones, never
+/// a mixture within a file or the bank.
 pub fn install(from: &Path, into: &Path) -> Result<Installed> {
-    let mut files = Vec::new();
-    let staging = into.join(".install");
-    if staging.exists() {
-        std::fs::remove_dir_all(&staging)
-            .map_err(|e| Error::io("remove the stale staging folder", &staging, e))?;
+    std::fs::create_dir_all(into).map_err(|e| Error::io("create the folder", into, e))?;
+    // a bank set aside by an install that was killed before it could remove it
+    let old = into.join(".install-old-bank");
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| Error::io("remove", &old, e))?;
     }
-    let staged_bank = staging.join(BANK);
+    // private to this install (removed when dropped, whatever happens)
+    let staging = tempfile::Builder::new()
+        .prefix(".install")
+        .tempdir_in(into)
+        .map_err(|e| Error::io("create a staging folder in", into, e))?;
+    let staged_bank = staging.path().join(BANK);
     std::fs::create_dir_all(&staged_bank)
         .map_err(|e| Error::io("create the folder", &staged_bank, e))?;
-    let result = (|| {
-        for name in BANK_FILES {
-            let source = from.join(BANK).join(name);
-            if !source.exists() && name == "corpus_sources.json" {
-                continue;
-            }
-            files.push((
-                format!("{BANK}/{name}"),
-                copy(&source, &staged_bank.join(name))?,
-            ));
+    let mut files = Vec::new();
+    for name in BANK_FILES {
+        let source = from.join(BANK).join(name);
+        if !source.exists() && name == "corpus_sources.json" {
+            continue;
         }
-        PhraseBank::load(&staged_bank)?;
-        for relative in [GENERATOR, LANGUAGE_MODEL] {
-            let staged = staging.join(relative);
-            if let Some(parent) = staged.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| Error::io("create the folder", parent, e))?;
-            }
-            files.push((relative.to_string(), copy(&from.join(relative), &staged)?));
+        files.push((
+            format!("{BANK}/{name}"),
+            copy(&source, &staged_bank.join(name))?,
+        ));
+    }
+    PhraseBank::load(&staged_bank)?;
+    for relative in [GENERATOR, LANGUAGE_MODEL] {
+        let staged = staging.path().join(relative);
+        create_parent(&staged)?;
+        files.push((relative.to_string(), copy(&from.join(relative), &staged)?));
+    }
+    InferenceModel::load(&staging.path().join(GENERATOR))?;
+    NgramModel::load(&staging.path().join(LANGUAGE_MODEL))?;
+    sync(&staged_bank)?;
+    // verified and on disk: move into place, the bank as a whole folder
+    let bank = into.join(BANK);
+    if bank.exists() {
+        std::fs::rename(&bank, &old).map_err(|e| Error::io("move aside", &bank, e))?;
+    }
+    std::fs::rename(&staged_bank, &bank).map_err(|e| Error::io("move into place", &bank, e))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| Error::io("remove", &old, e))?;
+    }
+    for relative in [GENERATOR, LANGUAGE_MODEL] {
+        let target = into.join(relative);
+        create_parent(&target)?;
+        std::fs::rename(staging.path().join(relative), &target)
+            .map_err(|e| Error::io("move into place", &target, e))?;
+        if let Some(parent) = target.parent() {
+            sync(parent)?;
         }
-        InferenceModel::load(&staging.join(GENERATOR))?;
-        NgramModel::load(&staging.join(LANGUAGE_MODEL))?;
-        // verified: move into place, the bank as a whole folder
-        let bank = into.join(BANK);
-        let old = into.join(".install-old-bank");
-        if bank.exists() {
-            if old.exists() {
-                std::fs::remove_dir_all(&old).map_err(|e| Error::io("remove", &old, e))?;
-            }
-            std::fs::rename(&bank, &old).map_err(|e| Error::io("move aside", &bank, e))?;
-        }
-        std::fs::rename(&staged_bank, &bank).map_err(|e| Error::io("move into place", &bank, e))?;
-        if old.exists() {
-            std::fs::remove_dir_all(&old).map_err(|e| Error::io("remove", &old, e))?;
-        }
-        for relative in [GENERATOR, LANGUAGE_MODEL] {
-            let target = into.join(relative);
-            if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| Error::io("create the folder", parent, e))?;
-            }
-            std::fs::rename(staging.join(relative), &target)
-                .map_err(|e| Error::io("move into place", &target, e))?;
-        }
-        Ok(())
-    })();
-    // the staging folder goes whether the install succeeded or not
-    let _ = std::fs::remove_dir_all(&staging);
-    result.map(|()| Installed {
+    }
+    sync(into)?;
+    Ok(Installed {
         dir: into.to_path_buf(),
         files,
     })
 }
 
-/// Copies one file, returning its size.
+/// Copies one file and syncs it, returning its size. A missing source says where the data
+/// comes from.
 fn copy(source: &Path, target: &Path) -> Result<u64> {
-    std::fs::copy(source, target).map_err(|e| Error::io("copy", source, e))
+    let bytes = std::fs::copy(source, target).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::InvalidArgument(format!(
+                "{} is missing: install from a checkout of the repository, which holds the \
+                 bank and models (`lwdec data install --from CHECKOUT`)",
+                source.display()
+            ))
+        } else {
+            Error::io("copy", source, e)
+        }
+    })?;
+    sync(target)?;
+    Ok(bytes)
+}
+
+/// Creates the folder that will hold `path`.
+fn create_parent(path: &Path) -> Result<()> {
+    match path.parent() {
+        Some(parent) => {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io("create the folder", parent, e))
+        }
+        None => Ok(()),
+    }
+}
+
+/// Flushes a file, or a folder's entries, to disk.
+fn sync(path: &Path) -> Result<()> {
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io("sync", path, e))
 }
 
 #[cfg(test)]
@@ -114,7 +141,15 @@ mod tests {
         assert_eq!(installed.files.len(), 6);
         PhraseBank::load(&into.join(BANK)).unwrap();
         InferenceModel::load(&into.join(GENERATOR)).unwrap();
-        assert!(!into.join(".install").exists());
+        let staged = |dir: &Path| {
+            std::fs::read_dir(dir).unwrap().any(|e| {
+                e.unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(".install")
+            })
+        };
+        assert!(!staged(&into));
         // a source whose model is corrupt: the install fails and the installed data stays
         let from = tmp.path().join("from");
         std::fs::create_dir_all(from.join("model")).unwrap();
@@ -131,6 +166,9 @@ mod tests {
         let err = install(&from, &into).unwrap_err().to_string();
         assert!(err.contains("generative.q4.gguf"), "{err}");
         InferenceModel::load(&into.join(GENERATOR)).unwrap();
-        assert!(!into.join(".install").exists());
+        assert!(!staged(&into));
+        // a source without data says where to install from
+        let err = install(tmp.path(), &tmp.path().join("other")).unwrap_err();
+        assert!(err.to_string().contains("--from CHECKOUT"), "{err}");
     }
 }

@@ -431,18 +431,45 @@ fn data_install_fills_a_folder_that_the_decoders_then_use() {
     let o = lwdec(&["data", "install", "--dir", data.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(data.join("phrase_bank/manifest.json").is_file());
-    // the environment variables name the installed files; `data where` reports them
+    // the installed files, named by the environment variables, decode as the checkout's do
+    let input = tmp.path().join("in.npy");
+    write_npy(&input, &sample_rows(4));
+    let decode = |installed: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lwdec"));
+        command.args([
+            "decode",
+            "--decoder",
+            "hybrid",
+            "--input",
+            input.to_str().unwrap(),
+        ]);
+        if installed {
+            command
+                .env("LWDEC_BANK_DIR", data.join("phrase_bank"))
+                .env("LWDEC_MODEL", data.join("model/generative.q4.gguf"))
+                .env("LWDEC_LANGUAGE_MODEL", data.join("model/english.lm"));
+        }
+        let o = command.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let from_install = decode(true);
+    assert_eq!(from_install.lines().count(), 4);
+    assert_eq!(from_install, decode(false));
     let o = Command::new(env!("CARGO_BIN_EXE_lwdec"))
         .args(["data", "where"])
         .env("LWDEC_BANK_DIR", data.join("phrase_bank"))
         .env("LWDEC_MODEL", data.join("model/generative.q4.gguf"))
         .output()
         .unwrap();
+    assert!(o.status.success());
     let text = String::from_utf8(o.stdout).unwrap();
-    assert!(
-        text.contains(&data.join("phrase_bank").display().to_string()),
-        "{text}"
-    );
+    for path in ["phrase_bank", "model/generative.q4.gguf"] {
+        assert!(
+            text.contains(&data.join(path).display().to_string()),
+            "{text}"
+        );
+    }
     // an install from a folder without data fails and names what is missing
     let o = lwdec(&[
         "data",

@@ -5,9 +5,12 @@
 //! gigabytes, and a fast-scan block size of 0 corrupts the search. `index_check.cpp` bounds
 //! every size by the bytes that remain; this walk checks the fields that are not sizes, for the
 //! kinds a bank holds (Flat, IVF-Flat, PQ, IVF-PQ and their fast-scan variants), in the layout
-//! of FAISS 1.12 (`faiss/impl/index_read.cpp`, vendored by faiss-sys 0.7). It stops where the
-//! bulk data begins (codes, inverted lists); the checks after FAISS's read compare the rest with
-//! the manifest.
+//! of FAISS 1.12 (`faiss/impl/index_read.cpp`, vendored by faiss-sys 0.7). Fast-scan codes,
+//! which FAISS reads without checking their length against the index, are checked too (the
+//! packed codes of a `PQ...fs` index; every block list of an `IVF...fs` index). It stops before
+//! the other kinds' inverted lists, which FAISS sizes from their own counts (bounded by
+//! `index_check.cpp`'s reader); the checks after FAISS's read compare the rest with the
+//! manifest.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -40,6 +43,8 @@ struct Header {
     d: u64,
     ntotal: u64,
     metric: u32,
+    /// Inverted lists, for IVF kinds (0 otherwise).
+    nlist: u64,
 }
 
 struct Walk {
@@ -128,7 +133,18 @@ impl Walk {
                 let bbs = self.block_size()?;
                 self.i32("qbs")?;
                 let ntotal2 = self.u64("ntotal2")?;
-                self.packed_pairs(m)?;
+                let m2 = self.u64("M2")?;
+                if m2 != m.div_ceil(2) * 2 {
+                    return Err(format!("M2 is {m2} for {m} sub-quantizers"));
+                }
+                // a search reads ntotal2 x M2 / 2 bytes of codes
+                let codes = self.vector(1, "the packed codes")?;
+                if Some(codes) != ntotal2.checked_mul(m2).map(|b| b / 2) {
+                    return Err(format!(
+                        "{codes} bytes of packed codes for {ntotal2} padded vectors of {m2} \
+                         half-bytes"
+                    ));
+                }
                 let padded = header.ntotal.div_ceil(bbs) * bbs;
                 if ntotal2 != padded {
                     return Err(format!(
@@ -142,7 +158,7 @@ impl Walk {
                 let header = self.ivf_header()?;
                 self.bytes::<1>("by_residual")?;
                 self.u64("code_size")?;
-                self.block_size()?;
+                let bbs = self.block_size()?;
                 let m2 = self.u64("M2")?;
                 self.i32("implem")?;
                 self.u64("qbs2")?;
@@ -150,6 +166,7 @@ impl Walk {
                 if m2 != m.div_ceil(2) * 2 {
                     return Err(format!("M2 is {m2} for {m} sub-quantizers"));
                 }
+                self.block_lists(&header, bbs, m2)?;
                 Ok(header)
             }
             _ => Err(format!(
@@ -181,12 +198,14 @@ impl Walk {
             d: d as u64,
             ntotal,
             metric,
+            nlist: 0,
         })
     }
 
     fn ivf_header(&mut self) -> Result<Header, String> {
-        let header = self.header()?;
+        let mut header = self.header()?;
         let nlist = self.u64("nlist")?;
+        header.nlist = nlist;
         if nlist == 0 || nlist > MAX_FIELD {
             return Err(format!("{nlist} inverted lists (expected 1..={MAX_FIELD})"));
         }
@@ -262,13 +281,48 @@ impl Walk {
         Ok(bbs as u64)
     }
 
-    /// `IndexPQFastScan`'s `M2` (sub-quantizers rounded up to pairs) and its packed codes.
-    fn packed_pairs(&mut self, m: u64) -> Result<(), String> {
-        let m2 = self.u64("M2")?;
-        if m2 != m.div_ceil(2) * 2 {
-            return Err(format!("M2 is {m2} for {m} sub-quantizers"));
+    /// A fast-scan IVF index's inverted lists (FAISS's `BlockInvertedLists`, tag `ilbl`):
+    /// blocks of `bbs` vectors of `bbs x M2 / 2` bytes, and per list `ceil(ids / bbs)` blocks
+    /// of codes, which a search reads without checking.
+    fn block_lists(&mut self, header: &Header, bbs: u64, m2: u64) -> Result<(), String> {
+        let tag = self.bytes::<4>("the inverted lists' kind")?;
+        if &tag != b"ilbl" {
+            return Err(format!(
+                "fast-scan inverted lists of kind {}, expected \"ilbl\"",
+                show(&tag)
+            ));
         }
-        self.vector(1, "the packed codes")?;
+        let nlist = self.u64("the inverted lists' count")?;
+        self.u64("the inverted lists' code size")?;
+        let per_block = self.u64("the vectors per block")?;
+        let block_bytes = self.u64("the bytes per block")?;
+        if nlist != header.nlist || per_block != bbs || block_bytes != bbs * m2 / 2 {
+            return Err(format!(
+                "inverted lists of {nlist} lists, blocks of {per_block} vectors in \
+                 {block_bytes} bytes; the index has {} lists, blocks of {bbs} vectors in {} \
+                 bytes",
+                header.nlist,
+                bbs * m2 / 2
+            ));
+        }
+        let mut stored = 0u64;
+        for list in 0..nlist {
+            let ids = self.vector(8, "a list's ids")?;
+            let codes = self.vector(1, "a list's codes")?;
+            if codes != ids.div_ceil(bbs) * block_bytes {
+                return Err(format!(
+                    "list {list} holds {ids} vectors and {codes} bytes of codes, expected {}",
+                    ids.div_ceil(bbs) * block_bytes
+                ));
+            }
+            stored += ids;
+        }
+        if stored != header.ntotal {
+            return Err(format!(
+                "{stored} vectors in the inverted lists, {} in the header",
+                header.ntotal
+            ));
+        }
         Ok(())
     }
 }
@@ -359,6 +413,33 @@ mod tests {
             let err = check(&forged, tmp.path()).unwrap_err();
             assert!(err.contains(expected), "M {m} nbits {nbits}: {err}");
         }
+        // fast-scan codes that a search would read past: the block lists of an IVF index
+        let ivf_fs = written("IVF4,PQ8x4fs", tmp.path());
+        let at = ivf_fs.windows(4).position(|w| w == b"ilbl").unwrap();
+        let u64_at = |b: &[u8], i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
+        let (per_block, block_bytes) = (at + 4 + 16, at + 4 + 24);
+        assert_eq!(u64_at(&ivf_fs, per_block), 32);
+        assert_eq!(u64_at(&ivf_fs, block_bytes), 32 * 8 / 2);
+        let mut forged = ivf_fs.clone();
+        forged[block_bytes..block_bytes + 8].copy_from_slice(&8u64.to_le_bytes());
+        let err = check(&forged, tmp.path()).unwrap_err();
+        assert!(err.contains("blocks of 32 vectors in 8 bytes"), "{err}");
+        let ids = at + 4 + 32;
+        let codes = ids + 8 + 8 * u64_at(&ivf_fs, ids) as usize;
+        let mut forged = ivf_fs.clone();
+        let short = u64_at(&ivf_fs, codes) - 16;
+        forged[codes..codes + 8].copy_from_slice(&short.to_le_bytes());
+        let err = check(&forged, tmp.path()).unwrap_err();
+        assert!(err.contains("list 0 holds"), "{err}");
+        // and the packed codes of a flat fast-scan index
+        let pq_fs = written("PQ8x4fs", tmp.path());
+        // 512 vectors in blocks of 32, 8 sub-quantizers: 512 x 8 / 2 bytes, the file's end
+        let count = pq_fs.len() - 2048 - 8;
+        assert_eq!(u64_at(&pq_fs, count), 2048);
+        let mut forged = pq_fs[..pq_fs.len() - 1].to_vec();
+        forged[count..count + 8].copy_from_slice(&2047u64.to_le_bytes());
+        let err = check(&forged, tmp.path()).unwrap_err();
+        assert!(err.contains("2047 bytes of packed codes"), "{err}");
         // an unknown kind, and a coarse quantizer that is not flat
         let mut forged = bytes.clone();
         forged[..4].copy_from_slice(b"IxHE");

@@ -513,6 +513,15 @@ pub fn fill_roundtrip_cosines(
     }
     let texts: Vec<&str> = missing.iter().map(|&i| decoded[i].text.as_str()).collect();
     let again = encoder.embed(&texts)?;
+    if again.dim() != (texts.len(), inputs.ncols()) {
+        return Err(Error::InvalidArgument(format!(
+            "the encoder returned {} x {} for {} texts of inputs with {} columns",
+            again.nrows(),
+            again.ncols(),
+            texts.len(),
+            inputs.ncols()
+        )));
+    }
     for (row, &i) in missing.iter().enumerate() {
         let input = UnitEmbedding::new(&inputs.row(i).to_vec(), inputs.ncols())?;
         let output: Vec<f32> = again.row(row).to_vec();

@@ -60,8 +60,8 @@ fn locate(path: Option<PathBuf>) -> (PathBuf, EncoderOrigin) {
 /// texts in, unit-norm 768-d float32 embeddings out, no PyTorch needed.
 ///
 /// ``MpnetEncoder(path=None, *, batch_size=64)``: the model folder (None: ``$LWDEC_ENCODER_DIR``,
-/// else ``$XDG_DATA_HOME/lightweight-decoder/all-mpnet-base-v2``, else
-/// ``~/.local/share/lightweight-decoder/all-mpnet-base-v2``, where
+/// else ``all-mpnet-base-v2`` in the user data folder: ``$LWDEC_DATA_DIR``, else
+/// ``$XDG_DATA_HOME/lightweight-decoder``, else ``~/.local/share/lightweight-decoder``, where
 /// ``bash scripts/install-encoder.sh`` puts it and ``lwdec`` looks) and the texts per forward
 /// pass. The weights are not in the package. A missing folder raises ``FileNotFoundError``, an
 /// unreadable or inconsistent one ``OSError``, each naming the folder.
