@@ -197,6 +197,71 @@ fn umask() -> u32 {
         .unwrap_or(0o022)
 }
 
+/// Puts the folder `staged` in the place of `dir` (a sibling on the same file system; `dir`
+/// may not exist yet) and removes what was there. Where the system can, the two are exchanged
+/// atomically (a reader sees the old folder or the new one); elsewhere by two renames, the old
+/// folder put back if the second fails. `staged` is removed on failure too. A signal's cleanup
+/// waits until the swap is over (it would otherwise delete `staged` or strand the old folder).
+pub(crate) fn replace_dir(staged: &Path, dir: &Path) -> Result<()> {
+    let _swapping = critical_section();
+    let rename = |from: &Path, to: &Path| {
+        std::fs::rename(from, to).map_err(|e| Error::io("move a folder to", to, e))
+    };
+    if dir.exists() && exchange(staged, dir) {
+        // `staged` now holds the previous folder: the new one is in place even if the old one
+        // cannot be removed
+        let _ = std::fs::remove_dir_all(staged);
+    } else if dir.exists() {
+        let name = dir
+            .file_name()
+            .map_or_else(|| "dir".into(), |n| n.to_string_lossy());
+        let old = dir.with_file_name(format!(".{name}-old-{}", std::process::id()));
+        rename(dir, &old)?;
+        if let Err(e) = rename(staged, dir) {
+            let _ = std::fs::rename(&old, dir);
+            let _ = std::fs::remove_dir_all(staged);
+            return Err(e);
+        }
+        std::fs::remove_dir_all(&old).map_err(|e| Error::io("remove", &old, e))?;
+    } else if let Err(e) = rename(staged, dir) {
+        let _ = std::fs::remove_dir_all(staged);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Atomically exchanges two directories (Linux `renameat2(RENAME_EXCHANGE)`); false where the
+/// system or file system does not support it, and the caller falls back to two renames.
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> bool {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let (Ok(a), Ok(b)) = (
+        CString::new(a.as_os_str().as_bytes()),
+        CString::new(b.as_os_str().as_bytes()),
+    ) else {
+        return false;
+    };
+    // SAFETY: both paths are valid NUL-terminated strings that outlive the call; renameat2
+    // only reads them.
+    let code = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    code == 0
+}
+
+/// No atomic exchange off Linux: the caller renames twice.
+#[cfg(not(target_os = "linux"))]
+fn exchange(_: &Path, _: &Path) -> bool {
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,11 +35,6 @@ pub struct Installed {
 /// a mixture within a file or the bank.
 pub fn install(from: &Path, into: &Path) -> Result<Installed> {
     std::fs::create_dir_all(into).map_err(|e| Error::io("create the folder", into, e))?;
-    // a bank set aside by an install that was killed before it could remove it
-    let old = into.join(".install-old-bank");
-    if old.exists() {
-        std::fs::remove_dir_all(&old).map_err(|e| Error::io("remove", &old, e))?;
-    }
     // private to this install (removed when dropped, whatever happens)
     let staging = tempfile::Builder::new()
         .prefix(".install")
@@ -68,15 +63,9 @@ pub fn install(from: &Path, into: &Path) -> Result<Installed> {
     InferenceModel::load(&staging.path().join(GENERATOR))?;
     NgramModel::load(&staging.path().join(LANGUAGE_MODEL))?;
     sync(&staged_bank)?;
-    // verified and on disk: move into place, the bank as a whole folder
-    let bank = into.join(BANK);
-    if bank.exists() {
-        std::fs::rename(&bank, &old).map_err(|e| Error::io("move aside", &bank, e))?;
-    }
-    std::fs::rename(&staged_bank, &bank).map_err(|e| Error::io("move into place", &bank, e))?;
-    if old.exists() {
-        std::fs::remove_dir_all(&old).map_err(|e| Error::io("remove", &old, e))?;
-    }
+    // verified and on disk: the bank replaces the installed one as a whole folder, as a
+    // bank's save does
+    crate::fsutil::replace_dir(&staged_bank, &into.join(BANK))?;
     for relative in [GENERATOR, LANGUAGE_MODEL] {
         let target = into.join(relative);
         create_parent(&target)?;

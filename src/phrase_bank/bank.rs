@@ -558,29 +558,7 @@ impl PhraseBank {
         std::fs::write(&manifest_path, manifest.to_json()?)
             .map_err(|e| Error::io("write", &manifest_path, e))?;
         let staged = tmp.keep();
-        // a signal's cleanup waits until the swap is over (it would otherwise delete `staged`
-        // or strand the old bank mid-swap)
-        let _swapping = crate::fsutil::critical_section();
-        let swap = |from: &Path, to: &Path| {
-            std::fs::rename(from, to).map_err(|e| Error::io("move a folder to", to, e))
-        };
-        if dir.exists() && exchange(&staged, dir) {
-            // `staged` now holds the previous bank: readers saw one version or the other; the
-            // new bank is in place even if the old one cannot be removed
-            let _ = std::fs::remove_dir_all(&staged);
-        } else if dir.exists() {
-            let old = parent.join(format!(".bank-old-{}", std::process::id()));
-            swap(dir, &old)?;
-            if let Err(e) = swap(&staged, dir) {
-                let _ = std::fs::rename(&old, dir);
-                let _ = std::fs::remove_dir_all(&staged);
-                return Err(e);
-            }
-            std::fs::remove_dir_all(&old).map_err(|e| Error::io("remove", &old, e))?;
-        } else if let Err(e) = swap(&staged, dir) {
-            let _ = std::fs::remove_dir_all(&staged);
-            return Err(e);
-        }
+        crate::fsutil::replace_dir(&staged, dir)?;
         self.manifest = manifest;
         Ok(())
     }
@@ -772,38 +750,6 @@ fn training_sample(vectors: &[f32], dim: usize, size: usize, seed: u64) -> Vec<f
         .flat_map(|&r| &vectors[r * dim..(r + 1) * dim])
         .copied()
         .collect()
-}
-
-/// Atomically exchanges two directories (Linux `renameat2(RENAME_EXCHANGE)`); false where the
-/// system or file system does not support it, and the caller falls back to two renames.
-#[cfg(target_os = "linux")]
-fn exchange(a: &Path, b: &Path) -> bool {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let (Ok(a), Ok(b)) = (
-        CString::new(a.as_os_str().as_bytes()),
-        CString::new(b.as_os_str().as_bytes()),
-    ) else {
-        return false;
-    };
-    // SAFETY: both paths are valid NUL-terminated strings that outlive the call; renameat2
-    // only reads them.
-    let code = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            a.as_ptr(),
-            libc::AT_FDCWD,
-            b.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
-    };
-    code == 0
-}
-
-/// No atomic exchange off Linux: the caller renames twice.
-#[cfg(not(target_os = "linux"))]
-fn exchange(_: &Path, _: &Path) -> bool {
-    false
 }
 
 /// Unregisters a temporary path when dropped (every way out of [`PhraseBank::save`]).

@@ -133,10 +133,7 @@ impl Walk {
                 let bbs = self.block_size()?;
                 self.i32("qbs")?;
                 let ntotal2 = self.u64("ntotal2")?;
-                let m2 = self.u64("M2")?;
-                if m2 != m.div_ceil(2) * 2 {
-                    return Err(format!("M2 is {m2} for {m} sub-quantizers"));
-                }
+                let m2 = pairs(self.u64("M2")?, m)?;
                 // a search reads ntotal2 x M2 / 2 bytes of codes
                 let codes = self.vector(1, "the packed codes")?;
                 if Some(codes) != ntotal2.checked_mul(m2).map(|b| b / 2) {
@@ -163,9 +160,7 @@ impl Walk {
                 self.i32("implem")?;
                 self.u64("qbs2")?;
                 let m = self.product_quantizer(&header, true)?;
-                if m2 != m.div_ceil(2) * 2 {
-                    return Err(format!("M2 is {m2} for {m} sub-quantizers"));
-                }
+                pairs(m2, m)?;
                 self.block_lists(&header, bbs, m2)?;
                 Ok(header)
             }
@@ -324,6 +319,15 @@ impl Walk {
             ));
         }
         Ok(())
+    }
+}
+
+/// A fast-scan index's `M2`: its `m` sub-quantizers rounded up to pairs.
+fn pairs(m2: u64, m: u64) -> Result<u64, String> {
+    if m2 == m.div_ceil(2) * 2 {
+        Ok(m2)
+    } else {
+        Err(format!("M2 is {m2} for {m} sub-quantizers"))
     }
 }
 

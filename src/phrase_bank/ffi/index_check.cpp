@@ -58,6 +58,16 @@ std::string kind(const faiss::Index& index) {
     return class_name(index);
 }
 
+// Whether two product quantizers differ in sub-quantizers or bits (then says how).
+bool pq_differs(const faiss::ProductQuantizer& a, const faiss::ProductQuantizer& b, char* out,
+                size_t cap) {
+    if (a.M == b.M && a.nbits == b.nbits) {
+        return false;
+    }
+    say(out, cap, "PQ%zux%zu, expected PQ%zux%zu", a.M, a.nbits, b.M, b.nbits);
+    return true;
+}
+
 }  // namespace
 
 extern "C" int lwdec_index_mismatch(const void* index_p, const void* reference_p, char* out,
@@ -94,10 +104,8 @@ extern "C" int lwdec_index_mismatch(const void* index_p, const void* reference_p
         }
         const auto* pa = dynamic_cast<const faiss::IndexPQ*>(a);
         const auto* pb = dynamic_cast<const faiss::IndexPQ*>(b);
-        if (pa != nullptr && pb != nullptr &&
-            (pa->pq.M != pb->pq.M || pa->pq.nbits != pb->pq.nbits)) {
-            return say(out, cap, "PQ%zux%zu, expected PQ%zux%zu", pa->pq.M, pa->pq.nbits,
-                       pb->pq.M, pb->pq.nbits);
+        if (pa != nullptr && pb != nullptr && pq_differs(pa->pq, pb->pq, out, cap)) {
+            return 1;
         }
         const auto* ia = dynamic_cast<const faiss::IndexIVF*>(a);
         const auto* ib = dynamic_cast<const faiss::IndexIVF*>(b);
@@ -142,10 +150,8 @@ extern "C" int lwdec_index_mismatch(const void* index_p, const void* reference_p
         }
         const auto* qpa = dynamic_cast<const faiss::IndexIVFPQ*>(a);
         const auto* qpb = dynamic_cast<const faiss::IndexIVFPQ*>(b);
-        if (qpa != nullptr && qpb != nullptr &&
-            (qpa->pq.M != qpb->pq.M || qpa->pq.nbits != qpb->pq.nbits)) {
-            return say(out, cap, "PQ%zux%zu, expected PQ%zux%zu", qpa->pq.M, qpa->pq.nbits,
-                       qpb->pq.M, qpb->pq.nbits);
+        if (qpa != nullptr && qpb != nullptr && pq_differs(qpa->pq, qpb->pq, out, cap)) {
+            return 1;
         }
         const auto* sa = dynamic_cast<const faiss::IndexIVFFastScan*>(a);
         const auto* sb = dynamic_cast<const faiss::IndexIVFFastScan*>(b);
