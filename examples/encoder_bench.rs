@@ -2,14 +2,14 @@
 //! `scripts/bench_encoder_torch.py`): all 200 lines of samples/ood.txt,
 //! the first 1,000 of samples/validation.txt and the first 800 of samples/wordnet_sample.txt.
 //!
-//! `cargo run --release --example encoder_bench -- [SAMPLES_DIR] [int8] [n=N] [batches=1,64]` prints
+//! `cargo run --release --example encoder_bench -- [SAMPLES_DIR] [precision=f32|bf16|int8|auto] [n=N] [batches=1,64]` prints
 //! `{"batch1": s_per_s, "batch64": s_per_s}`; `n=N` times the first N sentences only.
 //! Threads: RAYON_NUM_THREADS (default: all cores).
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use lightweight_decoder::encoder::{Encoder, MpnetEncoder, Precision};
+use lightweight_decoder::encoder::{Encoder, EncoderPrecision, MpnetEncoder};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -25,14 +25,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect::<Result<_, _>>()?;
     let samples = args
         .iter()
-        .find(|a| !a.contains('=') && *a != "int8")
+        .find(|a| !a.contains('='))
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/samples")));
-    let precision = if args.iter().any(|a| a == "int8") {
-        Precision::Int8
-    } else {
-        Precision::F32
-    };
+    let precision: EncoderPrecision =
+        flag("precision=").map_or(Ok(EncoderPrecision::default()), |v| v.parse())?;
     let read = |name: &str, n: usize| -> std::io::Result<Vec<String>> {
         let text = std::fs::read_to_string(samples.join(name))?;
         Ok(text.lines().take(n).map(str::to_string).collect())

@@ -2,20 +2,22 @@
 """Sentences per second of PyTorch sentence-transformers all-mpnet-base-v2 on CPU.
 
 Prints one JSON object on stdout:
-  {"batch1": s_per_s, "batch64": s_per_s, "sentences": N, "threads": T, "seconds": {...},
-   "torch": version, "sentence_transformers": version}
-(one "batchB" key per batch size). `lwdec bench --encoder` runs this on the same sentences as
-the Rust encoder and reads the JSON.
+  {"modes": {"f32": {"batch1": s_per_s, "batch64": s_per_s, "seconds": {...}},
+             "bf16": {..., "cosine_to_f32": {"mean": m, "min": m}}},
+   "sentences": N, "threads": T, "torch": version, "sentence_transformers": version}
+(one "batchB" key per batch size and mode; "bf16" is `torch.autocast("cpu", torch.bfloat16)`,
+PyTorch's fastest CPU mode where the CPU has AVX512-BF16). `lwdec bench --encoder` runs this
+on the same sentences as the Rust encoder and reads the JSON.
 
 Usage:
   HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_encoder_torch.py \
       [--model DIR] [--threads 2] [--texts FILE] [--n N] [--batches 1,64] [--batch1-n N]
-      [--out E.npy]
+      [--modes f32,bf16] [--out E.npy]
   (legacy: bench_encoder_torch.py [MODEL_DIR] [THREADS] [N])
 
 --texts: one sentence per line (default: all 200 lines of samples/ood.txt, the first 1,000 of
 samples/validation.txt and the first 800 of samples/wordnet_sample.txt). --out: save the
-embeddings of the last batch size as float32 .npy (for a parity check), written atomically.
+float32 embeddings of the last batch size as .npy (the parity reference), written atomically.
 """
 import argparse
 import json
@@ -55,6 +57,7 @@ def parse():
     p.add_argument("--n", type=int, help="time the first N sentences only")
     p.add_argument("--batches", default="1,64", help="comma-separated batch sizes")
     p.add_argument("--batch1-n", type=int, help="time batch 1 on the first N sentences only")
+    p.add_argument("--modes", default="f32", help="comma-separated: f32, bf16 (autocast)")
     p.add_argument("--out", help="write the embeddings of the last batch size here (.npy)")
     a = p.parse_args()
     legacy = a.legacy + [None] * (3 - len(a.legacy))
@@ -65,6 +68,10 @@ def parse():
     a.threads = a.threads or int(legacy[1] or 2)
     a.n = a.n or (int(legacy[2]) if legacy[2] else None)
     a.batches = [int(b) for b in a.batches.split(",") if b]
+    a.modes = [m for m in a.modes.split(",") if m]
+    for m in a.modes:
+        if m not in ("f32", "bf16"):
+            p.error(f"unknown mode {m} (f32, bf16)")
     return a
 
 
@@ -85,24 +92,38 @@ def main():
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "sentence_transformers": sentence_transformers.__version__,
-        "seconds": {},
+        "modes": {},
     }
-    emb = None
+    rows = {}
+
+    def encode(texts, batch, mode):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "bf16"):
+            e = model.encode(texts, batch_size=batch, normalize_embeddings=True,
+                             convert_to_tensor=True)
+        return e.float().numpy()
+
     with torch.inference_mode():
-        for batch in a.batches:
-            warm = 8 if batch == 1 else 64  # as lwdec bench --encoder
-            model.encode(sents[:warm], batch_size=batch, normalize_embeddings=True)
-            timed = sents[: a.batch1_n] if batch == 1 and a.batch1_n else sents
-            t = time.perf_counter()
-            emb = model.encode(timed, batch_size=batch, normalize_embeddings=True)
-            s = time.perf_counter() - t
-            assert emb.shape == (len(timed), 768)
-            print(f"torch batch {batch}: {s:.1f} s, {len(timed) / s:.1f} sentences/s", file=sys.stderr)
-            out[f"batch{batch}"] = round(len(timed) / s, 2)
-            out["seconds"][f"batch{batch}"] = round(s, 2)
-    if a.out and emb is not None:
+        for mode in a.modes:
+            res = out["modes"][mode] = {"seconds": {}}
+            for batch in a.batches:
+                warm = 8 if batch == 1 else 64  # as lwdec bench --encoder
+                encode(sents[:warm], batch, mode)
+                timed = sents[: a.batch1_n] if batch == 1 and a.batch1_n else sents
+                t = time.perf_counter()
+                emb = encode(timed, batch, mode)
+                s = time.perf_counter() - t
+                assert emb.shape == (len(timed), 768)
+                print(f"torch {mode} batch {batch}: {s:.1f} s, {len(timed) / s:.1f} sentences/s",
+                      file=sys.stderr)
+                res[f"batch{batch}"] = round(len(timed) / s, 2)
+                res["seconds"][f"batch{batch}"] = round(s, 2)
+                rows[mode] = emb
+    if "f32" in rows and "bf16" in rows and rows["f32"].shape == rows["bf16"].shape:
+        cos = (rows["f32"] * rows["bf16"]).sum(1)
+        out["modes"]["bf16"]["cosine_to_f32"] = {"mean": float(cos.mean()), "min": float(cos.min())}
+    if a.out and "f32" in rows:
         tmp = a.out + ".tmp-%d.npy" % os.getpid()
-        np.save(tmp, np.asarray(emb, dtype=np.float32))
+        np.save(tmp, np.asarray(rows["f32"], dtype=np.float32))
         os.replace(tmp, a.out)
     print(json.dumps(out))
 

@@ -22,6 +22,6 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 if ! command -v cargo >/dev/null 2>&1; then
-  echo "cargo is required (Rust 1.88 or newer)" >&2
+  echo "cargo is required (Rust 1.89 or newer)" >&2
   exit 1
 fi

@@ -593,7 +593,7 @@ fn an_empty_bank_names_its_manifest_field() {
 
 mod encoder_folder {
     use super::*;
-    use lightweight_decoder::encoder::{Encoder, EncoderOrigin, MpnetEncoder, Precision};
+    use lightweight_decoder::encoder::{Encoder, EncoderOrigin, EncoderPrecision, MpnetEncoder};
 
     use crate::common::encoder as tiny;
 
@@ -719,10 +719,13 @@ mod encoder_folder {
     fn errors_name_the_folder_and_where_it_came_from() {
         let tmp = tempfile::tempdir().unwrap();
         let missing = tmp.path().join("no-such-encoder");
-        let err =
-            MpnetEncoder::load_from(&missing, EncoderOrigin::Flag("--encoder"), Precision::F32)
-                .unwrap_err()
-                .to_string();
+        let err = MpnetEncoder::load_from(
+            &missing,
+            EncoderOrigin::Flag("--encoder"),
+            EncoderPrecision::F32,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains(&missing.display().to_string()) && err.contains("given by --encoder"),
             "{err}"

@@ -7,7 +7,7 @@ mod mpnet;
 
 #[cfg(feature = "encoder")]
 pub use mpnet::{
-    Config, MpnetEncoder, Precision, DEFAULT_BATCH_SIZE, DEFAULT_MAX_SEQ_LENGTH, MODEL_NAME,
+    Config, EncoderPrecision, MpnetEncoder, DEFAULT_BATCH_SIZE, DEFAULT_MAX_SEQ_LENGTH, MODEL_NAME,
 };
 
 /// Environment variable naming the reference encoder's model folder.
@@ -57,6 +57,14 @@ pub enum EncoderError {
         row: usize,
         /// The value.
         value: f32,
+    },
+    /// The precision asked for cannot run on this CPU.
+    #[error("encoder precision {precision} is unavailable: {reason}")]
+    Unsupported {
+        /// The precision's name (`bf16`).
+        precision: &'static str,
+        /// Why.
+        reason: &'static str,
     },
     /// An error while loading the folder `dir`, which came from `origin`.
     #[error("encoder folder {} ({origin}): {source}", dir.display())]

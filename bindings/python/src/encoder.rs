@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use lightweight_decoder as ld;
-use lightweight_decoder::encoder::{EncoderError, EncoderOrigin, Precision};
+use lightweight_decoder::encoder::{EncoderError, EncoderOrigin, EncoderPrecision};
 use lightweight_decoder::{Decoded, Decoder, Encoder};
 use ndarray::Array2;
 use numpy::{IntoPyArray, PyArray2};
@@ -59,11 +59,13 @@ fn locate(path: Option<PathBuf>) -> (PathBuf, EncoderOrigin) {
 /// The sentence encoder all-mpnet-base-v2 (sentence-transformers' reference model), in Rust:
 /// texts in, unit-norm 768-d float32 embeddings out, no PyTorch needed.
 ///
-/// ``MpnetEncoder(path=None, *, batch_size=64)``: the model folder (None: ``$LWDEC_ENCODER_DIR``,
+/// ``MpnetEncoder(path=None, *, batch_size=64, precision="auto")``: the model folder (None: ``$LWDEC_ENCODER_DIR``,
 /// else ``all-mpnet-base-v2`` in the user data folder: ``$LWDEC_DATA_DIR``, else
 /// ``$XDG_DATA_HOME/lightweight-decoder``, else ``~/.local/share/lightweight-decoder``, where
 /// ``bash scripts/install-encoder.sh`` puts it and ``lwdec`` looks) and the texts per forward
-/// pass. The weights are not in the package. A missing folder raises ``FileNotFoundError``, an
+/// pass; ``precision`` is ``"f32"``, ``"bf16"`` (a CPU with AVX512-BF16), ``"int8"`` or
+/// ``"auto"`` (bf16 where the CPU has it, else f32), as ``lwdec --encoder-precision``. The
+/// weights are not in the package. A missing folder raises ``FileNotFoundError``, an
 /// unreadable or inconsistent one ``OSError``, each naming the folder.
 #[pyclass(frozen, module = "lightweight_decoder")]
 pub struct MpnetEncoder {
@@ -76,14 +78,20 @@ pub struct MpnetEncoder {
 impl MpnetEncoder {
     #[new]
     // the literal shows in the signature (`help()`); it is DEFAULT_BATCH (checked below)
-    #[pyo3(signature = (path=None, *, batch_size=64))]
-    fn py_new(py: Python<'_>, path: Option<PathBuf>, batch_size: usize) -> PyResult<Self> {
+    #[pyo3(signature = (path=None, *, batch_size=64, precision="auto"))]
+    fn py_new(
+        py: Python<'_>,
+        path: Option<PathBuf>,
+        batch_size: usize,
+        precision: &str,
+    ) -> PyResult<Self> {
         if batch_size == 0 {
             return Err(PyValueError::new_err("batch_size must be at least 1"));
         }
+        let precision: EncoderPrecision = precision.parse().map_err(PyValueError::new_err)?;
         let (dir, origin) = locate(path);
         let inner = py
-            .detach(|| ld::MpnetEncoder::load_from(&dir, origin, Precision::F32))
+            .detach(|| ld::MpnetEncoder::load_from(&dir, origin, precision))
             .map_err(to_py)?
             .with_batch_size(batch_size);
         Ok(MpnetEncoder {
@@ -123,6 +131,12 @@ impl MpnetEncoder {
         self.batch_size
     }
 
+    /// The precision the encoder runs in (``"bf16"`` or ``"f32"`` under ``"auto"``).
+    #[getter]
+    fn precision(&self) -> &'static str {
+        self.inner.precision().name()
+    }
+
     /// The truncation length in tokens, special tokens included (384).
     #[getter]
     fn max_seq_length(&self) -> usize {
@@ -138,9 +152,10 @@ impl MpnetEncoder {
 
     fn __repr__(&self) -> String {
         format!(
-            "MpnetEncoder(path={:?}, batch_size={})",
+            "MpnetEncoder(path={:?}, batch_size={}, precision={:?})",
             self.path.display().to_string(),
-            self.batch_size
+            self.batch_size,
+            self.inner.precision().name()
         )
     }
 }
@@ -174,7 +189,7 @@ fn encoder_or_default(
         return Ok(e);
     }
     let loaded = py
-        .detach(|| ld::MpnetEncoder::load_from(&dir, origin, Precision::F32))
+        .detach(|| ld::MpnetEncoder::load_from(&dir, origin, EncoderPrecision::default()))
         .map_err(to_py)?
         .with_batch_size(DEFAULT_BATCH);
     let loaded = Arc::new(loaded);

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use lightweight_decoder::encoder::EncoderPrecision;
 use lightweight_decoder::eval::samples::read_lines;
 use lightweight_decoder::generative::{DecodeOptions, Precision, Strategy};
 use lightweight_decoder::phrase_bank::{BankBuildOptions, NearDuplicates};
@@ -20,6 +21,10 @@ use ndarray::Array2;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Precision of the sentence encoder wherever a command runs it: f32 (the reference),
+    /// bf16 (needs AVX512-BF16), int8, or auto (bf16 where the CPU has it, else f32).
+    #[arg(long, global = true, default_value = "auto", value_name = "PRECISION")]
+    pub encoder_precision: EncoderPrecision,
 }
 
 /// Which decoder to run.

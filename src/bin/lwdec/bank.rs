@@ -59,7 +59,7 @@ pub fn extend(
     let encoder = recheck_encoder
         .map(|dir| {
             let (dir, origin) = crate::embed::encoder_dir(Some(dir), "--recheck-encoder");
-            MpnetEncoder::load_from(&dir, origin, lightweight_decoder::encoder::Precision::F32)
+            MpnetEncoder::load_from(&dir, origin, crate::embed::precision())
         })
         .transpose()?;
     let mut bank = PhraseBank::load(dir)?;

@@ -1,12 +1,13 @@
-//! `lwdec bench --encoder`: sentences per second of the Rust encoder (float32 and INT8) at
-//! batch 1 and batch 64, and of PyTorch sentence-transformers on the same sentences
-//! (`scripts/bench_encoder_torch.py`), with the same number of threads.
+//! `lwdec bench --encoder`: sentences per second of the Rust encoder in each precision at
+//! batch 1 and batch 64, and of PyTorch sentence-transformers on the same sentences in float32
+//! and bf16 autocast (`scripts/bench_encoder_torch.py`), with the same number of threads; the
+//! cosine of every precision's rows to sentence-transformers float32 beside the speeds.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use lightweight_decoder::encoder::{Encoder, MpnetEncoder, Precision};
+use lightweight_decoder::encoder::{Encoder, EncoderPrecision, MpnetEncoder};
 use lightweight_decoder::eval::samples::{read_lines, samples_dir};
 use lightweight_decoder::{load_embeddings, Error, Result};
 use ndarray::Array2;
@@ -40,9 +41,15 @@ pub struct EncoderBenchArgs {
     /// Time batch 1 on the first N sentences only, for Rust and PyTorch alike (default all).
     #[arg(long, requires = "encoder")]
     pub batch1_sentences: Option<u32>,
-    /// Sentences for the INT8 variant (the first N of the same ones; 0 skips it; default all).
+    /// Rust precisions timed (default: bf16 where the CPU has AVX512-BF16, and f32).
+    #[arg(long, requires = "encoder", value_delimiter = ',')]
+    pub precisions: Vec<EncoderPrecision>,
+    /// Also time INT8 (candle Q8_0, slower than f32 here) on the first N sentences.
     #[arg(long, requires = "encoder")]
     pub int8_sentences: Option<u32>,
+    /// PyTorch modes timed: f32, bf16 (autocast; default both where the CPU has AVX512-BF16).
+    #[arg(long, requires = "encoder", value_delimiter = ',')]
+    pub torch_modes: Vec<String>,
 }
 
 /// The sentences and a description of where they came from.
@@ -77,36 +84,89 @@ pub fn run(dir: Option<&Path>, args: &EncoderBenchArgs, as_json: bool) -> Result
     let batch1 = args
         .batch1_sentences
         .map_or(texts.len(), |k| (k as usize).clamp(1, texts.len()));
-    let (rust, f32_rows) = pool.install(|| time_rust(&dir, Precision::F32, &texts, batch1))?;
-    let int8_n = args
-        .int8_sentences
-        .map_or(texts.len(), |k| (k as usize).min(texts.len()));
-    let int8 = if int8_n > 0 {
-        let (speed, rows) =
-            pool.install(|| time_rust(&dir, Precision::Int8, &texts[..int8_n], batch1))?;
-        let (min, mean) = cosine_summary(&rows, &f32_rows);
-        Some(json!({"sentences": int8_n, "sentences_per_s": speed,
-                    "cosine_to_f32": {"min": min, "mean": mean}}))
-    } else {
-        None
-    };
-    let torch = torch(&dir, args, threads, batch1, &sentences.texts, &f32_rows)?;
-    let ratio = |b: &str| -> Value {
-        match (rust[b].as_f64(), torch["sentences_per_s"][b].as_f64()) {
-            (Some(r), Some(t)) if t > 0.0 => json!(r / t),
-            _ => Value::Null,
+    let default = EncoderPrecision::default();
+    let mut precisions = args.precisions.clone();
+    if precisions.is_empty() {
+        precisions = [EncoderPrecision::Bf16, EncoderPrecision::F32]
+            .into_iter()
+            .filter(|p| p.is_available())
+            .collect();
+    }
+    let mut timed: Vec<(EncoderPrecision, usize)> =
+        precisions.iter().map(|&p| (p, texts.len())).collect();
+    if let Some(n) = args.int8_sentences.filter(|&n| n > 0) {
+        timed.retain(|(p, _)| *p != EncoderPrecision::Int8);
+        timed.push((EncoderPrecision::Int8, (n as usize).min(texts.len())));
+    }
+    let mut rust = serde_json::Map::new();
+    let mut rust_rows = Vec::new();
+    for &(precision, n) in &timed {
+        let (speed, rows) = pool.install(|| time_rust(&dir, precision, &texts[..n], batch1))?;
+        rust.insert(
+            precision.name().into(),
+            json!({"sentences": n, "sentences_per_s": speed}),
+        );
+        rust_rows.push((precision, rows));
+    }
+    let mut modes = args.torch_modes.clone();
+    if modes.is_empty() {
+        modes.push("f32".into());
+        if EncoderPrecision::Bf16.is_available() {
+            modes.push("bf16".into());
         }
+    }
+    let (torch, torch_rows) = torch(&dir, args, threads, batch1, &sentences.texts, &modes)?;
+    // parity: every precision's rows against sentence-transformers float32 (else Rust f32)
+    let reference_name = match torch_rows {
+        Some(_) => "sentence-transformers f32",
+        None => "Rust f32",
     };
+    let reference = torch_rows.or_else(|| {
+        rust_rows
+            .iter()
+            .find(|(p, _)| *p == EncoderPrecision::F32)
+            .map(|(_, r)| r.clone())
+    });
+    for (precision, rows) in &rust_rows {
+        if let Some(reference) = &reference {
+            let n = rows.nrows().min(reference.nrows());
+            let (min, mean) = cosine_summary(
+                &rows.slice(ndarray::s![..n, ..]).to_owned(),
+                &reference.slice(ndarray::s![..n, ..]).to_owned(),
+            );
+            rust[precision.name()]["cosine_to_reference"] = json!({"min": min, "mean": mean});
+        }
+    }
+    let fastest_torch = |b: &str| -> Option<(String, f64)> {
+        torch["modes"]
+            .as_object()?
+            .iter()
+            .filter_map(|(m, v)| Some((m.clone(), v[b].as_f64()?)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+    };
+    let mut ratios = serde_json::Map::new();
+    for b in BATCHES.map(|b| format!("batch{b}")) {
+        let ours = rust[default.name()]["sentences_per_s"][&b].as_f64();
+        let f32_torch = torch["modes"]["f32"][&b].as_f64();
+        ratios.insert(
+            b.clone(),
+            json!({
+                "over_fastest_pytorch": ours.zip(fastest_torch(&b)).map(|(o, (m, t))| json!({"mode": m, "ratio": o / t})),
+                "over_pytorch_f32": ours.zip(f32_torch).map(|(o, t)| o / t),
+            }),
+        );
+    }
     let report = json!({
         "sentences": texts.len(),
         "source": sentences.source,
         "threads": threads,
         "batch1_sentences": batch1,
         "model": dir.display().to_string(),
-        "rust_f32": rust,
-        "rust_int8": int8,
+        "default_precision": default.name(),
+        "rust": rust,
+        "parity_reference": reference_name,
         "pytorch": torch,
-        "rust_over_pytorch": {"batch1": ratio("batch1"), "batch64": ratio("batch64")},
+        "default_over_pytorch": ratios,
     });
     print_table(&report);
     if as_json {
@@ -128,7 +188,7 @@ fn warm_up(batch: usize) -> usize {
 /// the first `batch1` texts), and the rows of the last batch size.
 fn time_rust(
     dir: &Path,
-    precision: Precision,
+    precision: EncoderPrecision,
     texts: &[&str],
     batch1: usize,
 ) -> Result<(Value, Array2<f32>)> {
@@ -147,7 +207,7 @@ fn time_rust(
         rows = encoder.embed(texts)?;
         let s = t.elapsed().as_secs_f64();
         eprintln!(
-            "rust {precision:?} batch {batch}: {s:.1} s, {:.1} sentences/s",
+            "rust {precision} batch {batch}: {s:.1} s, {:.1} sentences/s",
             texts.len() as f64 / s
         );
         speeds.insert(format!("batch{batch}"), json!(texts.len() as f64 / s));
@@ -155,16 +215,16 @@ fn time_rust(
     Ok((Value::Object(speeds), rows))
 }
 
-/// The PyTorch side: the script's JSON with the cosines of its rows to the Rust float32 rows,
-/// or `{"skipped": why}` when no usable Python was given or found.
+/// The PyTorch side: the script's JSON and its float32 rows (the parity reference), or
+/// `{"skipped": why}` when no usable Python was given or found.
 fn torch(
     dir: &Path,
     args: &EncoderBenchArgs,
     threads: usize,
     batch1: usize,
     texts: &[String],
-    rust_rows: &Array2<f32>,
-) -> Result<Value> {
+    modes: &[String],
+) -> Result<(Value, Option<Array2<f32>>)> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bench_encoder_torch.py");
     let python = match &args.python {
         Some(p) => p.clone(),
@@ -180,12 +240,13 @@ fn torch(
                 let why = "no .venv/bin/python (give --python; `bash scripts/install-encoder.sh \
                            --python` makes one)";
                 eprintln!("PyTorch skipped: {why}");
-                return Ok(json!({"skipped": why}));
+                return Ok((json!({"skipped": why}), None));
             }
         },
     };
     if !script.is_file() {
-        return Ok(json!({"skipped": format!("{} is missing", script.display())}));
+        let why = format!("{} is missing", script.display());
+        return Ok((json!({ "skipped": why }), None));
     }
     let work = tempfile::tempdir()
         .map_err(|e| Error::io("create a temporary folder in", std::env::temp_dir(), e))?;
@@ -203,6 +264,7 @@ fn torch(
         .arg(dir)
         .args(["--threads", &threads.to_string(), "--batches", &batches])
         .args(["--batch1-n", &batch1.to_string()])
+        .args(["--modes", &modes.join(",")])
         .arg("--texts")
         .arg(&list)
         .arg("--out")
@@ -227,21 +289,14 @@ fn torch(
             return Err(Error::InvalidArgument(why));
         }
         eprintln!("PyTorch skipped: {why}");
-        return Ok(json!({"skipped": why}));
+        return Ok((json!({ "skipped": why }), None));
     };
-    let speeds: serde_json::Map<String, Value> = BATCHES
-        .iter()
-        .map(|b| format!("batch{b}"))
-        .filter_map(|k| result.get(&k).map(|v| (k, v.clone())))
-        .collect();
-    result["sentences_per_s"] = Value::Object(speeds);
     result["python"] = json!(python.display().to_string());
-    let torch_rows = load_embeddings(&rows_file, None)?;
-    if torch_rows.dim() == rust_rows.dim() {
-        let (min, mean) = cosine_summary(rust_rows, &torch_rows);
-        result["cosine_to_rust_f32"] = json!({"min": min, "mean": mean});
-    }
-    Ok(result)
+    let rows = match rows_file.is_file() {
+        true => Some(load_embeddings(&rows_file, None)?),
+        false => None,
+    };
+    Ok((result, rows))
 }
 
 /// Min and mean cosine of matching rows (over the rows of `a`).
@@ -355,49 +410,60 @@ fn first_distinct(sources: Vec<Vec<String>>, n: usize) -> Vec<String> {
 /// The report as a small table.
 fn print_table(report: &Value) {
     let cell = |v: &Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.2}"));
-    println!("{:<34}{:>12}{:>12}", "sentences/s", "batch 1", "batch 64");
-    let rows = [
-        ("Rust candle f32", &report["rust_f32"]),
-        (
-            "Rust candle INT8 (Q8_0)",
-            &report["rust_int8"]["sentences_per_s"],
-        ),
-        (
-            "PyTorch sentence-transformers",
-            &report["pytorch"]["sentences_per_s"],
-        ),
-        ("Rust f32 / PyTorch", &report["rust_over_pytorch"]),
-    ];
-    for (name, v) in rows {
+    let parity = |c: &Value| match (c["mean"].as_f64(), c["min"].as_f64()) {
+        (Some(mean), Some(min)) => format!("{mean:.7} / {min:.7}"),
+        _ => "-".into(),
+    };
+    println!(
+        "{:<40}{:>10}{:>10}  cosine mean / min (to {})",
+        "sentences/s",
+        "batch 1",
+        "batch 64",
+        report["parity_reference"].as_str().unwrap_or("-")
+    );
+    let default = report["default_precision"].as_str().unwrap_or_default();
+    for (name, v) in report["rust"].as_object().into_iter().flatten() {
+        let mark = if name == default { " (default)" } else { "" };
+        let speeds = &v["sentences_per_s"];
         println!(
-            "{name:<34}{:>12}{:>12}",
-            cell(&v["batch1"]),
-            cell(&v["batch64"])
+            "{:<40}{:>10}{:>10}  {}",
+            format!("Rust {name}{mark}, {} sentences", v["sentences"]),
+            cell(&speeds["batch1"]),
+            cell(&speeds["batch64"]),
+            parity(&v["cosine_to_reference"])
         );
     }
+    for (mode, v) in report["pytorch"]["modes"].as_object().into_iter().flatten() {
+        let label = match mode.as_str() {
+            "bf16" => "PyTorch bf16 autocast".to_string(),
+            m => format!("PyTorch {m}"),
+        };
+        println!(
+            "{label:<40}{:>10}{:>10}  {}",
+            cell(&v["batch1"]),
+            cell(&v["batch64"]),
+            parity(&v["cosine_to_f32"])
+        );
+    }
+    let ratios = &report["default_over_pytorch"];
+    let fastest = |b: &str| cell(&ratios[b]["over_fastest_pytorch"]["ratio"]);
+    println!(
+        "{:<40}{:>10}{:>10}",
+        format!("Rust {default} / fastest PyTorch"),
+        fastest("batch1"),
+        fastest("batch64")
+    );
+    println!(
+        "{:<40}{:>10}{:>10}",
+        format!("Rust {default} / PyTorch f32"),
+        cell(&ratios["batch1"]["over_pytorch_f32"]),
+        cell(&ratios["batch64"]["over_pytorch_f32"])
+    );
     if let Some(n) = report["batch1_sentences"]
         .as_u64()
         .filter(|&n| Some(n) != report["sentences"].as_u64())
     {
         println!("batch 1 timed on the first {n} sentences");
-    }
-    if let Some(n) = report["rust_int8"]["sentences"].as_u64() {
-        println!(
-            "INT8 on {n} sentences; cosine to f32 mean {:.5}, min {:.5}",
-            report["rust_int8"]["cosine_to_f32"]["mean"]
-                .as_f64()
-                .unwrap_or(f64::NAN),
-            report["rust_int8"]["cosine_to_f32"]["min"]
-                .as_f64()
-                .unwrap_or(f64::NAN)
-        );
-    }
-    if let Some(c) = report["pytorch"].get("cosine_to_rust_f32") {
-        println!(
-            "PyTorch rows vs Rust f32 rows: cosine mean {:.7}, min {:.7}",
-            c["mean"].as_f64().unwrap_or(f64::NAN),
-            c["min"].as_f64().unwrap_or(f64::NAN)
-        );
     }
     if let Some(why) = report["pytorch"]["skipped"].as_str() {
         println!("PyTorch: skipped ({why})");

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use lightweight_decoder::encoder::{Encoder, EncoderOrigin, MpnetEncoder, Precision};
+use lightweight_decoder::encoder::{Encoder, EncoderOrigin, EncoderPrecision, MpnetEncoder};
 use lightweight_decoder::eval::samples::read_lines;
 use lightweight_decoder::{write_atomic, AtomicFile, EmbeddingReader, Error, Result};
 use ndarray::Array2;
@@ -44,12 +44,26 @@ pub struct EmbedArgs {
 /// Texts per forward pass when a command embeds texts for itself.
 pub const DEFAULT_BATCH: usize = 64;
 
+/// The precision every command loads the encoder in: `--encoder-precision`, set once by
+/// `main` (the flag is global, so each subcommand need not carry it).
+static PRECISION: std::sync::OnceLock<EncoderPrecision> = std::sync::OnceLock::new();
+
+/// Sets the encoder precision of this run (the first call wins).
+pub fn set_precision(precision: EncoderPrecision) {
+    let _ = PRECISION.set(precision);
+}
+
+/// The encoder precision of this run: `--encoder-precision`, else the fastest this CPU runs.
+pub fn precision() -> EncoderPrecision {
+    PRECISION.get().copied().unwrap_or_default()
+}
+
 /// Loads the encoder from `dir` (default: [`MpnetEncoder::default_location`]) with `batch`
-/// texts per forward pass. A missing model folder is an error naming
+/// texts per forward pass, in [`precision`]. A missing model folder is an error naming
 /// `bash scripts/install-encoder.sh`.
 pub fn load_encoder(dir: Option<&Path>, batch: usize) -> Result<MpnetEncoder> {
     let (dir, origin) = encoder_dir(dir, "--encoder");
-    Ok(MpnetEncoder::load_from(&dir, origin, Precision::F32)?.with_batch_size(batch))
+    Ok(MpnetEncoder::load_from(&dir, origin, precision())?.with_batch_size(batch))
 }
 
 /// The encoder folder `flag` names, else the environment's or the default, with where it came
@@ -123,10 +137,11 @@ pub fn run(args: &EmbedArgs) -> Result<()> {
     let parts = parts_dir(&args.out);
     std::fs::create_dir_all(&parts).map_err(|e| Error::io("create the folder", &parts, e))?;
     let salt = format!(
-        "lwdec-embed-v1\0{}\0{}\0{}\0f32\0",
+        "lwdec-embed-v1\0{}\0{}\0{}\0{}\0",
         encoder.name(),
         encoder.dimension(),
-        encoder.max_seq_length()
+        encoder.max_seq_length(),
+        encoder.precision()
     );
     let chunk = args.chunk as usize;
     let chunks: Vec<&[String]> = lines.chunks(chunk).collect();

@@ -33,6 +33,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    embed::set_precision(cli.encoder_precision);
     // numeric flags are checked before anything (input, bank, model, encoder) is loaded
     if let Some(args) = decoder_args(&cli.command) {
         if args.verify {

@@ -6,6 +6,8 @@
 //! over the attention mask, L2-normalised, exactly as the sentence-transformers pipeline
 //! `Transformer -> Pooling(mean) -> Normalize` computes it. The network is in `model.rs`.
 
+mod bf16_gemm;
+mod bf16_model;
 mod model;
 
 use std::collections::HashMap;
@@ -16,14 +18,19 @@ use candle_nn::VarBuilder;
 use serde::Deserialize;
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
-pub use self::model::{Config, Precision, DEFAULT_BATCH_SIZE, DEFAULT_MAX_SEQ_LENGTH, MODEL_NAME};
+use self::bf16_model::Bf16Model;
+pub use self::model::{
+    Config, EncoderPrecision, DEFAULT_BATCH_SIZE, DEFAULT_MAX_SEQ_LENGTH, MODEL_NAME,
+};
 use self::model::{MpnetModel, INSTALL_HINT};
 use crate::encoder::{Encoder, EncoderError, EncoderOrigin, Result, ENCODER_DIR_ENV};
 
 /// `sentence-transformers/all-mpnet-base-v2`: 768-d unit-norm sentence embeddings, matching
 /// PyTorch sentence-transformers to float32 rounding.
 pub struct MpnetEncoder {
-    model: MpnetModel,
+    network: Network,
+    cfg: Config,
+    precision: EncoderPrecision,
     tokenizer: Tokenizer,
     batch_size: usize,
     max_seq_length: usize,
@@ -32,7 +39,8 @@ pub struct MpnetEncoder {
 impl std::fmt::Debug for MpnetEncoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MpnetEncoder")
-            .field("config", &self.model.cfg)
+            .field("config", &self.cfg)
+            .field("precision", &self.precision)
             .field("batch_size", &self.batch_size)
             .field("max_seq_length", &self.max_seq_length)
             .finish()
@@ -412,6 +420,25 @@ fn validate(cfg: &Config, weights: &HashMap<String, Tensor>, file: &Path) -> Res
     Ok(())
 }
 
+/// An error unless `available` (whether this CPU runs `precision`).
+fn check_available(precision: EncoderPrecision, available: bool) -> Result<()> {
+    match available {
+        true => Ok(()),
+        false => Err(EncoderError::Unsupported {
+            precision: precision.name(),
+            reason: "this CPU lacks AVX512-BF16 (use f32)",
+        }),
+    }
+}
+
+/// The network a precision runs on.
+enum Network {
+    /// candle, float32 or Q8_0, over padded batches.
+    Candle(MpnetModel),
+    /// bf16 products over packed tokens.
+    Bf16(Bf16Model),
+}
+
 #[derive(Deserialize)]
 struct SentenceBertConfig {
     max_seq_length: Option<usize>,
@@ -420,19 +447,24 @@ struct SentenceBertConfig {
 impl MpnetEncoder {
     /// Loads the model folder: `config.json`, `tokenizer.json`, and `model.safetensors` or
     /// `pytorch_model.bin`; `sentence_bert_config.json` (optional) gives the truncation length.
-    /// The config is checked against the weight shapes before use.
+    /// The config is checked against the weight shapes before use. The precision is
+    /// [`EncoderPrecision::fastest_available`] on this CPU.
     pub fn load(dir: &Path) -> Result<Self> {
-        Self::load_with_precision(dir, Precision::F32)
+        Self::load_with_precision(dir, EncoderPrecision::fastest_available())
     }
 
     /// [`MpnetEncoder::load`] with a choice of precision for the linear layers.
-    pub fn load_with_precision(dir: &Path, precision: Precision) -> Result<Self> {
+    pub fn load_with_precision(dir: &Path, precision: EncoderPrecision) -> Result<Self> {
         Self::load_from(dir, EncoderOrigin::Argument, precision)
     }
 
     /// [`MpnetEncoder::load_with_precision`], saying in every error which folder it was and
     /// where that folder came from (`origin`).
-    pub fn load_from(dir: &Path, origin: EncoderOrigin, precision: Precision) -> Result<Self> {
+    pub fn load_from(
+        dir: &Path,
+        origin: EncoderOrigin,
+        precision: EncoderPrecision,
+    ) -> Result<Self> {
         Self::load_folder(dir, precision).map_err(|source| EncoderError::Folder {
             dir: dir.to_path_buf(),
             origin,
@@ -452,7 +484,7 @@ impl MpnetEncoder {
         (Self::default_location(), origin)
     }
 
-    fn load_folder(dir: &Path, precision: Precision) -> Result<Self> {
+    fn load_folder(dir: &Path, precision: EncoderPrecision) -> Result<Self> {
         if !dir.is_dir() {
             return Err(missing(dir));
         }
@@ -514,12 +546,25 @@ impl MpnetEncoder {
             ));
         }
 
+        check_available(precision, precision.is_available())?;
         let (weights_file, weights) = read_weights(dir, &cfg)?;
         validate(&cfg, &weights, &weights_file)?;
-        let vb = VarBuilder::from_tensors(weights, DType::F32, &Device::Cpu);
-        let model = MpnetModel::load(vb, &cfg, precision).map_err(|e| corrupt(&weights_file, e))?;
+        let network = match precision {
+            EncoderPrecision::Bf16 => Network::Bf16(
+                Bf16Model::load(&weights, &cfg).map_err(|e| corrupt(&weights_file, e))?,
+            ),
+            EncoderPrecision::F32 | EncoderPrecision::Int8 => {
+                let vb = VarBuilder::from_tensors(weights, DType::F32, &Device::Cpu);
+                let quantize = precision == EncoderPrecision::Int8;
+                Network::Candle(
+                    MpnetModel::load(vb, &cfg, quantize).map_err(|e| corrupt(&weights_file, e))?,
+                )
+            }
+        };
         Ok(Self {
-            model,
+            network,
+            cfg,
+            precision,
             tokenizer,
             batch_size: DEFAULT_BATCH_SIZE,
             max_seq_length,
@@ -541,7 +586,7 @@ impl MpnetEncoder {
     /// came from the environment).
     pub fn from_default_location() -> Result<Self> {
         let (dir, origin) = Self::locate();
-        Self::load_from(&dir, origin, Precision::F32)
+        Self::load_from(&dir, origin, EncoderPrecision::fastest_available())
     }
 
     /// Texts per forward pass (at least 1). Texts are sorted by token count before batching,
@@ -549,6 +594,11 @@ impl MpnetEncoder {
     pub fn with_batch_size(mut self, n: usize) -> Self {
         self.batch_size = n.max(1);
         self
+    }
+
+    /// The precision the linear layers run in.
+    pub fn precision(&self) -> EncoderPrecision {
+        self.precision
     }
 
     /// The truncation length in tokens, special tokens included.
@@ -565,11 +615,27 @@ impl MpnetEncoder {
         Ok(enc.into_iter().map(|e| e.get_ids().to_vec()).collect())
     }
 
-    /// Mean-pooled, L2-normalised embeddings of one padded batch, `[batch, hidden]`.
+    /// Mean-pooled, L2-normalised embeddings of one batch, `[batch, hidden]`.
     fn embed_batch(&self, seqs: &[&[u32]]) -> Result<Vec<f32>> {
+        let rows = match &self.network {
+            Network::Candle(model) => Self::embed_padded(model, seqs)?,
+            Network::Bf16(model) => model.embed(seqs),
+        };
+        if let Some(at) = rows.iter().position(|v| !v.is_finite()) {
+            let dim = self.cfg.hidden_size.max(1);
+            return Err(EncoderError::NonFinite {
+                row: at / dim,
+                value: rows[at],
+            });
+        }
+        Ok(rows)
+    }
+
+    /// [`MpnetEncoder::embed_batch`] on candle: the batch padded to its longest text.
+    fn embed_padded(model: &MpnetModel, seqs: &[&[u32]]) -> Result<Vec<f32>> {
         let batch = seqs.len();
         let len = seqs.iter().map(|s| s.len()).max().unwrap_or(0).max(1);
-        let pad = self.model.cfg.pad_token_id;
+        let pad = model.cfg.pad_token_id;
         let mut ids = Vec::with_capacity(batch * len);
         let mut mask = Vec::with_capacity(batch * len);
         for s in seqs {
@@ -578,7 +644,7 @@ impl MpnetEncoder {
             mask.extend(std::iter::repeat_n(1u32, s.len()));
             mask.extend(std::iter::repeat_n(0u32, len - s.len()));
         }
-        let hidden = self.model.forward(&ids, &mask, batch, len)?;
+        let hidden = model.forward(&ids, &mask, batch, len)?;
         let m: Vec<f32> = mask.iter().map(|&v| v as f32).collect();
         let m = Tensor::from_vec(m, (batch, len, 1), &Device::Cpu)?;
         let summed = hidden.broadcast_mul(&m)?.sum(1)?; // [batch, hidden]
@@ -589,15 +655,7 @@ impl MpnetEncoder {
             .sum_keepdim(D::Minus1)?
             .sqrt()?
             .clamp(1e-12f32, f32::MAX)?;
-        let rows = mean.broadcast_div(&norm)?.flatten_all()?.to_vec1::<f32>()?;
-        if let Some(at) = rows.iter().position(|v| !v.is_finite()) {
-            let dim = self.model.cfg.hidden_size.max(1);
-            return Err(EncoderError::NonFinite {
-                row: at / dim,
-                value: rows[at],
-            });
-        }
-        Ok(rows)
+        Ok(mean.broadcast_div(&norm)?.flatten_all()?.to_vec1::<f32>()?)
     }
 }
 
@@ -625,7 +683,7 @@ impl Encoder for MpnetEncoder {
     }
 
     fn dimension(&self) -> usize {
-        self.model.cfg.hidden_size
+        self.cfg.hidden_size
     }
 
     fn name(&self) -> &str {
@@ -715,6 +773,14 @@ mod tests {
             .map(|(&x, &w)| (erf_f32(x) - w).abs())
             .fold(0f32, f32::max);
         assert!(erf_worst < 5e-7, "worst erf error {erf_worst}");
+    }
+
+    #[test]
+    fn unavailable_precision_is_a_clear_error() {
+        let err = check_available(EncoderPrecision::Bf16, false).unwrap_err();
+        assert!(err.to_string().contains("bf16"), "{err}");
+        assert!(err.to_string().contains("AVX512-BF16"), "{err}");
+        assert!(check_available(EncoderPrecision::F32, true).is_ok());
     }
 
     #[test]
