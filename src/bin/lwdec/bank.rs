@@ -17,7 +17,7 @@ use lightweight_decoder::{
     PhraseBankDecoder, Result,
 };
 
-use crate::args::CorpusArgs;
+use crate::options::CorpusArgs;
 
 /// Builds a bank from phrases and their embeddings (read, or made with the encoder) and saves
 /// it to `out`.

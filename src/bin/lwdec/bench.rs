@@ -9,7 +9,7 @@ use lightweight_decoder::{Decoder, Error, PhraseBankDecoder, Result};
 use ndarray::{s, Array2};
 use serde_json::json;
 
-use crate::args::{DecoderArgs, DecoderChoice};
+use crate::options::{DecoderArgs, DecoderChoice};
 
 /// p50, p95 and p99 of sorted microseconds, as JSON.
 fn percentiles(sorted_us: &[f64]) -> serde_json::Value {

@@ -8,7 +8,7 @@ use lightweight_decoder::{
     session_ranges, AtomicFile, Candidate, Decoded, EmbeddingReader, Error, Result, Source,
 };
 
-use crate::args::DecoderArgs;
+use crate::options::DecoderArgs;
 use lightweight_decoder::verify::fill_roundtrip_cosines;
 
 /// Rows decoded per chunk: memory holds one chunk of inputs and outputs, whatever the file's

@@ -7,7 +7,7 @@ use lightweight_decoder::generative::GuideSettings;
 use lightweight_decoder::{Decoded, Decoder, DecoderConfig, Result};
 use ndarray::s;
 
-use crate::args::DecoderArgs;
+use crate::options::DecoderArgs;
 
 /// Mean token F1 of the first `rows` outputs against their references.
 fn mean_f1(decoded: &[Decoded], references: &[String], rows: usize) -> f64 {

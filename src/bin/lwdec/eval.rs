@@ -8,7 +8,7 @@ use lightweight_decoder::hybrid::{calibrate as fit_rule, measure, Objective};
 use lightweight_decoder::{save_config, write_atomic, Error, Result};
 use serde_json::json;
 
-use crate::args::{CalibrationObjective, DecoderArgs, LabelledArgs};
+use crate::options::{CalibrationObjective, DecoderArgs, LabelledArgs};
 
 /// Where `lwdec eval` writes, and the fluency judge it scores with.
 pub struct Outputs<'a> {

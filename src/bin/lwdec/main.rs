@@ -11,15 +11,17 @@ mod embed;
 mod eval;
 mod lm;
 mod model;
+mod options;
 mod train;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use args::{BankCommand, Cli, Command, DecoderArgs, DecoderChoice, ModelCommand};
+use args::{BankCommand, Cli, Command, ModelCommand};
 use clap::{Parser, ValueEnum};
 use lightweight_decoder::phrase_bank::{BankBuildOptions, NearDuplicates};
 use lightweight_decoder::{Decoder, DecoderKind, Error, Result};
+use options::{DecoderArgs, DecoderChoice};
 
 fn main() -> ExitCode {
     remove_temporary_files_on_signals();

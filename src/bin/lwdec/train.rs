@@ -6,7 +6,7 @@ use lightweight_decoder::generative::train::{Checkpoint, Dataset, TrainConfig, T
 use lightweight_decoder::generative::{GenerativeConfig, GenerativeModel};
 use lightweight_decoder::{Error, Result};
 
-use crate::args::CorpusArgs;
+use crate::options::CorpusArgs;
 
 /// Options of `lwdec train`.
 #[derive(clap::Args)]
