@@ -4,6 +4,7 @@ mod args;
 mod bank;
 mod bench;
 mod bench_encoder;
+mod bench_texts;
 mod data;
 mod decode;
 mod demo;
