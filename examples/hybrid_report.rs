@@ -213,7 +213,7 @@ fn main() -> Result<()> {
         };
         lightweight_decoder::save_config(&config, path)?;
     }
-    lightweight_decoder::write_atomic(
+    lightweight_decoder::io::write_atomic(
         &args.out,
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;

@@ -85,6 +85,7 @@ mod fsutil;
 pub mod generative;
 pub mod hybrid;
 pub mod install;
+pub mod io;
 pub mod language_model;
 mod monitoring;
 mod npy;
@@ -94,17 +95,16 @@ pub mod verify;
 
 pub use builder::{DecoderBuilder, DecoderKind};
 pub use config::{load_config, save_config, DecoderConfig, ThresholdMode};
-pub use decoder::{session_ranges, Candidate, Decoded, Decoder, Source};
+pub use decoder::{Candidate, Decoded, Decoder, Source};
 pub use embedding::UnitEmbedding;
 pub use encoder::Encoder;
 #[cfg(feature = "encoder")]
 pub use encoder::MpnetEncoder;
 pub use error::{Error, Result};
-pub use fsutil::{remove_temporary_files, write_atomic, AtomicFile};
 pub use generative::GenerativeDecoder;
 pub use hybrid::{HybridConfig, HybridDecoder};
 pub use monitoring::{Health, HealthConfig, HealthStatus, Statistics};
-pub use npy::{load_embeddings, EmbeddingReader};
+pub use npy::load_embeddings;
 pub use phrase_bank::{AssemblyMethod, PhraseBank, PhraseBankDecoder};
 pub use session::{Session, SessionEntry};
 pub use verify::{RefineSettings, VerifiedDecoder, VerifySettings};

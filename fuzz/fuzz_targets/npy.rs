@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(rows.len(), rows.nrows() * rows.ncols());
     }
     let _ = lightweight_decoder::load_embeddings(&a, Some(&s));
-    if let Ok(mut reader) = lightweight_decoder::EmbeddingReader::open(&a, Some(&s)) {
+    if let Ok(mut reader) = lightweight_decoder::io::EmbeddingReader::open(&a, Some(&s)) {
         while let Ok(Some(_)) = reader.read_chunk(3) {}
     }
 });

@@ -210,7 +210,7 @@ pub fn decode_texts(
     boundaries: Option<Vec<usize>>,
 ) -> PyResult<Vec<Decoded>> {
     if let Some(b) = &boundaries {
-        ld::session_ranges(texts.len(), b).map_err(crate::errors::to_py)?;
+        ld::io::session_ranges(texts.len(), b).map_err(crate::errors::to_py)?;
     }
     let encoder = encoder_or_default(py, encoder)?;
     let inputs = embed(py, &encoder, texts)?;

@@ -4,9 +4,8 @@
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 
-use lightweight_decoder::{
-    session_ranges, AtomicFile, Candidate, Decoded, EmbeddingReader, Error, Result, Source,
-};
+use lightweight_decoder::io::{session_ranges, AtomicFile, EmbeddingReader};
+use lightweight_decoder::{Candidate, Decoded, Error, Result, Source};
 
 use crate::options::DecoderArgs;
 use lightweight_decoder::verify::fill_roundtrip_cosines;

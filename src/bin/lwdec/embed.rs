@@ -15,7 +15,8 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use lightweight_decoder::encoder::{Encoder, EncoderOrigin, EncoderPrecision, MpnetEncoder};
 use lightweight_decoder::eval::samples::read_lines;
-use lightweight_decoder::{write_atomic, AtomicFile, EmbeddingReader, Error, Result};
+use lightweight_decoder::io::{write_atomic, AtomicFile, EmbeddingReader};
+use lightweight_decoder::{Error, Result};
 use ndarray::Array2;
 use sha2::{Digest, Sha256};
 

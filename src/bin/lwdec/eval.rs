@@ -5,7 +5,8 @@ use std::path::Path;
 
 use lightweight_decoder::eval::{evaluate, perturb_rows};
 use lightweight_decoder::hybrid::{calibrate as fit_rule, measure, Objective};
-use lightweight_decoder::{save_config, write_atomic, Error, Result};
+use lightweight_decoder::io::write_atomic;
+use lightweight_decoder::{save_config, Error, Result};
 use serde_json::json;
 
 use crate::options::{CalibrationObjective, DecoderArgs, LabelledArgs};

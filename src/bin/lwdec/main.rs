@@ -200,7 +200,7 @@ fn remove_temporary_files_on_signals() {
     std::thread::spawn(|| loop {
         let signal = SIGNALLED.load(Ordering::SeqCst);
         if signal != 0 {
-            lightweight_decoder::remove_temporary_files();
+            lightweight_decoder::io::remove_temporary_files();
             eprintln!("lwdec: stopped by signal {signal}; temporary files removed");
             // SAFETY: restoring the default action and raising the signal again ends the
             // process as killed by it, which the caller's shell then reports.
