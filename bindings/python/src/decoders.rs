@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use lightweight_decoder as ld;
-use lightweight_decoder::generative::{DecodeOptions, Strategy, MAX_BEAM_WIDTH, MAX_MBR_SAMPLES};
+use lightweight_decoder::generative::DecodeOptions;
 use lightweight_decoder::{Decoder, DecoderBuilder, DecoderConfig};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -172,36 +172,8 @@ fn decoder_config(config: Option<&Bound<'_, PyAny>>) -> PyResult<DecoderConfig> 
 
 /// The generator's decoding options, as `lwdec`'s `--beam`, `--mbr` and `--mbr-temperature`.
 fn decode_options(beam: usize, mbr: usize, mbr_temperature: f32) -> PyResult<DecodeOptions> {
-    if !(1..=MAX_BEAM_WIDTH).contains(&beam) {
-        return Err(PyValueError::new_err(format!(
-            "beam must be in 1..={MAX_BEAM_WIDTH}, got {beam}"
-        )));
-    }
-    if mbr > MAX_MBR_SAMPLES {
-        return Err(PyValueError::new_err(format!(
-            "mbr must be in 0..={MAX_MBR_SAMPLES}, got {mbr}"
-        )));
-    }
-    if !(mbr_temperature.is_finite() && mbr_temperature > 0.0) {
-        return Err(PyValueError::new_err(format!(
-            "mbr_temperature must be finite and positive, got {mbr_temperature}"
-        )));
-    }
-    let strategy = if mbr > 0 {
-        Strategy::Mbr {
-            samples: mbr,
-            temperature: mbr_temperature,
-            seed: 0,
-        }
-    } else if beam > 1 {
-        Strategy::Beam { width: beam }
-    } else {
-        Strategy::Greedy
-    };
-    Ok(DecodeOptions {
-        strategy,
-        ..DecodeOptions::default()
-    })
+    DecodeOptions::with_search(beam, mbr, mbr_temperature)
+        .map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
 /// A builder from the constructors' arguments.

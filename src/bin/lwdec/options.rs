@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::ValueEnum;
 use lightweight_decoder::eval::samples::read_lines;
-use lightweight_decoder::generative::{DecodeOptions, Strategy};
+use lightweight_decoder::generative::DecodeOptions;
 use lightweight_decoder::{
     load_config, load_embeddings, AssemblyMethod, DecoderBuilder, DecoderConfig, Result,
 };
@@ -213,25 +213,13 @@ impl DecoderArgs {
         Ok(config)
     }
 
-    /// The generator's decoding options from `--beam` and `--mbr`.
-    pub fn decode_options(&self) -> DecodeOptions {
-        let strategy = if self.mbr > 0 {
-            Strategy::Mbr {
-                samples: usize::from(self.mbr),
-                temperature: self.mbr_temperature,
-                seed: 0,
-            }
-        } else if self.beam > 1 {
-            Strategy::Beam {
-                width: usize::from(self.beam),
-            }
-        } else {
-            Strategy::Greedy
-        };
-        DecodeOptions {
-            strategy,
-            ..DecodeOptions::default()
-        }
+    /// The generator's decoding options from `--beam`, `--mbr` and `--mbr-temperature`.
+    pub fn decode_options(&self) -> Result<DecodeOptions> {
+        DecodeOptions::with_search(
+            usize::from(self.beam),
+            usize::from(self.mbr),
+            self.mbr_temperature,
+        )
     }
 
     /// A builder with the bank, the model, the settings and the decoding options.
@@ -241,7 +229,7 @@ impl DecoderArgs {
             .model_path(self.model.clone())
             .language_model_path(self.language_model.clone())
             .config(self.decoder_config()?)
-            .decode_options(self.decode_options()))
+            .decode_options(self.decode_options()?))
     }
 }
 

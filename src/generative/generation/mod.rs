@@ -80,6 +80,43 @@ impl Default for DecodeOptions {
     }
 }
 
+impl DecodeOptions {
+    /// The default options with the strategy a search setting names, as `lwdec --beam`,
+    /// `--mbr` and `--mbr-temperature` and Python's `beam=`, `mbr=`, `mbr_temperature=` set
+    /// it: MBR with `mbr` samples when `mbr > 0`, else beam search when `beam > 1`, else
+    /// greedy. Out-of-range values are an [`Error::InvalidConfig`](crate::Error) naming them.
+    pub fn with_search(beam: usize, mbr: usize, mbr_temperature: f32) -> crate::Result<Self> {
+        use crate::error::check;
+        check(
+            (1..=MAX_BEAM_WIDTH).contains(&beam),
+            &format!("beam must be in 1..={MAX_BEAM_WIDTH}, got {beam}"),
+        )?;
+        check(
+            mbr <= MAX_MBR_SAMPLES,
+            &format!("mbr must be in 0..={MAX_MBR_SAMPLES}, got {mbr}"),
+        )?;
+        check(
+            mbr_temperature.is_finite() && mbr_temperature > 0.0,
+            &format!("mbr_temperature must be finite and positive, got {mbr_temperature}"),
+        )?;
+        let strategy = if mbr > 0 {
+            Strategy::Mbr {
+                samples: mbr,
+                temperature: mbr_temperature,
+                seed: 0,
+            }
+        } else if beam > 1 {
+            Strategy::Beam { width: beam }
+        } else {
+            Strategy::Greedy
+        };
+        Ok(Self {
+            strategy,
+            ..Self::default()
+        })
+    }
+}
+
 /// A generated text and how confident the model was in it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GeneratedText {
@@ -214,6 +251,37 @@ pub fn generate(
                 |best, (i, u)| if u > best.1 { (i, u) } else { best },
             );
             Ok(outputs.swap_remove(best.0))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_settings_map_to_one_strategy() {
+        let s = |b, m, t| DecodeOptions::with_search(b, m, t).map(|o| o.strategy);
+        assert_eq!(s(1, 0, 0.7).unwrap(), Strategy::Greedy);
+        assert_eq!(s(8, 0, 0.7).unwrap(), Strategy::Beam { width: 8 });
+        // MBR wins over a beam, as on the command line
+        assert_eq!(
+            s(8, 4, 0.7).unwrap(),
+            Strategy::Mbr {
+                samples: 4,
+                temperature: 0.7,
+                seed: 0
+            }
+        );
+        for (b, m, t, what) in [
+            (0, 0, 0.7, "beam must be in 1..=64"),
+            (65, 0, 0.7, "beam must be in 1..=64"),
+            (1, 257, 0.7, "mbr must be in 0..=256"),
+            (1, 4, f32::NAN, "mbr_temperature"),
+            (1, 4, 0.0, "mbr_temperature"),
+        ] {
+            let err = s(b, m, t).unwrap_err().to_string();
+            assert!(err.contains(what), "{err}");
         }
     }
 }
