@@ -17,6 +17,9 @@ use super::bf16_gemm::{matmul, Bf16Rows, Output, PackedWeight};
 use super::model::{relative_position_bucket, Config};
 use crate::encoder::{EncoderError, Result};
 
+/// Largest pass (in tokens) whose buffers are kept for the next call.
+const MAX_SPARE_TOKENS: usize = 1024;
+
 /// A layer norm's weight, bias and epsilon.
 struct Norm {
     weight: Vec<f32>,
@@ -74,11 +77,14 @@ pub(crate) struct Bf16Model {
     /// `[buckets, heads]`.
     relative_bias: Vec<f32>,
     cfg: Config,
+    /// Buffers of finished passes, reused so that a call does not fault in fresh pages.
+    spare: std::sync::Mutex<Vec<Scratch>>,
 }
 
 /// Scratch buffers of one forward pass.
 #[derive(Default)]
 struct Scratch {
+    hidden: Vec<f32>,
     input: Bf16Rows,
     middle: Bf16Rows,
     qkv: Vec<f32>,
@@ -155,6 +161,7 @@ impl Bf16Model {
             layers,
             relative_bias: get("encoder.relative_attention_bias.weight")?,
             cfg: cfg.clone(),
+            spare: Default::default(),
         })
     }
 
@@ -168,8 +175,14 @@ impl Bf16Model {
             spans.push((tokens, s.len()));
             tokens += s.len();
         }
-        let mut x = self.embeddings(seqs, tokens);
-        let mut scratch = Scratch::default();
+        let mut scratch = self
+            .spare
+            .lock()
+            .ok()
+            .and_then(|mut spare| spare.pop())
+            .unwrap_or_default();
+        let mut x = std::mem::take(&mut scratch.hidden);
+        self.embeddings(seqs, tokens, &mut x);
         for layer in &self.layers {
             self.layer(layer, &mut x, &spans, &mut scratch);
         }
@@ -185,15 +198,24 @@ impl Bf16Model {
             let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
             row.iter_mut().for_each(|v| *v /= norm);
         }
+        scratch.hidden = x;
+        // small passes (refinement's) reuse their buffers; a large batch's (~25 MB per
+        // 1,024 tokens) are freed rather than kept for the process's life
+        if tokens <= MAX_SPARE_TOKENS {
+            if let Ok(mut spare) = self.spare.lock() {
+                spare.push(scratch);
+            }
+        }
         out
     }
 
-    /// Word plus position embeddings, normalised: `[tokens, hidden]`. Positions count the
+    /// Word plus position embeddings, normalised, into `x`: `[tokens, hidden]`. Positions count the
     /// non-padding tokens from `padding_idx + 1`, as `create_position_ids_from_input_ids` does.
-    fn embeddings(&self, seqs: &[&[u32]], tokens: usize) -> Vec<f32> {
+    fn embeddings(&self, seqs: &[&[u32]], tokens: usize, x: &mut Vec<f32>) {
         let h = self.cfg.hidden_size;
         let pad = self.cfg.pad_token_id as usize;
-        let mut x = vec![0f32; tokens * h];
+        x.clear();
+        x.resize(tokens * h, 0.0);
         let mut rows = x.chunks_mut(h);
         for s in seqs {
             let mut seen = 0;
@@ -213,8 +235,7 @@ impl Bf16Model {
                 }
             }
         }
-        self.embedding_norm.apply_rows(&mut x, None, h);
-        x
+        self.embedding_norm.apply_rows(x, None, h);
     }
 
     fn layer(&self, layer: &Layer, x: &mut Vec<f32>, spans: &[(usize, usize)], s: &mut Scratch) {
@@ -258,35 +279,73 @@ impl Bf16Model {
                     self.relative_bias[b as usize * heads + head]
                 })
                 .collect();
-            let mut scores = vec![0f32; len];
-            let mut ctx = vec![0f32; hd];
-            for i in 0..len {
-                let q = &qkv[(start + i) * stride + head * hd..][..hd];
-                let mut max = f32::NEG_INFINITY;
-                for (j, score) in scores.iter_mut().enumerate() {
-                    let k = &qkv[(start + j) * stride + h + head * hd..][..hd];
-                    *score = dot(q, k) + table[j + len - 1 - i];
-                    max = max.max(*score);
-                }
-                let mut sum = 0.0;
-                for score in scores.iter_mut() {
-                    *score = (*score - max).exp();
-                    sum += *score;
-                }
-                ctx.iter_mut().for_each(|c| *c = 0.0);
-                for (j, &p) in scores.iter().enumerate() {
-                    let v = &qkv[(start + j) * stride + 2 * h + head * hd..][..hd];
-                    ctx.iter_mut().zip(v).for_each(|(c, v)| *c += p * v);
-                }
-                let inv = 1.0 / sum;
-                // SAFETY: row start + i, columns of this head: written by this task only;
-                // `context` has `tokens * hidden` floats.
-                let dst = unsafe { out.get().add((start + i) * h + head * hd) };
-                for (c, &v) in ctx.iter().enumerate() {
-                    unsafe { *dst.add(c) = v * inv };
-                }
-            }
+            let head = Head {
+                qkv,
+                start,
+                len,
+                stride,
+                hidden: h,
+                offset: head * hd,
+                width: hd,
+                table: &table,
+            };
+            // SAFETY: the model exists only where AVX512-BF16 (hence AVX512F) was detected;
+            // the task writes rows start..start + len, columns of its head, of `context`
+            // (`tokens * hidden` floats), which no other task writes.
+            unsafe { head.attend(out.get()) };
         });
+    }
+}
+
+/// One head of one text: its slices of the fused q/k/v rows and its position bias.
+struct Head<'a> {
+    qkv: &'a [f32],
+    start: usize,
+    len: usize,
+    stride: usize,
+    hidden: usize,
+    /// First column of the head within q (and within k and v, past `hidden`, `2 * hidden`).
+    offset: usize,
+    width: usize,
+    /// Bias by `key - query + len - 1`.
+    table: &'a [f32],
+}
+
+impl Head<'_> {
+    /// `softmax(q k^T + bias) v` for every query of the text, written to `out` (row-major,
+    /// `hidden` wide). Compiled for AVX512F so the 16-lane loops use whole registers.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn attend(&self, out: *mut f32) {
+        let (len, hd) = (self.len, self.width);
+        let row = |t: usize, part: usize| {
+            let at = (self.start + t) * self.stride + part * self.hidden + self.offset;
+            &self.qkv[at..at + hd]
+        };
+        let mut scores = vec![0f32; len];
+        let mut ctx = vec![0f32; hd];
+        for i in 0..len {
+            let q = row(i, 0);
+            let mut max = f32::NEG_INFINITY;
+            for (j, score) in scores.iter_mut().enumerate() {
+                *score = dot(q, row(j, 1)) + self.table[j + len - 1 - i];
+                max = max.max(*score);
+            }
+            let mut sum = 0.0;
+            for score in scores.iter_mut() {
+                *score = (*score - max).exp();
+                sum += *score;
+            }
+            ctx.iter_mut().for_each(|c| *c = 0.0);
+            for (j, &p) in scores.iter().enumerate() {
+                ctx.iter_mut().zip(row(j, 2)).for_each(|(c, v)| *c += p * v);
+            }
+            let inv = 1.0 / sum;
+            // SAFETY: the caller's contract: this row's head columns are ours to write.
+            let dst = unsafe { out.add((self.start + i) * self.hidden + self.offset) };
+            for (c, &v) in ctx.iter().enumerate() {
+                unsafe { *dst.add(c) = v * inv };
+            }
+        }
     }
 }
 
