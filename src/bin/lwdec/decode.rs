@@ -102,15 +102,19 @@ pub fn run_texts(
     if let Some(b) = &boundaries {
         session_ranges(texts.len(), b)?;
     }
-    let decoder = crate::build_decoder(args)?;
-    let encoder = crate::embed::load_encoder(encoder, crate::embed::DEFAULT_BATCH)?;
-    let embeddings = crate::embed::embed_texts_with(&encoder, texts)?;
+    // one encoder embeds the texts, verifies (with --verify) and re-embeds the answers
+    let encoder = std::sync::Arc::new(crate::embed::load_encoder(
+        encoder,
+        crate::embed::DEFAULT_BATCH,
+    )?);
+    let decoder = crate::build_decoder_with(args, Some(encoder.clone()))?;
+    let embeddings = crate::embed::embed_texts_with(encoder.as_ref(), texts)?;
     let mut decoded = match &boundaries {
         Some(b) => decoder.batch_decode_with_sessions(embeddings.view(), b),
         None => decoder.batch_decode(embeddings.view()),
     }?;
     // every answer's round-trip cosine (a verified decoder has set it already)
-    fill_roundtrip_cosines(&encoder, embeddings.view(), &mut decoded)?;
+    fill_roundtrip_cosines(encoder.as_ref(), embeddings.view(), &mut decoded)?;
     let mut out: Box<dyn Sink> = match output {
         Some(path) => Box::new(AtomicFile::create(path)?),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),

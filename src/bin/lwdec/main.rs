@@ -240,13 +240,28 @@ fn kind(choice: DecoderChoice) -> Result<DecoderKind> {
 
 /// The decoder `--decoder` names.
 fn build_decoder(args: &DecoderArgs) -> Result<Box<dyn Decoder>> {
+    build_decoder_with(args, None)
+}
+
+/// [`build_decoder`] verifying with `encoder` when one is loaded already (else `--verify`
+/// loads it).
+fn build_decoder_with(
+    args: &DecoderArgs,
+    encoder: Option<std::sync::Arc<dyn lightweight_decoder::Encoder>>,
+) -> Result<Box<dyn Decoder>> {
     let builder = args.builder()?;
     let kind = kind(args.decoder)?;
     if !args.verify {
         return builder.build(kind);
     }
-    let encoder = embed::load_encoder(args.encoder.as_deref(), embed::DEFAULT_BATCH)?;
-    builder.verified(kind, std::sync::Arc::new(encoder), verify_settings(args))
+    let encoder = match encoder {
+        Some(e) => e,
+        None => std::sync::Arc::new(embed::load_encoder(
+            args.encoder.as_deref(),
+            embed::DEFAULT_BATCH,
+        )?),
+    };
+    builder.verified(kind, encoder, verify_settings(args))
 }
 
 /// The settings of `--verify`, `--verify-top-k`, `--reembed-top-k`, `--refine`, `--budget` and
@@ -283,19 +298,22 @@ fn build_decoders(args: &DecoderArgs) -> Result<Vec<(String, Box<dyn Decoder>)>>
         one => vec![one],
     };
     let builder = args.builder()?;
+    // one encoder for every verified decoder
+    let encoder: Option<std::sync::Arc<dyn lightweight_decoder::Encoder>> = match args.verify {
+        true => Some(std::sync::Arc::new(embed::load_encoder(
+            args.encoder.as_deref(),
+            embed::DEFAULT_BATCH,
+        )?)),
+        false => None,
+    };
     choices
         .into_iter()
         .map(|choice| {
             let name = choice
                 .to_possible_value()
                 .map_or_else(String::new, |v| v.get_name().to_string());
-            let decoder = if args.verify {
-                let encoder = embed::load_encoder(args.encoder.as_deref(), embed::DEFAULT_BATCH)?;
-                builder.verified(
-                    kind(choice)?,
-                    std::sync::Arc::new(encoder),
-                    verify_settings(args),
-                )?
+            let decoder = if let Some(encoder) = &encoder {
+                builder.verified(kind(choice)?, encoder.clone(), verify_settings(args))?
             } else {
                 builder.build(kind(choice)?)?
             };
