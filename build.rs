@@ -1,10 +1,11 @@
 //! Compiles the C++ the crate needs on top of the FAISS C API (`src/phrase_bank/ffi/`: a
-//! repair of read fast-scan indexes and the check of a read index against its manifest),
-//! against the headers faiss-sys installed.
+//! repair of read fast-scan indexes, the check of a read index against its manifest and a
+//! batched reconstruction), against the headers faiss-sys installed.
 
 fn main() {
     println!("cargo:rerun-if-changed=src/phrase_bank/ffi/fastscan_repair.cpp");
     println!("cargo:rerun-if-changed=src/phrase_bank/ffi/index_check.cpp");
+    println!("cargo:rerun-if-changed=src/phrase_bank/ffi/reconstruct.cpp");
     // faiss-sys (links = "faiss_c") builds FAISS with cmake, which reports its install root
     let root = std::env::var("DEP_FAISS_C_ROOT")
         .expect("faiss-sys must be built with its `static` feature (it reports DEP_FAISS_C_ROOT)");
@@ -14,6 +15,7 @@ fn main() {
         .include(std::path::Path::new(&root).join("include"))
         .file("src/phrase_bank/ffi/fastscan_repair.cpp")
         .file("src/phrase_bank/ffi/index_check.cpp")
+        .file("src/phrase_bank/ffi/reconstruct.cpp")
         .warnings(false)
         .compile("lwdec_faiss_repair");
 }

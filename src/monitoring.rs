@@ -129,6 +129,22 @@ impl Monitor {
         s.push_latency(latency);
     }
 
+    /// Records decodes that succeeded, each with the same latency (a batch's time per row),
+    /// under one lock; the same as [`Monitor::record_success`] for each, in order.
+    pub fn record_successes(
+        &self,
+        latency: Duration,
+        results: impl IntoIterator<Item = (f32, bool)>,
+    ) {
+        let mut s = self.lock();
+        for (confidence, low_confidence) in results {
+            s.decoded += 1;
+            s.confidence_sum += f64::from(confidence);
+            s.low_confidence += u64::from(low_confidence);
+            s.push_latency(latency);
+        }
+    }
+
     /// Records a decode that failed.
     pub fn record_error(&self, latency: Duration) {
         let mut s = self.lock();

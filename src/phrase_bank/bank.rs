@@ -25,6 +25,10 @@ pub const BANK_DIR_ENV: &str = "LWDEC_BANK_DIR";
 /// Batches of at least this many queries re-score their hits in parallel.
 const PARALLEL_RESCORE_ROWS: usize = 64;
 
+/// Rows whose hits are re-scored together (one reconstruction call, in chunks of this many
+/// rows: about 240 KB of vectors for 10 hits of 768 dimensions).
+const RESCORE_CHUNK_ROWS: usize = 8;
+
 /// Index spec that lets [`PhraseBank::build`] choose by bank size.
 pub const AUTO_INDEX: &str = "auto";
 /// The compressed index kind `auto` picks for large banks (the WordNet bank's).
@@ -573,41 +577,79 @@ impl PhraseBank {
         let found = self.index.search(queries, k)?;
         let exact = self.manifest.index_spec == "Flat";
         let width = k.max(1);
-        let rescore = |(ids, scores): (&[i64], &[f32])| -> Result<Vec<Hit>> {
-            let mut hits = ids
-                .iter()
-                .zip(scores)
-                .filter(|(&id, _)| id >= 0)
-                .map(|(&id, &score)| {
-                    let norm = if exact {
-                        1.0
-                    } else {
-                        crate::embedding::norm(&self.index.reconstruct(id)?)
-                    };
-                    Ok(Hit {
-                        id: id as usize,
-                        similarity: score / norm.max(embedding::MIN_NORM),
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            hits.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
-            Ok(hits)
-        };
-        let nq = queries.len() / self.dim();
-        let (ids, scores) = (&found.ids[..nq * width], &found.scores[..nq * width]);
-        if nq >= PARALLEL_RESCORE_ROWS {
-            // FAISS's own threads are done: the reconstructions (const, thread-safe, no
-            // OpenMP for one vector) run on rayon's, in row order
-            ids.par_chunks(width)
-                .zip(scores.par_chunks(width))
-                .map(rescore)
-                .collect()
+        let dim = self.dim();
+        // the stored vectors' norms, once a batch has computed them (single queries do not
+        // wait for them: they reconstruct their few hits)
+        let norms = if exact {
+            None
+        } else if queries.len() / dim >= PARALLEL_RESCORE_ROWS {
+            self.index.stored_norms()
         } else {
-            ids.chunks(width)
+            self.index.stored_norms_if_computed()
+        };
+        // the hits of some rows, with the norm correction of all of them done at once
+        // (`buffers`: their ids and reconstructions, reused from call to call)
+        let rescore = |buffers: &mut RescoreBuffers,
+                       (ids, scores): (&[i64], &[f32])|
+         -> Result<Vec<Vec<Hit>>> {
+            let mut rows: Vec<Vec<Hit>> = ids
+                .chunks(width)
                 .zip(scores.chunks(width))
-                .map(rescore)
-                .collect()
-        }
+                .map(|(ids, scores)| {
+                    ids.iter()
+                        .zip(scores)
+                        .filter(|(&id, _)| id >= 0)
+                        .map(|(&id, &score)| Hit {
+                            id: id as usize,
+                            similarity: score,
+                        })
+                        .collect()
+                })
+                .collect();
+            if let (false, Some(table)) = (exact, norms) {
+                for hit in rows.iter_mut().flatten() {
+                    let norm = table.get(hit.id).ok_or_else(|| {
+                        Error::InvalidArgument(format!(
+                            "phrase id {} out of range 0..{}",
+                            hit.id,
+                            table.len()
+                        ))
+                    })?;
+                    hit.similarity /= norm.max(embedding::MIN_NORM);
+                }
+            } else if !exact {
+                let RescoreBuffers { ids, vectors } = buffers;
+                ids.clear();
+                ids.extend(rows.iter().flatten().map(|h| h.id as i64));
+                vectors.resize(ids.len() * dim, 0.0);
+                self.index.reconstruct_into(ids, vectors)?;
+                for (hit, v) in rows.iter_mut().flatten().zip(vectors.chunks(dim)) {
+                    hit.similarity /= embedding::norm(v).max(embedding::MIN_NORM);
+                }
+            }
+            for hits in &mut rows {
+                hits.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
+            }
+            Ok(rows)
+        };
+        let nq = queries.len() / dim;
+        let (ids, scores) = (&found.ids[..nq * width], &found.scores[..nq * width]);
+        let chunk = RESCORE_CHUNK_ROWS * width;
+        let chunks: Vec<Vec<Vec<Hit>>> = if nq >= PARALLEL_RESCORE_ROWS {
+            // FAISS's own threads are done: the reconstructions (const, thread-safe, and
+            // without OpenMP: `SharedIndex::reconstruct_into`) run on rayon's, in row order
+            ids.par_chunks(chunk)
+                .zip(scores.par_chunks(chunk))
+                .map_init(RescoreBuffers::default, rescore)
+                .collect::<Result<_>>()?
+        } else {
+            let mut buffers = RescoreBuffers::default();
+            ids.chunks(chunk)
+                .zip(scores.chunks(chunk))
+                .map(|rows| rescore(&mut buffers, rows))
+                .collect::<Result<_>>()?
+        };
+        Ok(chunks.into_iter().flatten().collect())
     }
 
     /// The phrase with id `id`.
@@ -659,6 +701,13 @@ impl PhraseBank {
         self.index.set_nprobe(nprobe);
         self.manifest.nprobe = self.index.nprobe();
     }
+}
+
+/// Scratch space of [`PhraseBank::search`]'s norm correction for a chunk of rows.
+#[derive(Default)]
+struct RescoreBuffers {
+    ids: Vec<i64>,
+    vectors: Vec<f32>,
 }
 
 /// Adds `vectors` to `index` in chunks, reporting progress.

@@ -84,6 +84,11 @@ impl PatternCache {
         }
     }
 
+    /// Whether the cache keeps entries (a capacity of 0 disables it: no signature is needed).
+    pub fn is_enabled(&self) -> bool {
+        self.entries.is_some()
+    }
+
     /// The signature of a unit-norm embedding.
     pub fn signature(&self, embedding: &[f32]) -> Box<[i16]> {
         embedding

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ndarray::ArrayView2;
+use rayon::prelude::*;
 
 use super::assembly::{
     Assembler, AssemblyInput, AssemblyMethod, Beam, ContextAware, Greedy, Weighted,
@@ -115,6 +116,13 @@ impl PhraseBankDecoder {
 
     /// Search results for a unit-norm query, from the cache when an equivalent input was seen.
     fn hits(&self, query: &[f32]) -> Result<Vec<Hit>> {
+        if !self.cache.is_enabled() {
+            return Ok(self
+                .bank
+                .search(query, self.config.top_k)?
+                .pop()
+                .unwrap_or_default());
+        }
         let signature = self.cache.signature(query);
         if let Some(hits) = self.cache.get(&signature) {
             return Ok(hits);
@@ -129,18 +137,31 @@ impl PhraseBankDecoder {
     }
 
     /// Assembles, thresholds and post-processes one input whose hits are known, then records
-    /// it in the session.
-    fn finish(&self, query: UnitEmbedding, hits: &[Hit], session: &mut Session) -> Result<Decoded> {
+    /// it in the session if `record` (not when the session is dropped right after).
+    fn finish(
+        &self,
+        query: &[f32],
+        hits: &[Hit],
+        session: &mut Session,
+        record: bool,
+    ) -> Result<Decoded> {
         let threshold = self.config.similarity_threshold;
         let best = hits.first().map_or(-1.0, |h| h.similarity);
         let low_confidence = best < threshold;
         if low_confidence && self.config.threshold_mode == ThresholdMode::Strict {
             return Err(Error::BelowThreshold { best, threshold });
         }
+        // the phrases first, then their copies: the phrases lie all over the bank's text, and
+        // looked up together (independent reads) their cache misses overlap
+        let texts: Vec<&str> = hits
+            .iter()
+            .map(|h| self.bank.phrase(h.id).unwrap_or_default())
+            .collect();
         let candidates: Vec<Candidate> = hits
             .iter()
-            .map(|h| Candidate {
-                text: self.bank.phrase(h.id).unwrap_or_default().to_string(),
+            .zip(texts)
+            .map(|(h, text)| Candidate {
+                text: text.to_string(),
                 similarity: h.similarity,
                 phrase_id: Some(h.id),
             })
@@ -156,7 +177,7 @@ impl PhraseBankDecoder {
             });
         }
         let assembly = self.assembler.assemble(&AssemblyInput {
-            query: &query,
+            query,
             hits,
             session,
             bank: &self.bank,
@@ -166,11 +187,13 @@ impl PhraseBankDecoder {
         if low_confidence {
             confidence *= 0.5;
         }
-        session.record(SessionEntry {
-            input: query.into_vec(),
-            output: Some(self.output_embedding(&assembly.phrase_ids)?),
-            phrase_ids: assembly.phrase_ids.clone(),
-        });
+        if record {
+            session.record(SessionEntry {
+                input: query.to_vec(),
+                output: Some(self.output_embedding(&assembly.phrase_ids)?),
+                phrase_ids: assembly.phrase_ids.clone(),
+            });
+        }
         Ok(Decoded {
             text,
             confidence: checked_confidence(confidence)?,
@@ -214,7 +237,7 @@ impl PhraseBankDecoder {
         let started = Instant::now();
         let result = self
             .hits(query)
-            .and_then(|hits| self.finish(query.clone(), &hits, session));
+            .and_then(|hits| self.finish(query, &hits, session, true));
         self.record(&result, started.elapsed());
         result
     }
@@ -239,13 +262,13 @@ impl Decoder for PhraseBankDecoder {
     }
 
     fn decode_in_session(&self, embedding: &[f32], session: &mut Session) -> Result<Decoded> {
-        let started = Instant::now();
-        let result = UnitEmbedding::new(embedding, self.dim()).and_then(|query| {
-            let hits = self.hits(&query)?;
-            self.finish(query, &hits, session)
-        });
-        self.record(&result, started.elapsed());
-        result
+        self.decode_one(embedding, session, true)
+    }
+
+    /// As [`Decoder::decode`]: a fresh session, which is dropped after, so nothing is recorded
+    /// in it.
+    fn decode(&self, embedding: &[f32]) -> Result<Decoded> {
+        self.decode_one(embedding, &mut self.new_session(), false)
     }
 
     /// Searches all cache misses of the batch in one FAISS call (parallelised by FAISS), then
@@ -260,10 +283,10 @@ impl Decoder for PhraseBankDecoder {
         let rows = embeddings.nrows().max(1);
         let per_row = started.elapsed() / rows as u32;
         match &result {
-            Ok(decoded) => decoded.iter().for_each(|d| {
-                self.monitor
-                    .record_success(per_row, d.confidence, d.low_confidence)
-            }),
+            Ok(decoded) => self.monitor.record_successes(
+                per_row,
+                decoded.iter().map(|d| (d.confidence, d.low_confidence)),
+            ),
             Err(_) => self.monitor.record_error(per_row),
         }
         result
@@ -271,15 +294,58 @@ impl Decoder for PhraseBankDecoder {
 }
 
 impl PhraseBankDecoder {
+    /// Checks, normalises and decodes one input in `session`, recording it there if `record`
+    /// (and in the statistics).
+    fn decode_one(
+        &self,
+        embedding: &[f32],
+        session: &mut Session,
+        record: bool,
+    ) -> Result<Decoded> {
+        let started = Instant::now();
+        let result = UnitEmbedding::new(embedding, self.dim()).and_then(|query| {
+            let hits = self.hits(&query)?;
+            self.finish(&query, &hits, session, record)
+        });
+        self.record(&result, started.elapsed());
+        result
+    }
+
     fn batch_decode_inner(
         &self,
         embeddings: ArrayView2<f32>,
         boundaries: &[usize],
     ) -> Result<Vec<Decoded>> {
         check_batch(&embeddings, self.dim())?;
-        let ranges = session_ranges(embeddings.nrows(), boundaries)?;
+        let rows = embeddings.nrows();
+        let ranges = session_ranges(rows, boundaries)?;
         let dim = self.dim();
-        let queries = embedding::normalized_rows(&embeddings, dim)?;
+        let queries = unit_rows(&embeddings, dim)?;
+        let hits = if self.cache.is_enabled() {
+            self.cached_hits(&queries)?
+        } else {
+            self.bank.search(&queries, self.config.top_k)?
+        };
+        // a session is dropped after its last row: that row is not recorded
+        let mut last = vec![false; rows];
+        for range in ranges.iter().filter(|r| !r.is_empty()) {
+            last[range.end - 1] = true;
+        }
+        decode_sessions(
+            ranges,
+            || self.new_session(),
+            |row, session| {
+                let query = &queries[row * dim..(row + 1) * dim];
+                let row_hits = hits.get(row).map(Vec::as_slice).unwrap_or_default();
+                self.finish(query, row_hits, session, !last[row])
+            },
+        )
+    }
+
+    /// Search results for unit-norm queries (row-major): from the cache where an equivalent
+    /// input was seen, the rest in one search.
+    fn cached_hits(&self, queries: &[f32]) -> Result<Vec<Vec<Hit>>> {
+        let dim = self.dim();
         let signatures: Vec<_> = queries
             .chunks(dim)
             .map(|q| self.cache.signature(q))
@@ -299,16 +365,41 @@ impl PhraseBankDecoder {
                 hits[row] = Some(row_hits);
             }
         }
-        decode_sessions(
-            ranges,
-            || self.new_session(),
-            |row, session| {
-                let query =
-                    UnitEmbedding::from_normalized(queries[row * dim..(row + 1) * dim].to_vec());
-                self.finish(query, hits[row].as_deref().unwrap_or_default(), session)
-            },
-        )
+        Ok(hits.into_iter().map(Option::unwrap_or_default).collect())
     }
+}
+
+/// Batches of at least this many rows are normalised in parallel.
+const PARALLEL_NORMALIZE_ROWS: usize = 64;
+
+/// The rows of a batch checked and scaled to unit norm, row-major, as
+/// [`embedding::normalized_rows`] gives them (the error names the first bad row), in
+/// parallel for large batches.
+fn unit_rows(embeddings: &ArrayView2<f32>, dim: usize) -> Result<Vec<f32>> {
+    let rows = embeddings.nrows();
+    if rows < PARALLEL_NORMALIZE_ROWS || dim == 0 {
+        return embedding::normalized_rows(embeddings, dim);
+    }
+    let mut out = vec![0f32; rows * dim];
+    let checked: Vec<Result<()>> = out
+        .par_chunks_mut(dim)
+        .enumerate()
+        .map(|(row, slot)| {
+            let view = embeddings.row(row);
+            let unit = match view.as_slice() {
+                Some(s) => UnitEmbedding::new(s, dim),
+                None => UnitEmbedding::new(&view.to_vec(), dim),
+            };
+            unit.map(|u| slot.copy_from_slice(&u))
+                .map_err(|e| Error::AtRow {
+                    row,
+                    source: Box::new(e),
+                })
+        })
+        .collect();
+    // the first bad row in row order, as the sequential check reports it
+    checked.into_iter().collect::<Result<()>>()?;
+    Ok(out)
 }
 
 impl std::fmt::Debug for PhraseBankDecoder {

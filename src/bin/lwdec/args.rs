@@ -139,6 +139,10 @@ pub enum Command {
         /// Print the report as JSON too.
         #[arg(long)]
         json: bool,
+        /// Interleaved runs of the decoder's measurements (single queries, then the batch,
+        /// each beside the raw FAISS search of the same queries); ratios are their medians.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        runs: u32,
         #[command(flatten)]
         encoder: crate::bench_encoder::EncoderBenchArgs,
         #[command(flatten)]

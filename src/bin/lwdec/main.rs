@@ -165,11 +165,12 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench {
             queries,
             json,
+            runs,
             encoder,
             decoder,
         } => match &encoder.encoder {
             Some(dir) => bench_encoder::run(dir.as_deref(), &encoder, json),
-            None => bench::run(queries as usize, json, &decoder),
+            None => bench::run(queries as usize, runs as usize, json, &decoder),
         },
     }
 }
