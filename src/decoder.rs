@@ -109,20 +109,37 @@ pub fn decode_sessions<T: Send>(
     new_session: impl Fn() -> Session + Sync,
     decode_row: impl Fn(usize, &mut Session) -> Result<T> + Sync,
 ) -> Result<Vec<T>> {
-    let per_session: Vec<Vec<T>> = ranges
-        .into_par_iter()
-        .map(|range| {
-            let mut session = new_session();
-            range
-                .map(|row| {
-                    decode_row(row, &mut session).map_err(|e| Error::AtRow {
-                        row,
-                        source: Box::new(e),
-                    })
+    decode_sessions_with(ranges, new_session, decode_row, |n, session| {
+        (0..n).into_par_iter().map(session).collect()
+    })
+}
+
+/// One session's decoded rows.
+pub(crate) type SessionRows<T> = Result<Vec<T>>;
+
+/// [`decode_sessions`] with the parallel loop given: `run(n, f)` returns `f(i)` for every
+/// session `i` in `0..n`, in order (the bank runs them on FAISS's OpenMP threads).
+pub(crate) fn decode_sessions_with<T: Send>(
+    ranges: Vec<std::ops::Range<usize>>,
+    new_session: impl Fn() -> Session + Sync,
+    decode_row: impl Fn(usize, &mut Session) -> Result<T> + Sync,
+    run: impl FnOnce(usize, &(dyn Fn(usize) -> SessionRows<T> + Sync)) -> Vec<SessionRows<T>>,
+) -> Result<Vec<T>> {
+    let session_rows = |i: usize| -> SessionRows<T> {
+        let mut session = new_session();
+        ranges[i]
+            .clone()
+            .map(|row| {
+                decode_row(row, &mut session).map_err(|e| Error::AtRow {
+                    row,
+                    source: Box::new(e),
                 })
-                .collect::<Result<Vec<_>>>()
-        })
-        .collect::<Result<_>>()?;
+            })
+            .collect()
+    };
+    let per_session = run(ranges.len(), &session_rows)
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
     Ok(per_session.into_iter().flatten().collect())
 }
 

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use ndarray::ArrayView2;
 use rand::SeedableRng;
-use rayon::prelude::*;
 
 use super::index::{Neighbours, SharedIndex};
 use super::manifest::{FileDigest, Manifest, FORMAT_VERSION, INDEX_FILE, MANIFEST_FILE};
@@ -636,12 +635,16 @@ impl PhraseBank {
         let (ids, scores) = (&found.ids[..nq * width], &found.scores[..nq * width]);
         let chunk = RESCORE_CHUNK_ROWS * width;
         let chunks: Vec<Vec<Vec<Hit>>> = if nq >= PARALLEL_RESCORE_ROWS {
-            // FAISS's own threads are done: the reconstructions (const, thread-safe, and
-            // without OpenMP: `SharedIndex::reconstruct_into`) run on rayon's, in row order
-            ids.par_chunks(chunk)
-                .zip(scores.par_chunks(chunk))
-                .map_init(RescoreBuffers::default, rescore)
-                .collect::<Result<_>>()?
+            // on the OpenMP team that just searched (awake, where rayon's threads would
+            // compete with its spinning ones); the reconstructions are const, thread-safe and
+            // open no OpenMP region of their own (`SharedIndex::reconstruct_into`)
+            let (ids, scores): (Vec<&[i64]>, Vec<&[f32]>) =
+                (ids.chunks(chunk).collect(), scores.chunks(chunk).collect());
+            super::openmp::map(ids.len(), |c| {
+                rescore(&mut RescoreBuffers::default(), (ids[c], scores[c]))
+            })
+            .into_iter()
+            .collect::<Result<_>>()?
         } else {
             let mut buffers = RescoreBuffers::default();
             ids.chunks(chunk)

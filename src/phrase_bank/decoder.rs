@@ -14,8 +14,8 @@ use super::cache::PatternCache;
 use super::postprocess::Pipeline;
 use crate::config::{DecoderConfig, ThresholdMode};
 use crate::decoder::{
-    check_batch, checked_confidence, decode_sessions, session_ranges, Candidate, Decoded, Decoder,
-    Source,
+    check_batch, checked_confidence, decode_sessions_with, session_ranges, Candidate, Decoded,
+    Decoder, Source,
 };
 use crate::embedding::{self, UnitEmbedding};
 use crate::error::{Error, Result};
@@ -272,7 +272,7 @@ impl Decoder for PhraseBankDecoder {
     }
 
     /// Searches all cache misses of the batch in one FAISS call (parallelised by FAISS), then
-    /// assembles the sessions in parallel with rayon.
+    /// assembles the sessions in parallel on the same OpenMP threads.
     fn batch_decode_with_sessions(
         &self,
         embeddings: ArrayView2<f32>,
@@ -331,7 +331,8 @@ impl PhraseBankDecoder {
         for range in ranges.iter().filter(|r| !r.is_empty()) {
             last[range.end - 1] = true;
         }
-        decode_sessions(
+        // assembled on the OpenMP team that searched (`super::openmp`)
+        decode_sessions_with(
             ranges,
             || self.new_session(),
             |row, session| {
@@ -339,6 +340,7 @@ impl PhraseBankDecoder {
                 let row_hits = hits.get(row).map(Vec::as_slice).unwrap_or_default();
                 self.finish(query, row_hits, session, !last[row])
             },
+            |n, session| super::openmp::map(n, session),
         )
     }
 

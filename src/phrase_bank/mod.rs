@@ -16,6 +16,7 @@ mod decoder;
 mod index;
 mod index_layout;
 mod manifest;
+mod openmp;
 mod phrases;
 pub mod postprocess;
 
