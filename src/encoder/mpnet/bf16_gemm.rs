@@ -327,36 +327,3 @@ mod tests {
         }
     }
 }
-#[cfg(test)]
-mod speed_probe {
-    use super::*;
-    #[test]
-    #[ignore]
-    fn probe() {
-        for (m, n, k) in [
-            (2000, 3072, 768),
-            (2000, 768, 3072),
-            (2000, 2304, 768),
-            (20, 3072, 768),
-        ] {
-            let x: Vec<f32> = (0..m * k).map(|i| (i % 13) as f32 / 13.0).collect();
-            let w: Vec<f32> = (0..n * k).map(|i| (i % 7) as f32 / 7.0).collect();
-            let pw = PackedWeight::pack(&w, vec![0.0; n], n, k);
-            let mut xb = Bf16Rows::default();
-            xb.fill_from(&x, k);
-            let mut out = vec![0f32; m * n];
-            matmul(&xb, &pw, Output::F32(&mut out));
-            let reps = if m < 100 { 200 } else { 5 };
-            let t = std::time::Instant::now();
-            for _ in 0..reps {
-                matmul(&xb, &pw, Output::F32(&mut out));
-            }
-            let s = t.elapsed().as_secs_f64() / reps as f64;
-            eprintln!(
-                "m{m} n{n} k{k}: {:.2} ms, {:.1} GFLOP/s",
-                s * 1e3,
-                2.0 * (m * n * k) as f64 / s / 1e9
-            );
-        }
-    }
-}

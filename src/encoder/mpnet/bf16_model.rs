@@ -127,8 +127,8 @@ impl Bf16Model {
         };
         let head_dim = h / cfg.num_attention_heads;
         let scale = (1.0 / (head_dim as f64).sqrt()) as f32;
-        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
-        for l in 0..cfg.num_hidden_layers {
+        // the layers packed in parallel (a third of the load's time on one thread)
+        let layer = |l: usize| -> Result<Layer> {
             let p = format!("encoder.layer.{l}");
             let attn = format!("{p}.attention.attn");
             let mut w = Vec::with_capacity(3 * h * h);
@@ -145,15 +145,19 @@ impl Bf16Model {
                     inputs,
                 ))
             };
-            layers.push(Layer {
+            Ok(Layer {
                 qkv: PackedWeight::pack(&w, b, 3 * h, h),
                 out: dense(&format!("{attn}.o"), h, h)?,
                 attention_norm: norm(&format!("{p}.attention.LayerNorm"))?,
                 up: dense(&format!("{p}.intermediate.dense"), i, h)?,
                 down: dense(&format!("{p}.output.dense"), h, i)?,
                 output_norm: norm(&format!("{p}.output.LayerNorm"))?,
-            });
-        }
+            })
+        };
+        let layers = (0..cfg.num_hidden_layers)
+            .into_par_iter()
+            .map(layer)
+            .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             word: get("embeddings.word_embeddings.weight")?,
             position: get("embeddings.position_embeddings.weight")?,
@@ -335,9 +339,15 @@ impl Head<'_> {
                 *score = (*score - max).exp();
                 sum += *score;
             }
-            ctx.iter_mut().for_each(|c| *c = 0.0);
-            for (j, &p) in scores.iter().enumerate() {
-                ctx.iter_mut().zip(row(j, 2)).for_each(|(c, v)| *c += p * v);
+            // 16 columns at a time, summed over the keys in order in one register (a sum
+            // kept in memory waits on its own store at every key)
+            for (c0, out) in (0..hd).step_by(16).zip(ctx.chunks_mut(16)) {
+                let mut acc = [0f32; 16];
+                for (j, &p) in scores.iter().enumerate() {
+                    let v = &row(j, 2)[c0..c0 + out.len()];
+                    acc.iter_mut().zip(v).for_each(|(a, v)| *a += p * v);
+                }
+                out.copy_from_slice(&acc[..out.len()]);
             }
             let inv = 1.0 / sum;
             // SAFETY: the caller's contract: this row's head columns are ours to write.
