@@ -110,12 +110,12 @@ impl std::fmt::Display for EncoderOrigin {
 }
 
 /// `Result` with an [`EncoderError`] (inside this module).
-pub(crate) type Result<T> = crate::Result<T, EncoderError>;
+pub(crate) type Result<T> = std::result::Result<T, EncoderError>;
 
 /// A sentence encoder: texts in, unit-norm embeddings out.
 pub trait Encoder: Send + Sync {
     /// Unit-norm embeddings, one row per text.
-    fn embed(&self, texts: &[&str]) -> crate::Result<ndarray::Array2<f32>, EncoderError>;
+    fn embed(&self, texts: &[&str]) -> std::result::Result<ndarray::Array2<f32>, EncoderError>;
     /// The length of every embedding row.
     fn dimension(&self) -> usize;
     /// A short name of the model, e.g. `all-mpnet-base-v2`.
