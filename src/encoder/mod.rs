@@ -110,6 +110,7 @@ impl std::fmt::Display for EncoderOrigin {
 }
 
 /// `Result` with an [`EncoderError`] (inside this module).
+#[cfg(feature = "encoder")]
 pub(crate) type Result<T> = std::result::Result<T, EncoderError>;
 
 /// A sentence encoder: texts in, unit-norm embeddings out.
