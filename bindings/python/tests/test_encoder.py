@@ -56,6 +56,15 @@ def test_encoder_inputs_and_errors(encoder, tmp_path):
         encoder.encode(["a text", 42])
     with pytest.raises(ValueError, match="batch_size"):
         ld.MpnetEncoder(batch_size=0)
+    # the precision: auto is the fastest this CPU runs (bf16 with AVX512-BF16, else f32)
+    assert encoder.precision in ("bf16", "f32") and encoder.precision in repr(encoder)
+    with pytest.raises(ValueError, match="unknown encoder precision"):
+        ld.MpnetEncoder(precision="fp16")
+    reference = ld.MpnetEncoder(precision="f32")
+    assert reference.precision == "f32"
+    texts = ["A small boat on the lake.", "Never used at the same time as the callback."]
+    cosines = (encoder.encode(texts) * reference.encode(texts)).sum(axis=1)
+    assert cosines.min() > 0.999, cosines
     missing = tmp_path / "no-such-encoder"
     with pytest.raises(FileNotFoundError, match="no-such-encoder"):
         ld.MpnetEncoder(missing)

@@ -94,7 +94,9 @@ class _Decoder:
 class MpnetEncoder:
     """The sentence encoder all-mpnet-base-v2 in Rust: texts in, unit-norm 768-d rows out."""
 
-    def __init__(self, path: Optional[PathLike] = None, *, batch_size: int = 64) -> None: ...
+    def __init__(
+        self, path: Optional[PathLike] = None, *, batch_size: int = 64, precision: str = "auto"
+    ) -> None: ...
     def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Embeds ``texts``: float32, shape (len(texts), 768), unit-norm rows in input order."""
     @property
@@ -106,6 +108,9 @@ class MpnetEncoder:
     @property
     def batch_size(self) -> int:
         """Texts per forward pass."""
+    @property
+    def precision(self) -> str:
+        """The precision the encoder runs in: ``"bf16"`` or ``"f32"`` (or ``"int8"``)."""
     @property
     def max_seq_length(self) -> int:
         """The truncation length in tokens, special tokens included (384)."""
