@@ -4,6 +4,7 @@
 use std::ops::Deref;
 
 use ndarray::ArrayView1;
+use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 
@@ -143,7 +144,11 @@ pub fn normalize_in_place(v: &mut [f32]) {
     }
 }
 
-/// Checks every row of a batch and returns the rows scaled to unit norm, row-major.
+/// Batches of at least this many rows are normalised in parallel.
+const PARALLEL_NORMALIZE_ROWS: usize = 64;
+
+/// Checks every row of a batch and returns the rows scaled to unit norm, row-major (in
+/// parallel for large batches; the same values either way).
 ///
 /// The error names the first bad row.
 pub fn normalized_rows(rows: &ndarray::ArrayView2<f32>, dim: usize) -> Result<Vec<f32>> {
@@ -153,13 +158,31 @@ pub fn normalized_rows(rows: &ndarray::ArrayView2<f32>, dim: usize) -> Result<Ve
             got: rows.ncols(),
         });
     }
-    let mut out = Vec::with_capacity(rows.len());
-    for (row, view) in rows.rows().into_iter().enumerate() {
-        out.extend(normalized_row(view, dim).map_err(|e| Error::AtRow {
+    let at_row = |row: usize| {
+        move |e: Error| Error::AtRow {
             row,
             source: Box::new(e),
-        })?);
+        }
+    };
+    if rows.nrows() < PARALLEL_NORMALIZE_ROWS || dim == 0 {
+        let mut out = Vec::with_capacity(rows.len());
+        for (row, view) in rows.rows().into_iter().enumerate() {
+            out.extend(normalized_row(view, dim).map_err(at_row(row))?);
+        }
+        return Ok(out);
     }
+    let mut out = vec![0f32; rows.len()];
+    let checked: Vec<Result<()>> = out
+        .par_chunks_mut(dim)
+        .enumerate()
+        .map(|(row, slot)| {
+            normalized_row(rows.row(row), dim)
+                .map(|unit| slot.copy_from_slice(&unit))
+                .map_err(at_row(row))
+        })
+        .collect();
+    // the first bad row in row order, as the sequential check reports it
+    checked.into_iter().collect::<Result<()>>()?;
     Ok(out)
 }
 

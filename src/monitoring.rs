@@ -122,11 +122,7 @@ pub struct Health {
 impl Monitor {
     /// Records a decode that succeeded.
     pub fn record_success(&self, latency: Duration, confidence: f32, low_confidence: bool) {
-        let mut s = self.lock();
-        s.decoded += 1;
-        s.confidence_sum += f64::from(confidence);
-        s.low_confidence += u64::from(low_confidence);
-        s.push_latency(latency);
+        self.record_successes(latency, [(confidence, low_confidence)]);
     }
 
     /// Records decodes that succeeded, each with the same latency (a batch's time per row),

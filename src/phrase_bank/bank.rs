@@ -587,7 +587,8 @@ impl PhraseBank {
             self.index.stored_norms_if_computed()
         };
         // the hits of some rows, with the norm correction of all of them done at once
-        // (`buffers`: their ids and reconstructions, reused from call to call)
+        // (`buffers`: their ids and reconstructions when no norm table exists; the sequential
+        // path reuses them from chunk to chunk)
         let rescore = |buffers: &mut RescoreBuffers,
                        (ids, scores): (&[i64], &[f32])|
          -> Result<Vec<Vec<Hit>>> {

@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ndarray::ArrayView2;
-use rayon::prelude::*;
 
 use super::assembly::{
     Assembler, AssemblyInput, AssemblyMethod, Beam, ContextAware, Greedy, Weighted,
@@ -320,7 +319,7 @@ impl PhraseBankDecoder {
         let rows = embeddings.nrows();
         let ranges = session_ranges(rows, boundaries)?;
         let dim = self.dim();
-        let queries = unit_rows(&embeddings, dim)?;
+        let queries = embedding::normalized_rows(&embeddings, dim)?;
         let hits = if self.cache.is_enabled() {
             self.cached_hits(&queries)?
         } else {
@@ -369,39 +368,6 @@ impl PhraseBankDecoder {
         }
         Ok(hits.into_iter().map(Option::unwrap_or_default).collect())
     }
-}
-
-/// Batches of at least this many rows are normalised in parallel.
-const PARALLEL_NORMALIZE_ROWS: usize = 64;
-
-/// The rows of a batch checked and scaled to unit norm, row-major, as
-/// [`embedding::normalized_rows`] gives them (the error names the first bad row), in
-/// parallel for large batches.
-fn unit_rows(embeddings: &ArrayView2<f32>, dim: usize) -> Result<Vec<f32>> {
-    let rows = embeddings.nrows();
-    if rows < PARALLEL_NORMALIZE_ROWS || dim == 0 {
-        return embedding::normalized_rows(embeddings, dim);
-    }
-    let mut out = vec![0f32; rows * dim];
-    let checked: Vec<Result<()>> = out
-        .par_chunks_mut(dim)
-        .enumerate()
-        .map(|(row, slot)| {
-            let view = embeddings.row(row);
-            let unit = match view.as_slice() {
-                Some(s) => UnitEmbedding::new(s, dim),
-                None => UnitEmbedding::new(&view.to_vec(), dim),
-            };
-            unit.map(|u| slot.copy_from_slice(&u))
-                .map_err(|e| Error::AtRow {
-                    row,
-                    source: Box::new(e),
-                })
-        })
-        .collect();
-    // the first bad row in row order, as the sequential check reports it
-    checked.into_iter().collect::<Result<()>>()?;
-    Ok(out)
 }
 
 impl std::fmt::Debug for PhraseBankDecoder {

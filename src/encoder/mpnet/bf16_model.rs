@@ -339,15 +339,9 @@ impl Head<'_> {
                 *score = (*score - max).exp();
                 sum += *score;
             }
-            // 16 columns at a time, summed over the keys in order in one register (a sum
-            // kept in memory waits on its own store at every key)
-            for (c0, out) in (0..hd).step_by(16).zip(ctx.chunks_mut(16)) {
-                let mut acc = [0f32; 16];
-                for (j, &p) in scores.iter().enumerate() {
-                    let v = &row(j, 2)[c0..c0 + out.len()];
-                    acc.iter_mut().zip(v).for_each(|(a, v)| *a += p * v);
-                }
-                out.copy_from_slice(&acc[..out.len()]);
+            ctx.iter_mut().for_each(|c| *c = 0.0);
+            for (j, &p) in scores.iter().enumerate() {
+                ctx.iter_mut().zip(row(j, 2)).for_each(|(c, v)| *c += p * v);
             }
             let inv = 1.0 / sum;
             // SAFETY: the caller's contract: this row's head columns are ours to write.

@@ -31,6 +31,20 @@ void write_message(char* message, size_t capacity, const char* text) {
     message[capacity - 1] = '\0';
 }
 
+// Runs `body` (which returns 0 or 1), turning any C++ exception into 1 with its message: no
+// exception may cross into Rust.
+template <typename Body>
+int guarded(char* message, size_t capacity, Body body) {
+    try {
+        return body();
+    } catch (const std::exception& e) {
+        write_message(message, capacity, e.what());
+    } catch (...) {
+        write_message(message, capacity, "unknown C++ exception");
+    }
+    return 1;
+}
+
 // An IVF fast-scan index with a 4-bit product quantizer, decoded as
 // IndexIVFFastScan::reconstruct_from_offset and sa_decode do.
 struct FastScan {
@@ -140,7 +154,7 @@ extern "C" int lwdec_reconstruct_batch(
         float* out,
         char* message,
         size_t capacity) {
-    try {
+    return guarded(message, capacity, [&]() -> int {
         const auto* index = static_cast<const faiss::Index*>(index_ptr);
         const FastScan fs(index);
         if (!fs.applies()) {
@@ -175,13 +189,7 @@ extern "C" int lwdec_reconstruct_batch(
             fs.decode(p, fs.coarse(list_no, scratch.data()), out + i * fs.d);
         }
         return 0;
-    } catch (const std::exception& e) {
-        write_message(message, capacity, e.what());
-        return 1;
-    } catch (...) {
-        write_message(message, capacity, "unknown C++ exception");
-        return 1;
-    }
+    });
 }
 
 // The number of inverted lists when `lwdec_reconstruct_list` applies to this index (an IVF
@@ -204,7 +212,7 @@ extern "C" int lwdec_reconstruct_list(
         size_t* rows,
         char* message,
         size_t capacity) {
-    try {
+    return guarded(message, capacity, [&]() -> int {
         *rows = 0;
         const FastScan fs(static_cast<const faiss::Index*>(index_ptr));
         if (!fs.applies() || list_no < 0 || size_t(list_no) >= fs.index->nlist) {
@@ -223,11 +231,5 @@ extern "C" int lwdec_reconstruct_list(
         }
         *rows = count;
         return 0;
-    } catch (const std::exception& e) {
-        write_message(message, capacity, e.what());
-        return 1;
-    } catch (...) {
-        write_message(message, capacity, "unknown C++ exception");
-        return 1;
-    }
+    });
 }
