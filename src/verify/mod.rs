@@ -5,268 +5,25 @@
 //! [`Decoded::roundtrip_cosine`] and its confidence. With [`RefineSettings`] the chosen text
 //! is then improved by a word-level search with the encoder as judge.
 
+mod proposer;
 mod refine;
+mod settings;
+mod verifier;
 
-pub use refine::{RefineSettings, FUNCTION_WORDS};
+pub use proposer::{Proposal, Proposer};
+pub use settings::{RefineSettings, VerifySettings, FUNCTION_WORDS};
+pub use verifier::Verifier;
 
-use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use lru::LruCache;
 use ndarray::ArrayView2;
 
-use crate::decoder::{check_batch, session_ranges, Candidate, Decoded, Decoder, Source};
+use crate::decoder::{check_batch, session_ranges, Decoded, Decoder, Source};
 use crate::embedding::UnitEmbedding;
 use crate::encoder::Encoder;
 use crate::error::{Error, Result};
-use crate::generative::{GenerativeDecoder, InferenceModel};
-use crate::hybrid::HybridDecoder;
 use crate::language_model::NgramModel;
-use crate::phrase_bank::PhraseBankDecoder;
 use crate::session::Session;
-
-/// Settings of a [`VerifiedDecoder`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct VerifySettings {
-    /// The decoder's top candidates pooled besides its answer (at most its `top_k`).
-    pub pool_top_k: usize,
-    /// Of the pooled proposals that carry the decoder's own similarity estimate (the bank's
-    /// search score), only the best this many are re-embedded and compete; the others stay
-    /// in the pool as refinement's material. The answer and proposals without an estimate
-    /// (generated text) are always re-embedded.
-    pub reembed_top_k: usize,
-    /// Texts whose embeddings are remembered between calls (0 turns the cache off).
-    pub cache_capacity: usize,
-    /// Refine the chosen text by search ([`RefineSettings`]); `None` keeps the choice.
-    pub refine: Option<RefineSettings>,
-}
-
-impl Default for VerifySettings {
-    fn default() -> Self {
-        VerifySettings {
-            pool_top_k: 10,
-            reembed_top_k: 4,
-            cache_capacity: 65_536,
-            refine: None,
-        }
-    }
-}
-
-impl VerifySettings {
-    /// Largest `cache_capacity` (the cache holds a 768-d vector per entry: 3 KB).
-    pub const MAX_CACHE_CAPACITY: usize = 1 << 20;
-
-    /// Checks the bounds.
-    pub fn validate(&self) -> Result<()> {
-        crate::error::check(
-            (1..=1000).contains(&self.pool_top_k),
-            "verify.pool_top_k must be in 1..=1000",
-        )?;
-        crate::error::check(
-            (1..=1000).contains(&self.reembed_top_k),
-            "verify.reembed_top_k must be in 1..=1000",
-        )?;
-        crate::error::check(
-            self.cache_capacity <= Self::MAX_CACHE_CAPACITY,
-            "verify.cache_capacity must be at most 1048576",
-        )?;
-        match &self.refine {
-            Some(r) => r.validate(),
-            None => Ok(()),
-        }
-    }
-}
-
-/// A text a decoder would also stand behind for an input, and where it came from.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Proposal {
-    /// The text.
-    pub text: String,
-    /// What produced it.
-    pub source: Source,
-    /// The decoder's own estimate of the text's cosine to the input (a bank phrase's search
-    /// score), if it has one.
-    pub similarity: Option<f32>,
-}
-
-/// A decoder that can name, besides its answer, the other texts it would stand behind.
-pub trait Proposer: Decoder {
-    /// The decoder's answer for `embedding` (recorded in `session` as usual) and up to
-    /// `top_k` alternatives, best first by the decoder's own judgement.
-    fn propose(
-        &self,
-        embedding: &[f32],
-        session: &mut Session,
-        top_k: usize,
-    ) -> Result<(Decoded, Vec<Proposal>)>;
-
-    /// The model whose likelihood of a text given the input is refinement's optional second
-    /// fluency prior (`RefineSettings::fluency_weight`)
-    /// (the generator), if the decoder has one.
-    fn fluency_model(&self) -> Option<&InferenceModel> {
-        None
-    }
-}
-
-/// A candidate as a proposal.
-fn candidate_proposal(c: &Candidate) -> Proposal {
-    Proposal {
-        text: c.text.clone(),
-        source: match c.phrase_id {
-            Some(id) => Source::PhraseBank {
-                phrase_ids: vec![id],
-            },
-            None => Source::Generative,
-        },
-        similarity: c.phrase_id.map(|_| c.similarity),
-    }
-}
-
-/// The first `top_k` of `candidates` as proposals.
-fn candidate_proposals(candidates: &[Candidate], top_k: usize) -> Vec<Proposal> {
-    candidates
-        .iter()
-        .take(top_k)
-        .map(candidate_proposal)
-        .collect()
-}
-
-impl Proposer for PhraseBankDecoder {
-    fn propose(
-        &self,
-        embedding: &[f32],
-        session: &mut Session,
-        top_k: usize,
-    ) -> Result<(Decoded, Vec<Proposal>)> {
-        let decoded = self.decode_in_session(embedding, session)?;
-        let proposals = candidate_proposals(&decoded.candidates, top_k);
-        Ok((decoded, proposals))
-    }
-}
-
-impl Proposer for GenerativeDecoder {
-    fn propose(
-        &self,
-        embedding: &[f32],
-        session: &mut Session,
-        _top_k: usize,
-    ) -> Result<(Decoded, Vec<Proposal>)> {
-        Ok((self.decode_in_session(embedding, session)?, Vec::new()))
-    }
-
-    fn fluency_model(&self) -> Option<&InferenceModel> {
-        Some(self.model())
-    }
-}
-
-impl Proposer for HybridDecoder {
-    /// The hybrid's answer, the bank's candidates and the guided generator's text, as the
-    /// hybrid saw them (the generator runs only when the bank's fast path skipped it).
-    fn propose(
-        &self,
-        embedding: &[f32],
-        session: &mut Session,
-        top_k: usize,
-    ) -> Result<(Decoded, Vec<Proposal>)> {
-        let query = UnitEmbedding::new(embedding, self.dim())?;
-        let (decoded, seen) = self.decide(&query, session)?;
-        let candidates = seen.candidates.as_deref().unwrap_or(&decoded.candidates);
-        let mut proposals = candidate_proposals(candidates, top_k);
-        let generated = match seen.generated {
-            Some(text) => text,
-            None if decoded.source == Source::Generative => decoded.text.clone(),
-            None => {
-                self.generator()
-                    .decode_unit_with_found(&query, &self.bank().shared_bank(), candidates)?
-                    .text
-            }
-        };
-        proposals.push(Proposal {
-            text: generated,
-            source: Source::Generative,
-            similarity: None,
-        });
-        Ok((decoded, proposals))
-    }
-
-    fn fluency_model(&self) -> Option<&InferenceModel> {
-        Some(self.generator().model())
-    }
-}
-
-/// Re-embeds texts with an [`Encoder`], remembering what it has embedded.
-pub struct Verifier {
-    encoder: Arc<dyn Encoder>,
-    cache: Option<Mutex<LruCache<String, Arc<[f32]>>>>,
-    calls: AtomicU64,
-}
-
-impl Verifier {
-    /// A verifier over `encoder` remembering up to `cache_capacity` texts.
-    pub fn new(encoder: Arc<dyn Encoder>, cache_capacity: usize) -> Self {
-        Verifier {
-            encoder,
-            cache: NonZeroUsize::new(cache_capacity).map(|c| Mutex::new(LruCache::new(c))),
-            calls: AtomicU64::new(0),
-        }
-    }
-
-    /// The encoder.
-    pub fn encoder(&self) -> &Arc<dyn Encoder> {
-        &self.encoder
-    }
-
-    /// Texts the encoder has embedded so far (cache hits are free).
-    pub fn encoder_calls(&self) -> u64 {
-        self.calls.load(Ordering::Relaxed)
-    }
-
-    /// The unit-norm embeddings of `texts`, in order: remembered ones from the cache, the
-    /// others in one encoder batch.
-    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Arc<[f32]>>> {
-        let mut found: Vec<Option<Arc<[f32]>>> = match &self.cache {
-            Some(cache) => {
-                let mut cache = lock(cache)?;
-                texts.iter().map(|t| cache.get(*t).cloned()).collect()
-            }
-            None => vec![None; texts.len()],
-        };
-        // texts to embed, first appearance first, each once
-        let mut missing: Vec<&str> = Vec::new();
-        let mut slot: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-        for (t, f) in texts.iter().zip(&found) {
-            if f.is_none() {
-                slot.entry(t).or_insert_with(|| {
-                    missing.push(t);
-                    missing.len() - 1
-                });
-            }
-        }
-        if !missing.is_empty() {
-            let rows = self.encoder.embed(&missing)?;
-            self.calls
-                .fetch_add(missing.len() as u64, Ordering::Relaxed);
-            let fresh: Vec<Arc<[f32]>> =
-                rows.rows().into_iter().map(|r| r.to_vec().into()).collect();
-            if let Some(cache) = &self.cache {
-                let mut cache = lock(cache)?;
-                for (t, e) in missing.iter().zip(&fresh) {
-                    cache.put((*t).to_string(), e.clone());
-                }
-            }
-            for (t, f) in texts.iter().zip(found.iter_mut()) {
-                if f.is_none() {
-                    *f = slot.get(t).map(|&i| fresh[i].clone());
-                }
-            }
-        }
-        found
-            .into_iter()
-            .map(|f| f.ok_or_else(|| Error::Internal("a text was not embedded".into())))
-            .collect()
-    }
-}
 
 /// The pool entries that are re-embedded and compete, in pool order: every one without a
 /// similarity estimate and the `top_k` best estimated ones.
@@ -282,11 +39,6 @@ fn contenders(pool: &[Proposal], top_k: usize) -> Vec<usize> {
     (0..pool.len())
         .filter(|i| pool[*i].similarity.is_none() || kept.contains(i))
         .collect()
-}
-
-fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>> {
-    m.lock()
-        .map_err(|_| Error::Internal("the verifier's cache lock is poisoned".into()))
 }
 
 /// A decoder whose every answer is checked by re-embedding: among its answer and proposals,

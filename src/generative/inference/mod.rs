@@ -47,6 +47,10 @@ use super::{gguf, rope};
 use crate::embedding::UnitEmbedding;
 use crate::{Error, Result};
 
+mod scoring;
+
+pub(crate) use scoring::log_softmax;
+
 /// Layer-norm weight and bias.
 #[derive(Debug, Clone)]
 struct Norm {
@@ -353,88 +357,6 @@ impl InferenceModel {
         Ok(())
     }
 
-    /// Teacher-forced logits `[text.len() + 1][vocab]` computed incrementally with the cache:
-    /// row `t` predicts byte `t + 1` of `text` (the end byte after the last one).
-    /// The embedding is checked and normalised first.
-    pub fn teacher_forced_logits(&self, embedding: &[f32], text: &[u8]) -> Result<Vec<Vec<f32>>> {
-        self.teacher_forced(&UnitEmbedding::new(embedding, self.config.embed_dim)?, text)
-    }
-
-    /// [`Self::teacher_forced_logits`] of a unit-norm embedding.
-    fn teacher_forced(&self, embedding: &UnitEmbedding, text: &[u8]) -> Result<Vec<Vec<f32>>> {
-        if text.len() > self.config.max_len {
-            return Err(Error::InvalidArgument(format!(
-                "text of {} bytes exceeds max_len {}",
-                text.len(),
-                self.config.max_len
-            )));
-        }
-        let mut seq = self.start(embedding)?;
-        let mut rows = vec![seq.logits().to_vec()];
-        for &b in text {
-            self.step(&mut seq, b)?;
-            rows.push(seq.logits().to_vec());
-        }
-        Ok(rows)
-    }
-
-    /// Mean natural-log probability per byte (text bytes and end byte) of `text` given
-    /// `embedding`: how well the text explains the embedding, comparable with
-    /// [`GeneratedText::mean_log_prob`](super::GeneratedText::mean_log_prob). A text longer
-    /// than `max_len` bytes is scored by its first `max_len` bytes (no end byte).
-    /// The embedding is checked and normalised first.
-    pub fn mean_log_prob(&self, embedding: &[f32], text: &str) -> Result<f32> {
-        let e = UnitEmbedding::new(embedding, self.config.embed_dim)?;
-        self.mean_log_prob_mixed(&e, text, None)
-    }
-
-    /// [`Self::mean_log_prob`] under the model's distribution rewritten by `mix` at each
-    /// position when given (`mix(written, log_probs)`: a retrieval guide mixing in its
-    /// proposals), as guided decoding scores its own output.
-    pub(crate) fn mean_log_prob_mixed(
-        &self,
-        embedding: &UnitEmbedding,
-        text: &str,
-        mix: Option<&LogProbMix<'_>>,
-    ) -> Result<f32> {
-        let all = text.as_bytes();
-        if all.contains(&0) {
-            return Err(Error::InvalidArgument("text contains byte 0".into()));
-        }
-        // the model sees at most max_len bytes: a longer text (a long bank sentence) is scored
-        // by the predictions of its first max_len bytes, without an end byte
-        let truncated = all.len() > self.config.max_len;
-        let bytes = &all[..all.len().min(self.config.max_len)];
-        let mut rows = self.teacher_forced(embedding, bytes)?;
-        if truncated {
-            rows.pop();
-        }
-        let targets = bytes.iter().copied().chain((!truncated).then_some(0));
-        let mut mixed = vec![0.0f32; 256];
-        let mut total = 0.0f64;
-        for (i, (row, target)) in rows.iter().zip(targets).enumerate() {
-            let target = usize::from(target);
-            total += match mix {
-                Some(mix) => {
-                    log_softmax(row, &mut mixed);
-                    mix(&bytes[..i], &mut mixed);
-                    f64::from(mixed[target])
-                }
-                None => {
-                    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let log_sum = f64::from(max)
-                        + row
-                            .iter()
-                            .map(|&l| f64::from(l - max).exp())
-                            .sum::<f64>()
-                            .ln();
-                    f64::from(row[target]) - log_sum
-                }
-            };
-        }
-        Ok((total / rows.len() as f64) as f32)
-    }
-
     /// Runs the new position held in `seq.x` through every depth iteration, appends its keys
     /// and values to the cache and writes the next byte's logits. Allocates nothing.
     fn position(&self, seq: &mut Sequence) {
@@ -550,19 +472,6 @@ fn rotate(x: &mut [f32], cos: &[f32], sin: &[f32], half: usize) {
         let (a, b) = (x1[i], x2[i]);
         x1[i] = a * c1[i] - b * s1[i];
         x2[i] = b * c2[i] + a * s2[i];
-    }
-}
-
-/// Rewrites the next-byte log-probabilities given the bytes written so far.
-pub(crate) type LogProbMix<'a> = dyn Fn(&[u8], &mut [f32]) + 'a;
-
-/// Log-softmax of `logits` into `out` (same length).
-pub(crate) fn log_softmax(logits: &[f32], out: &mut [f32]) {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = logits.iter().map(|&l| (l - max).exp()).sum();
-    let log_sum = max + sum.ln();
-    for (o, &l) in out.iter_mut().zip(logits) {
-        *o = l - log_sum;
     }
 }
 
