@@ -12,10 +12,13 @@ use lightweight_decoder::{AssemblyMethod, Decoder, DecoderConfig, PhraseBankDeco
 
 fn decoder(method: AssemblyMethod) -> PhraseBankDecoder {
     let config = DecoderConfig {
-        method,
-        cache: CacheConfig {
-            capacity: 0,
-            ..Default::default()
+        phrase_bank: lightweight_decoder::PhraseBankSettings {
+            method,
+            cache: CacheConfig {
+                capacity: 0,
+                ..Default::default()
+            },
+            ..lightweight_decoder::PhraseBankSettings::default()
         },
         ..DecoderConfig::default()
     };

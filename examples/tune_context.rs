@@ -19,9 +19,12 @@ fn main() -> Result<()> {
         .map(|(i, &c)| perturb_rows(&s.embeddings, c, 1000 + i as u64))
         .collect();
     let base = DecoderConfig {
-        cache: CacheConfig {
-            capacity: 0,
-            ..Default::default()
+        phrase_bank: lightweight_decoder::PhraseBankSettings {
+            cache: CacheConfig {
+                capacity: 0,
+                ..Default::default()
+            },
+            ..lightweight_decoder::PhraseBankSettings::default()
         },
         ..DecoderConfig::default()
     };
@@ -33,7 +36,10 @@ fn main() -> Result<()> {
             .collect()
     };
     let greedy = run(&DecoderConfig {
-        method: AssemblyMethod::Greedy,
+        phrase_bank: lightweight_decoder::PhraseBankSettings {
+            method: AssemblyMethod::Greedy,
+            ..base.clone().phrase_bank.clone()
+        },
         ..base.clone()
     })?;
     println!("noise cosines {noise:?}");
@@ -42,10 +48,10 @@ fn main() -> Result<()> {
         for margin in [0.03f32, 0.06] {
             for penalty in [0.02f32, 0.1] {
                 let mut config = base.clone();
-                config.method = AssemblyMethod::ContextAware;
-                config.context.prior_strength = weight;
-                config.context.max_margin = margin;
-                config.context.repetition_penalty = penalty;
+                config.phrase_bank.method = AssemblyMethod::ContextAware;
+                config.phrase_bank.context.prior_strength = weight;
+                config.phrase_bank.context.max_margin = margin;
+                config.phrase_bank.context.repetition_penalty = penalty;
                 let rates = run(&config)?;
                 println!("prior {weight:<5} margin {margin:<5} penalty {penalty:<5} {rates:.4?}");
             }

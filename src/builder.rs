@@ -86,6 +86,11 @@ impl DecoderBuilder {
         self
     }
 
+    /// The decoders' settings this builder uses.
+    pub fn decoder_config(&self) -> &DecoderConfig {
+        &self.config
+    }
+
     /// How the generator decodes (greedy, beam, MBR, ...).
     pub fn decode_options(mut self, options: DecodeOptions) -> Self {
         self.options = options;
@@ -142,19 +147,34 @@ impl DecoderBuilder {
         // checked before anything loads (the decoders below validate again, for callers
         // who build a `VerifiedDecoder` themselves)
         settings.validate()?;
+        Ok(match kind {
+            DecoderKind::PhraseBank => {
+                Box::new(self.verify(self.phrase_bank()?, encoder, settings)?)
+            }
+            DecoderKind::Generative => {
+                Box::new(self.verify(self.generative()?, encoder, settings)?)
+            }
+            DecoderKind::Hybrid => Box::new(self.verify(self.hybrid()?, encoder, settings)?),
+        })
+    }
+
+    /// `decoder` verified by `encoder` with `settings` ([`VerifiedDecoder`]), with the model of
+    /// English ([`DecoderBuilder::load_language_model`]) when refinement is on.
+    pub fn verify<P: Proposer>(
+        &self,
+        decoder: P,
+        encoder: Arc<dyn Encoder>,
+        settings: VerifySettings,
+    ) -> Result<VerifiedDecoder<P>> {
         // refinement writes with the model of English; plain verification needs none
         let english = match settings.refine {
             Some(_) => Some(Arc::new(self.load_language_model()?)),
             None => None,
         };
-        Ok(match kind {
-            DecoderKind::PhraseBank => {
-                verified_with(self.phrase_bank()?, encoder, settings, english)?
-            }
-            DecoderKind::Generative => {
-                verified_with(self.generative()?, encoder, settings, english)?
-            }
-            DecoderKind::Hybrid => verified_with(self.hybrid()?, encoder, settings, english)?,
+        let decoder = VerifiedDecoder::new(decoder, encoder, settings)?;
+        Ok(match english {
+            Some(model) => decoder.with_language_model(model),
+            None => decoder,
         })
     }
 
@@ -173,18 +193,4 @@ impl DecoderBuilder {
         self.unguided_generator()?
             .with_guide(bank, self.config.guide.clone())
     }
-}
-
-/// `inner` verified by `encoder`, with the model of English when refinement has one.
-fn verified_with<P: Proposer + 'static>(
-    inner: P,
-    encoder: Arc<dyn Encoder>,
-    settings: VerifySettings,
-    english: Option<Arc<NgramModel>>,
-) -> Result<Box<dyn Decoder>> {
-    let decoder = VerifiedDecoder::new(inner, encoder, settings)?;
-    Ok(Box::new(match english {
-        Some(model) => decoder.with_language_model(model),
-        None => decoder,
-    }))
 }

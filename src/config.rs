@@ -1,100 +1,118 @@
-//! [`DecoderConfig`]: every setting of the decoders, composed of the settings each component
-//! owns (assembly methods, post-processing, cache, health, the hybrid's rule, the generator's
-//! guidance), as strict serde JSON with validation.
+//! [`DecoderConfig`]: every setting of the decoders, composed of the settings each decoder
+//! owns (the bank decoder's, the hybrid's rule, the generator's guidance, verification's), as
+//! strict serde JSON with validation.
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{check, finite_in, Error, Result};
+use crate::error::{Error, Result};
 use crate::generative::GuideSettings;
 use crate::hybrid::HybridConfig;
 use crate::monitoring::HealthConfig;
+pub use crate::phrase_bank::ThresholdMode;
 use crate::phrase_bank::{
-    AssemblyMethod, BeamConfig, CacheConfig, ContextConfig, PostProcessConfig, WeightedConfig,
+    AssemblyMethod, BeamConfig, CacheConfig, ContextConfig, PhraseBankSettings, PostProcessConfig,
+    WeightedConfig,
 };
+use crate::verify::VerifySettings;
 
-/// What happens when the best match is below [`DecoderConfig::similarity_threshold`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum ThresholdMode {
-    /// Fail with [`Error::BelowThreshold`].
-    Strict,
-    /// Return the best effort, flagged `low_confidence` with a reduced confidence.
-    #[default]
-    Lenient,
-}
-
-/// Every setting of the decoders: a [`crate::PhraseBankDecoder`]'s, the hybrid's rule and the
-/// generator's guidance.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// Every setting of the decoders, composed of the settings each one owns: the bank decoder's
+/// ([`PhraseBankSettings`]), the hybrid's rule, the generator's guidance and verification's.
+///
+/// The JSON file keeps the bank decoder's keys at its top level beside `hybrid`, `guide` and
+/// `verify` (the shape of earlier files, which still load; `verify` is optional).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(from = "ConfigFile", into = "ConfigFile")]
 pub struct DecoderConfig {
-    /// Assembly method.
-    pub method: AssemblyMethod,
-    /// Candidates retrieved per input and reported in [`crate::Decoded::candidates`].
-    pub top_k: usize,
-    /// Inverted lists probed per search (IVF banks); `None` keeps the bank's own setting.
-    pub nprobe: Option<usize>,
-    /// Best similarity under which a result is below threshold.
-    pub similarity_threshold: f32,
-    /// Strict (error) or lenient (flagged best effort) below the threshold.
-    pub threshold_mode: ThresholdMode,
-    /// Settings of the `weighted` method.
-    pub weighted: WeightedConfig,
-    /// Settings of the `beam` method.
-    pub beam: BeamConfig,
-    /// Settings of the `context_aware` method and of sessions.
-    pub context: ContextConfig,
-    /// Text post-processing.
-    pub postprocess: PostProcessConfig,
-    /// Pattern cache.
-    pub cache: CacheConfig,
-    /// Health limits.
-    pub health: HealthConfig,
+    /// The [`crate::PhraseBankDecoder`]'s settings (the file's top-level keys).
+    pub phrase_bank: PhraseBankSettings,
     /// Decision rule of the hybrid decoder (calibrate with `lwdec calibrate`).
     pub hybrid: HybridConfig,
     /// Retrieval guidance of the generative decoder, also the hybrid's generator (the
     /// measured settings by default; [`GuideSettings::off`] turns it off).
     pub guide: GuideSettings,
+    /// Verification and refinement, used when a decoder is verified
+    /// ([`crate::DecoderBuilder::verified`], `lwdec --verify`, Python's `verify=True`).
+    pub verify: VerifySettings,
 }
 
-impl Default for DecoderConfig {
+/// The JSON shape of a [`DecoderConfig`]: the bank decoder's keys flat, unknown keys refused.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct ConfigFile {
+    method: AssemblyMethod,
+    top_k: usize,
+    nprobe: Option<usize>,
+    similarity_threshold: f32,
+    threshold_mode: ThresholdMode,
+    weighted: WeightedConfig,
+    beam: BeamConfig,
+    context: ContextConfig,
+    postprocess: PostProcessConfig,
+    cache: CacheConfig,
+    health: HealthConfig,
+    hybrid: HybridConfig,
+    guide: GuideSettings,
+    verify: VerifySettings,
+}
+
+impl Default for ConfigFile {
     fn default() -> Self {
+        DecoderConfig::default().into()
+    }
+}
+
+impl From<ConfigFile> for DecoderConfig {
+    fn from(f: ConfigFile) -> Self {
         DecoderConfig {
-            method: AssemblyMethod::default(),
-            top_k: 10,
-            nprobe: None,
-            similarity_threshold: 0.3,
-            threshold_mode: ThresholdMode::default(),
-            weighted: WeightedConfig::default(),
-            beam: BeamConfig::default(),
-            context: ContextConfig::default(),
-            postprocess: PostProcessConfig::default(),
-            cache: CacheConfig::default(),
-            health: HealthConfig::default(),
-            hybrid: HybridConfig::default(),
-            guide: GuideSettings::default(),
+            phrase_bank: PhraseBankSettings {
+                method: f.method,
+                top_k: f.top_k,
+                nprobe: f.nprobe,
+                similarity_threshold: f.similarity_threshold,
+                threshold_mode: f.threshold_mode,
+                weighted: f.weighted,
+                beam: f.beam,
+                context: f.context,
+                postprocess: f.postprocess,
+                cache: f.cache,
+                health: f.health,
+            },
+            hybrid: f.hybrid,
+            guide: f.guide,
+            verify: f.verify,
+        }
+    }
+}
+
+impl From<DecoderConfig> for ConfigFile {
+    fn from(c: DecoderConfig) -> Self {
+        let b = c.phrase_bank;
+        ConfigFile {
+            method: b.method,
+            top_k: b.top_k,
+            nprobe: b.nprobe,
+            similarity_threshold: b.similarity_threshold,
+            threshold_mode: b.threshold_mode,
+            weighted: b.weighted,
+            beam: b.beam,
+            context: b.context,
+            postprocess: b.postprocess,
+            cache: b.cache,
+            health: b.health,
+            hybrid: c.hybrid,
+            guide: c.guide,
+            verify: c.verify,
         }
     }
 }
 
 impl DecoderConfig {
-    /// A preset for serving: a larger cache, strict thresholds, tighter health limits.
+    /// A preset for serving ([`PhraseBankSettings::production`]).
     pub fn production() -> Self {
         DecoderConfig {
-            similarity_threshold: 0.35,
-            threshold_mode: ThresholdMode::Strict,
-            cache: CacheConfig {
-                capacity: 65_536,
-                ..CacheConfig::default()
-            },
-            health: HealthConfig {
-                degraded_error_rate: 0.01,
-                unhealthy_error_rate: 0.2,
-                p99_latency_budget_us: 5_000.0,
-                low_confidence_rate: 0.3,
-            },
+            phrase_bank: PhraseBankSettings::production(),
             ..DecoderConfig::default()
         }
     }
@@ -111,25 +129,21 @@ impl DecoderConfig {
         self
     }
 
+    /// The verification settings with refinement on or off: on keeps the file's `verify.refine`
+    /// settings, or the defaults ([`RefineSettings::default`]) when it has none.
+    pub fn verify_settings(&self, refine: bool) -> VerifySettings {
+        VerifySettings {
+            refine: refine.then(|| self.verify.refine.clone().unwrap_or_default()),
+            ..self.verify.clone()
+        }
+    }
+
     /// Checks every value, naming the first one out of range.
     pub fn validate(&self) -> Result<()> {
-        check(
-            (1..=1000).contains(&self.top_k),
-            "top_k must be in 1..=1000",
-        )?;
-        check(self.nprobe != Some(0), "nprobe must be positive")?;
-        check(
-            finite_in(self.similarity_threshold, -1.0, 1.0),
-            "similarity_threshold must be in [-1, 1]",
-        )?;
-        self.weighted.validate()?;
-        self.beam.validate(self.top_k)?;
-        self.context.validate()?;
-        self.postprocess.validate()?;
-        self.cache.validate()?;
+        self.phrase_bank.validate()?;
         self.hybrid.validate()?;
         self.guide.validate()?;
-        self.health.validate()
+        self.verify.validate()
     }
 
     /// Parses and validates a JSON config.

@@ -105,7 +105,7 @@ pub use generative::GenerativeDecoder;
 pub use hybrid::{HybridConfig, HybridDecoder};
 pub use monitoring::{Health, HealthConfig, HealthStatus, Statistics};
 pub use npy::load_embeddings;
-pub use phrase_bank::{AssemblyMethod, PhraseBank, PhraseBankDecoder};
+pub use phrase_bank::{AssemblyMethod, PhraseBank, PhraseBankDecoder, PhraseBankSettings};
 pub use session::{Session, SessionEntry};
 pub use verify::{RefineSettings, VerifiedDecoder, VerifySettings};
 

@@ -219,7 +219,10 @@ fn bad_config_values_are_rejected() {
         assert!(err.to_string().contains(what), "{json}: {err}");
     }
     let bad = DecoderConfig {
-        top_k: 0,
+        phrase_bank: lightweight_decoder::PhraseBankSettings {
+            top_k: 0,
+            ..lightweight_decoder::PhraseBankSettings::default()
+        },
         ..Default::default()
     };
     assert!(PhraseBankDecoder::new(common::small_bank(20), bad).is_err());
@@ -229,9 +232,12 @@ fn bad_config_values_are_rejected() {
 fn strict_threshold_errors_and_lenient_flags() {
     let s = common::sample();
     let strict = DecoderConfig {
-        similarity_threshold: 0.9,
-        threshold_mode: ThresholdMode::Strict,
-        method: AssemblyMethod::Greedy,
+        phrase_bank: lightweight_decoder::PhraseBankSettings {
+            similarity_threshold: 0.9,
+            threshold_mode: ThresholdMode::Strict,
+            method: AssemblyMethod::Greedy,
+            ..lightweight_decoder::PhraseBankSettings::default()
+        },
         ..Default::default()
     };
     // The bank lacks row 500, so its best match is another phrase, well below 0.9.
@@ -244,7 +250,10 @@ fn strict_threshold_errors_and_lenient_flags() {
         "in-bank phrase passes"
     );
     let lenient = DecoderConfig {
-        threshold_mode: ThresholdMode::Lenient,
+        phrase_bank: lightweight_decoder::PhraseBankSettings {
+            threshold_mode: ThresholdMode::Lenient,
+            ..strict.phrase_bank.clone()
+        },
         ..strict
     };
     let d = PhraseBankDecoder::new(common::small_bank(300), lenient).unwrap();

@@ -46,9 +46,12 @@ fn parallel_sessions_equal_sequential_decoding() {
 #[test]
 fn cache_hits_near_identical_inputs_and_clears_on_bank_change() {
     let config = DecoderConfig {
-        cache: CacheConfig {
-            capacity: 16,
-            ..Default::default()
+        phrase_bank: lightweight_decoder::PhraseBankSettings {
+            cache: CacheConfig {
+                capacity: 16,
+                ..Default::default()
+            },
+            ..lightweight_decoder::PhraseBankSettings::default()
         },
         ..Default::default()
     };
@@ -74,12 +77,40 @@ fn config_round_trips_through_json() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("decoder.json");
     let mut config = DecoderConfig::production();
-    config.method = AssemblyMethod::Beam;
-    config.beam.max_phrases = 2;
+    config.phrase_bank.method = AssemblyMethod::Beam;
+    config.phrase_bank.beam.max_phrases = 2;
+    config.verify.refine = Some(lightweight_decoder::RefineSettings {
+        budget: 32,
+        ..Default::default()
+    });
     save_config(&config, &path).unwrap();
     assert_eq!(load_config(&path).unwrap(), config);
+    // the file keeps the bank decoder's keys at its top level, beside the other decoders'
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(json["method"], "beam");
+    assert_eq!(json["beam"]["max_phrases"], 2);
+    assert_eq!(json["verify"]["refine"]["budget"], 32);
+    assert!(json.get("phrase_bank").is_none());
+    // a file of the earlier shape (no `verify`) loads with the default verification
+    let mut old = json.clone();
+    old.as_object_mut().unwrap().remove("verify");
+    let loaded = DecoderConfig::from_json(&old.to_string()).unwrap();
+    assert_eq!(loaded.phrase_bank, config.phrase_bank);
+    assert_eq!(
+        loaded.verify,
+        lightweight_decoder::VerifySettings::default()
+    );
+    // refinement's settings are checked like the others'
+    let mut bad_refine = json.clone();
+    bad_refine["verify"]["refine"]["budget"] = serde_json::json!(0);
+    let err = DecoderConfig::from_json(&bad_refine.to_string()).unwrap_err();
+    assert!(err.to_string().contains("refine.budget"), "{err}");
     let bad = DecoderConfig {
-        top_k: 0,
+        phrase_bank: lightweight_decoder::PhraseBankSettings {
+            top_k: 0,
+            ..lightweight_decoder::PhraseBankSettings::default()
+        },
         ..Default::default()
     };
     assert!(save_config(&bad, &tmp.path().join("bad.json")).is_err());

@@ -75,7 +75,10 @@ fn check(name: &str, sample: &str, sessions: bool, builder: DecoderBuilder, kind
 
 fn bank(method: AssemblyMethod) -> DecoderBuilder {
     DecoderBuilder::new().config(DecoderConfig {
-        method,
+        phrase_bank: lightweight_decoder::PhraseBankSettings {
+            method,
+            ..lightweight_decoder::PhraseBankSettings::default()
+        },
         ..DecoderConfig::default()
     })
 }

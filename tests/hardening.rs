@@ -454,7 +454,10 @@ fn nprobe_beyond_the_lists_is_capped_or_refused_for_every_index_kind() {
         // a config's nprobe beyond the lists is capped: decoding works (it used to abort)
         let bank = PhraseBank::load(&dir).unwrap();
         let config = DecoderConfig {
-            nprobe: Some(1_000_000_000),
+            phrase_bank: lightweight_decoder::PhraseBankSettings {
+                nprobe: Some(1_000_000_000),
+                ..lightweight_decoder::PhraseBankSettings::default()
+            },
             ..DecoderConfig::default()
         };
         let d = PhraseBankDecoder::new(bank, config).unwrap();

@@ -219,8 +219,11 @@ fn in_strict_mode_the_generator_answers_what_the_bank_is_not_sure_of() {
 
     let tmp = tempfile::tempdir().unwrap();
     let strict = DecoderConfig {
-        similarity_threshold: 0.99,
-        threshold_mode: ThresholdMode::Strict,
+        phrase_bank: lightweight_decoder::PhraseBankSettings {
+            similarity_threshold: 0.99,
+            threshold_mode: ThresholdMode::Strict,
+            ..lightweight_decoder::PhraseBankSettings::default()
+        },
         ..DecoderConfig::default()
     };
     let bank = PhraseBankDecoder::new(PhraseBank::load_default().unwrap(), strict).unwrap();

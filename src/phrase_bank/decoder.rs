@@ -11,7 +11,7 @@ use super::assembly::{
 use super::bank::{Hit, PhraseBank};
 use super::cache::PatternCache;
 use super::postprocess::Pipeline;
-use crate::config::{DecoderConfig, ThresholdMode};
+use super::settings::{PhraseBankSettings, ThresholdMode};
 use crate::decoder::{
     check_batch, checked_confidence, decode_sessions_with, session_ranges, Candidate, Decoded,
     Decoder, Source,
@@ -27,7 +27,7 @@ use crate::session::{Session, SessionEntry};
 /// cache and statistics are shared.
 pub struct PhraseBankDecoder {
     bank: Arc<PhraseBank>,
-    config: DecoderConfig,
+    config: PhraseBankSettings,
     assembler: Box<dyn Assembler>,
     postprocess: Pipeline,
     cache: PatternCache,
@@ -35,8 +35,10 @@ pub struct PhraseBankDecoder {
 }
 
 impl PhraseBankDecoder {
-    /// A decoder over `bank` with a validated `config`.
-    pub fn new(mut bank: PhraseBank, config: DecoderConfig) -> Result<Self> {
+    /// A decoder over `bank` with validated settings (a [`PhraseBankSettings`], or a
+    /// [`DecoderConfig`](crate::DecoderConfig), whose bank part it takes).
+    pub fn new(mut bank: PhraseBank, config: impl Into<PhraseBankSettings>) -> Result<Self> {
+        let config: PhraseBankSettings = config.into();
         config.validate()?;
         if bank.is_empty() {
             return Err(Error::EmptyBank(
@@ -57,7 +59,7 @@ impl PhraseBankDecoder {
     }
 
     /// A decoder over the bundled default bank ([`PhraseBank::load_default`]).
-    pub fn with_default_bank(config: DecoderConfig) -> Result<Self> {
+    pub fn with_default_bank(config: impl Into<PhraseBankSettings>) -> Result<Self> {
         Self::new(PhraseBank::load_default()?, config)
     }
 
@@ -89,7 +91,7 @@ impl PhraseBankDecoder {
     }
 
     /// The decoder's settings.
-    pub fn config(&self) -> &DecoderConfig {
+    pub fn config(&self) -> &PhraseBankSettings {
         &self.config
     }
 
@@ -380,7 +382,7 @@ impl std::fmt::Debug for PhraseBankDecoder {
 }
 
 /// The assembler of the config's method, with that method's settings.
-fn assembler_for(config: &DecoderConfig) -> Box<dyn Assembler> {
+fn assembler_for(config: &PhraseBankSettings) -> Box<dyn Assembler> {
     match config.method {
         AssemblyMethod::Greedy => Box::new(Greedy),
         AssemblyMethod::Weighted => Box::new(Weighted::new(config.weighted.clone())),

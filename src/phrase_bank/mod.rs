@@ -7,6 +7,7 @@
 //! * [`assembly`]: the [`Assembler`](assembly::Assembler) methods (greedy, weighted, beam,
 //!   context-aware), each with its settings.
 //! * [`postprocess`]: the [`PostProcessor`](postprocess::PostProcessor) stages.
+//! * [`PhraseBankSettings`] (`settings.rs`): the decoder's settings.
 //! * [`PatternCache`] (`cache.rs`): an LRU of search results keyed by a quantised signature.
 
 pub mod assembly;
@@ -19,6 +20,7 @@ mod manifest;
 mod openmp;
 mod phrases;
 pub mod postprocess;
+mod settings;
 
 pub use assembly::{AssemblyMethod, BeamConfig, ContextConfig, WeightedConfig};
 pub use bank::{
@@ -34,3 +36,4 @@ pub use manifest::{
 };
 pub use phrases::{PhraseList, MAX_PHRASES_BYTES};
 pub use postprocess::PostProcessConfig;
+pub use settings::{PhraseBankSettings, ThresholdMode};

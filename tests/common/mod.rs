@@ -15,10 +15,13 @@ use lightweight_decoder::{AssemblyMethod, DecoderConfig, PhraseBankDecoder};
 /// A decoder over the bundled default bank with the given method and no cache.
 pub fn default_decoder(method: AssemblyMethod) -> PhraseBankDecoder {
     let config = DecoderConfig {
-        method,
-        cache: CacheConfig {
-            capacity: 0,
-            ..Default::default()
+        phrase_bank: lightweight_decoder::PhraseBankSettings {
+            method,
+            cache: CacheConfig {
+                capacity: 0,
+                ..Default::default()
+            },
+            ..lightweight_decoder::PhraseBankSettings::default()
         },
         ..DecoderConfig::default()
     };

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use lightweight_decoder as ld;
 use lightweight_decoder::generative::DecodeOptions;
+use lightweight_decoder::verify::Proposer;
 use lightweight_decoder::{Decoder, DecoderBuilder, DecoderConfig};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -14,6 +15,76 @@ use pyo3::types::{PyDict, PyList, PyString};
 use crate::arrays::{matrix, vector};
 use crate::errors::IntoPyResult;
 use crate::results::{decoded_list, to_python, Decoded};
+
+/// A crate decoder, alone or verified by the encoder (the constructors' `verify=True`).
+pub enum Verifiable<D: Proposer> {
+    /// The decoder's own answers.
+    Plain(D),
+    /// Every answer re-embedded beside its alternatives (and refined with `refine=True`).
+    Verified(ld::VerifiedDecoder<D>),
+}
+
+impl<D: Proposer> Verifiable<D> {
+    /// The decoder that answers.
+    fn decoder(&self) -> &dyn Decoder {
+        match self {
+            Verifiable::Plain(d) => d,
+            Verifiable::Verified(v) => v,
+        }
+    }
+
+    /// The crate decoder itself (verified or not), for its statistics and health.
+    fn unverified(&self) -> &D {
+        match self {
+            Verifiable::Plain(d) => d,
+            Verifiable::Verified(v) => v.inner(),
+        }
+    }
+}
+
+/// The constructors' verification arguments: `verify`, `refine` and `encoder`.
+pub struct Verification<'a, 'py> {
+    verify: bool,
+    refine: bool,
+    encoder: Option<&'a Bound<'py, crate::encoder::MpnetEncoder>>,
+}
+
+impl Verification<'_, '_> {
+    /// Checks the combination before anything loads.
+    fn check(&self) -> PyResult<()> {
+        if self.refine && !self.verify {
+            return Err(PyValueError::new_err(
+                "refine=True needs verify=True (refinement improves the verified choice)",
+            ));
+        }
+        if self.encoder.is_some() && !self.verify {
+            return Err(PyValueError::new_err(
+                "encoder= is the verifier's encoder: pass it with verify=True",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `decoder`, verified as asked with the config's `verify` settings (as `lwdec --verify
+    /// [--refine]` with that config).
+    fn apply<D: Proposer + Send>(
+        &self,
+        py: Python<'_>,
+        builder: &DecoderBuilder,
+        decoder: D,
+    ) -> PyResult<Verifiable<D>> {
+        if !self.verify {
+            return Ok(Verifiable::Plain(decoder));
+        }
+        let encoder: std::sync::Arc<dyn ld::Encoder> =
+            crate::encoder::encoder_or_default(py, self.encoder)?;
+        let settings = builder.decoder_config().verify_settings(self.refine);
+        let verified = py
+            .detach(|| builder.verify(decoder, encoder, settings))
+            .py()?;
+        Ok(Verifiable::Verified(verified))
+    }
+}
 
 /// The context one stream of related embeddings carries from decode to decode.
 ///
@@ -176,6 +247,14 @@ fn decode_options(beam: usize, mbr: usize, mbr_temperature: f32) -> PyResult<Dec
         .map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
+/// `$LWDEC_LANGUAGE_MODEL`, else the bundled model of English (refinement's).
+fn language_model_path(py: Python<'_>) -> PyResult<PathBuf> {
+    match std::env::var_os(ld::language_model::LANGUAGE_MODEL_ENV) {
+        Some(path) => Ok(path.into()),
+        None => Ok(bundled_data(py)?.join("english.lm")),
+    }
+}
+
 /// A builder from the constructors' arguments.
 fn builder(
     py: Python<'_>,
@@ -193,6 +272,7 @@ fn builder(
     Ok(DecoderBuilder::new()
         .bank_dir(Some(bank_dir(py, bank)?))
         .model_path(Some(model_path(py, model)?))
+        .language_model_path(Some(language_model_path(py)?))
         .config(config)
         .decode_options(options))
 }
@@ -251,13 +331,13 @@ macro_rules! decoder_methods {
             /// Dimension of the embeddings this decoder accepts (768 for the bundled data).
             #[getter]
             fn dim(&self) -> usize {
-                self.inner.dim()
+                self.inner.decoder().dim()
             }
 
             /// A fresh session for a stream of related embeddings.
             fn new_session(&self) -> Session {
                 Session {
-                    inner: Mutex::new(self.inner.new_session()),
+                    inner: Mutex::new(self.inner.decoder().new_session()),
                 }
             }
 
@@ -271,7 +351,7 @@ macro_rules! decoder_methods {
                 session: Option<&Bound<'_, Session>>,
                 scale: Option<&Bound<'_, PyAny>>,
             ) -> PyResult<Decoded> {
-                decode_one(&self.inner, embedding, session, scale)
+                decode_one(self.inner.decoder(), embedding, session, scale)
             }
 
             /// Decodes the rows of a 2-D array (rows x ``dim``: float32 in any layout,
@@ -283,7 +363,7 @@ macro_rules! decoder_methods {
                 embeddings: &Bound<'py, PyAny>,
                 scale: Option<&Bound<'py, PyAny>>,
             ) -> PyResult<Bound<'py, PyList>> {
-                decode_batch(&self.inner, embeddings, None, scale)
+                decode_batch(self.inner.decoder(), embeddings, None, scale)
             }
 
             /// Decodes the rows of a 2-D array grouped into sessions: ``boundaries`` are the
@@ -296,7 +376,7 @@ macro_rules! decoder_methods {
                 boundaries: Vec<Bound<'py, PyAny>>,
                 scale: Option<&Bound<'py, PyAny>>,
             ) -> PyResult<Bound<'py, PyList>> {
-                decode_batch(&self.inner, embeddings, Some(boundaries), scale)
+                decode_batch(self.inner.decoder(), embeddings, Some(boundaries), scale)
             }
 
             /// Embeds ``texts`` (a list of str) with ``encoder`` (an ``MpnetEncoder``; None: the
@@ -314,7 +394,7 @@ macro_rules! decoder_methods {
             ) -> PyResult<Bound<'py, PyList>> {
                 let boundaries = boundaries.map(|b| row_indices(&b)).transpose()?;
                 let decoded =
-                    crate::encoder::decode_texts(py, &self.inner, &texts, encoder, boundaries)?;
+                    crate::encoder::decode_texts(py, self.inner.decoder(), &texts, encoder, boundaries)?;
                 decoded_list(py, decoded)
             }
 
@@ -323,18 +403,18 @@ macro_rules! decoder_methods {
             /// ``benchmarks/bench_batch.py``. Not part of the stable API.
             fn _rust_batch_seconds(&self, embeddings: &Bound<'_, PyAny>) -> PyResult<f64> {
                 let py = embeddings.py();
-                let rows = matrix(embeddings, None, Some(self.inner.dim()))?;
+                let rows = matrix(embeddings, None, Some(self.inner.decoder().dim()))?;
                 let view = rows.view();
                 py.detach(|| {
                     let started = std::time::Instant::now();
-                    self.inner.batch_decode(view).map(drop)?;
+                    self.inner.decoder().batch_decode(view).map(drop)?;
                     Ok(started.elapsed().as_secs_f64())
                 })
                 .py()
             }
 
             fn __repr__(&self) -> String {
-                format!("{}(dim={})", $name, self.inner.dim())
+                format!("{}(dim={})", $name, self.inner.decoder().dim())
             }
         }
     };
@@ -343,45 +423,79 @@ macro_rules! decoder_methods {
 /// FAISS search over a bank of phrases with known embeddings: exact on phrases in the bank,
 /// sub-millisecond.
 ///
-/// ``PhraseBankDecoder(bank_dir=None, config=None)``: the bank folder (None: the bundled
+/// ``PhraseBankDecoder(bank_dir=None, config=None, *, verify=False, refine=False,
+/// encoder=None)``: the bank folder (None: the bundled
 /// bank, or ``$LWDEC_BANK_DIR``) and the settings (None, a dict with the keys of the crate's
 /// ``DecoderConfig`` JSON, or the path of such a JSON file).
+///
+/// ``verify=True`` re-embeds each answer beside its alternatives with ``encoder`` (None: the
+/// default ``MpnetEncoder()``) and returns the closest, its cosine as ``roundtrip_cosine``
+/// (``lwdec --verify``); ``refine=True`` then improves it by a word-level search judged by the
+/// encoder and the bundled model of English (``--refine``). Both read the config's ``verify``
+/// section.
 #[pyclass(frozen, module = "lightweight_decoder")]
 pub struct PhraseBankDecoder {
-    inner: ld::PhraseBankDecoder,
+    inner: Verifiable<ld::PhraseBankDecoder>,
 }
 
 decoder_methods!(PhraseBankDecoder, "PhraseBankDecoder", {
     #[new]
-    #[pyo3(signature = (bank_dir=None, config=None))]
+    #[pyo3(signature = (bank_dir=None, config=None, *, verify=false, refine=false, encoder=None))]
     fn py_new(
         py: Python<'_>,
         bank_dir: Option<PathBuf>,
         config: Option<&Bound<'_, PyAny>>,
+        verify: bool,
+        refine: bool,
+        encoder: Option<&Bound<'_, crate::encoder::MpnetEncoder>>,
     ) -> PyResult<Self> {
-        Self::open(py, bank_dir, config)
+        Self::open(
+            py,
+            bank_dir,
+            config,
+            Verification {
+                verify,
+                refine,
+                encoder,
+            },
+        )
     }
 
     /// The bundled bank (or ``$LWDEC_BANK_DIR``) with ``config``.
     #[staticmethod]
-    #[pyo3(signature = (config=None))]
-    fn default(py: Python<'_>, config: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
-        Self::open(py, None, config)
+    #[pyo3(signature = (config=None, *, verify=false, refine=false, encoder=None))]
+    fn default(
+        py: Python<'_>,
+        config: Option<&Bound<'_, PyAny>>,
+        verify: bool,
+        refine: bool,
+        encoder: Option<&Bound<'_, crate::encoder::MpnetEncoder>>,
+    ) -> PyResult<Self> {
+        Self::open(
+            py,
+            None,
+            config,
+            Verification {
+                verify,
+                refine,
+                encoder,
+            },
+        )
     }
 
     /// Counters: decodes, errors, cache hits, latency percentiles (microseconds), as a dict.
     fn statistics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_python(py, &self.inner.statistics())
+        to_python(py, &self.inner.unverified().statistics())
     }
 
     /// ``{"status": "healthy" | "degraded" | "unhealthy", "reasons": [...]}``.
     fn health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_python(py, &self.inner.health())
+        to_python(py, &self.inner.unverified().health())
     }
 
     /// The bank's manifest (count, dimension, encoder, index kind, checksums) as a dict.
     fn manifest<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_python(py, self.inner.bank().manifest())
+        to_python(py, self.inner.unverified().bank().manifest())
     }
 });
 
@@ -391,9 +505,12 @@ impl PhraseBankDecoder {
         py: Python<'_>,
         bank_dir: Option<PathBuf>,
         config: Option<&Bound<'_, PyAny>>,
+        verification: Verification<'_, '_>,
     ) -> PyResult<Self> {
+        verification.check()?;
         let builder = builder(py, bank_dir, None, config, true, DecodeOptions::default())?;
-        let inner = py.detach(|| builder.phrase_bank()).py()?;
+        let decoder = py.detach(|| builder.phrase_bank()).py()?;
+        let inner = verification.apply(py, &builder, decoder)?;
         Ok(PhraseBankDecoder { inner })
     }
 }
@@ -402,18 +519,26 @@ impl PhraseBankDecoder {
 /// by the bank's nearest phrases.
 ///
 /// ``GenerativeDecoder(model_path=None, bank_dir=None, config=None, *, beam=1, mbr=0,
-/// mbr_temperature=0.6, guide=True)``: the model file (None: the bundled model, or
+/// mbr_temperature=0.6, guide=True, verify=False, refine=False, encoder=None)``: the model
+/// file (None: the bundled model, or
 /// ``$LWDEC_MODEL``), the guiding bank, the settings, and the search (as ``lwdec``'s
 /// ``--beam``, ``--mbr``, ``--no-guide``).
+///
+/// ``verify=True`` re-embeds each answer beside its alternatives with ``encoder`` (None: the
+/// default ``MpnetEncoder()``) and returns the closest, its cosine as ``roundtrip_cosine``
+/// (``lwdec --verify``); ``refine=True`` then improves it by a word-level search judged by the
+/// encoder and the bundled model of English (``--refine``). Both read the config's ``verify``
+/// section.
 #[pyclass(frozen, module = "lightweight_decoder")]
 pub struct GenerativeDecoder {
-    inner: ld::GenerativeDecoder,
+    inner: Verifiable<ld::GenerativeDecoder>,
 }
 
 decoder_methods!(GenerativeDecoder, "GenerativeDecoder", {
     #[new]
     #[pyo3(signature = (model_path=None, bank_dir=None, config=None, *, beam=1, mbr=0,
-                        mbr_temperature=0.6, guide=true))]
+                        mbr_temperature=0.6, guide=true, verify=false, refine=false,
+                        encoder=None))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
         py: Python<'_>,
@@ -424,6 +549,9 @@ decoder_methods!(GenerativeDecoder, "GenerativeDecoder", {
         mbr: usize,
         mbr_temperature: f32,
         guide: bool,
+        verify: bool,
+        refine: bool,
+        encoder: Option<&Bound<'_, crate::encoder::MpnetEncoder>>,
     ) -> PyResult<Self> {
         Self::open(
             py,
@@ -434,12 +562,19 @@ decoder_methods!(GenerativeDecoder, "GenerativeDecoder", {
             mbr,
             mbr_temperature,
             guide,
+            Verification {
+                verify,
+                refine,
+                encoder,
+            },
         )
     }
 
     /// The bundled model (or ``$LWDEC_MODEL``), guided by the bundled bank.
     #[staticmethod]
-    #[pyo3(signature = (config=None, *, beam=1, mbr=0, mbr_temperature=0.6, guide=true))]
+    #[pyo3(signature = (config=None, *, beam=1, mbr=0, mbr_temperature=0.6, guide=true, verify=false, refine=false,
+                        encoder=None))]
+    #[allow(clippy::too_many_arguments)]
     fn bundled(
         py: Python<'_>,
         config: Option<&Bound<'_, PyAny>>,
@@ -447,13 +582,30 @@ decoder_methods!(GenerativeDecoder, "GenerativeDecoder", {
         mbr: usize,
         mbr_temperature: f32,
         guide: bool,
+        verify: bool,
+        refine: bool,
+        encoder: Option<&Bound<'_, crate::encoder::MpnetEncoder>>,
     ) -> PyResult<Self> {
-        Self::open(py, None, None, config, beam, mbr, mbr_temperature, guide)
+        Self::open(
+            py,
+            None,
+            None,
+            config,
+            beam,
+            mbr,
+            mbr_temperature,
+            guide,
+            Verification {
+                verify,
+                refine,
+                encoder,
+            },
+        )
     }
 
     /// Counters: decodes, errors, latency percentiles (microseconds), as a dict.
     fn statistics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_python(py, &self.inner.statistics())
+        to_python(py, &self.inner.unverified().statistics())
     }
 });
 
@@ -469,10 +621,13 @@ impl GenerativeDecoder {
         mbr: usize,
         mbr_temperature: f32,
         guide: bool,
+        verification: Verification<'_, '_>,
     ) -> PyResult<Self> {
+        verification.check()?;
         let options = decode_options(beam, mbr, mbr_temperature)?;
         let builder = builder(py, bank_dir, model_path, config, guide, options)?;
-        let inner = py.detach(|| builder.generative()).py()?;
+        let decoder = py.detach(|| builder.generative()).py()?;
+        let inner = verification.apply(py, &builder, decoder)?;
         Ok(GenerativeDecoder { inner })
     }
 }
@@ -481,16 +636,24 @@ impl GenerativeDecoder {
 /// embeddings: never worse than the better of the two on the bundled samples.
 ///
 /// ``HybridDecoder(bank_dir=None, model_path=None, config=None, *, beam=1, mbr=0,
-/// mbr_temperature=0.6, guide=True)``, arguments as for the other two decoders.
+/// mbr_temperature=0.6, guide=True, verify=False, refine=False, encoder=None)``, arguments as for the other two
+/// decoders.
+///
+/// ``verify=True`` re-embeds each answer beside its alternatives with ``encoder`` (None: the
+/// default ``MpnetEncoder()``) and returns the closest, its cosine as ``roundtrip_cosine``
+/// (``lwdec --verify``); ``refine=True`` then improves it by a word-level search judged by the
+/// encoder and the bundled model of English (``--refine``). Both read the config's ``verify``
+/// section.
 #[pyclass(frozen, module = "lightweight_decoder")]
 pub struct HybridDecoder {
-    inner: ld::HybridDecoder,
+    inner: Verifiable<ld::HybridDecoder>,
 }
 
 decoder_methods!(HybridDecoder, "HybridDecoder", {
     #[new]
     #[pyo3(signature = (bank_dir=None, model_path=None, config=None, *, beam=1, mbr=0,
-                        mbr_temperature=0.6, guide=true))]
+                        mbr_temperature=0.6, guide=true, verify=false, refine=false,
+                        encoder=None))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
         py: Python<'_>,
@@ -501,6 +664,9 @@ decoder_methods!(HybridDecoder, "HybridDecoder", {
         mbr: usize,
         mbr_temperature: f32,
         guide: bool,
+        verify: bool,
+        refine: bool,
+        encoder: Option<&Bound<'_, crate::encoder::MpnetEncoder>>,
     ) -> PyResult<Self> {
         Self::open(
             py,
@@ -511,12 +677,19 @@ decoder_methods!(HybridDecoder, "HybridDecoder", {
             mbr,
             mbr_temperature,
             guide,
+            Verification {
+                verify,
+                refine,
+                encoder,
+            },
         )
     }
 
     /// The bundled bank and model with ``config`` (the shipped rule by default).
     #[staticmethod]
-    #[pyo3(signature = (config=None, *, beam=1, mbr=0, mbr_temperature=0.6, guide=true))]
+    #[pyo3(signature = (config=None, *, beam=1, mbr=0, mbr_temperature=0.6, guide=true, verify=false, refine=false,
+                        encoder=None))]
+    #[allow(clippy::too_many_arguments)]
     fn default(
         py: Python<'_>,
         config: Option<&Bound<'_, PyAny>>,
@@ -524,22 +697,39 @@ decoder_methods!(HybridDecoder, "HybridDecoder", {
         mbr: usize,
         mbr_temperature: f32,
         guide: bool,
+        verify: bool,
+        refine: bool,
+        encoder: Option<&Bound<'_, crate::encoder::MpnetEncoder>>,
     ) -> PyResult<Self> {
-        Self::open(py, None, None, config, beam, mbr, mbr_temperature, guide)
+        Self::open(
+            py,
+            None,
+            None,
+            config,
+            beam,
+            mbr,
+            mbr_temperature,
+            guide,
+            Verification {
+                verify,
+                refine,
+                encoder,
+            },
+        )
     }
 
     /// Counters of the bank and of the generator: ``{"bank": {...}, "generator": {...}}``.
     fn statistics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let both = serde_json::json!({
-            "bank": self.inner.bank().statistics(),
-            "generator": self.inner.generator().statistics(),
+            "bank": self.inner.unverified().bank().statistics(),
+            "generator": self.inner.unverified().generator().statistics(),
         });
         to_python(py, &both)
     }
 
     /// The bank's health: ``{"status": ..., "reasons": [...]}``.
     fn health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_python(py, &self.inner.bank().health())
+        to_python(py, &self.inner.unverified().bank().health())
     }
 });
 
@@ -555,10 +745,13 @@ impl HybridDecoder {
         mbr: usize,
         mbr_temperature: f32,
         guide: bool,
+        verification: Verification<'_, '_>,
     ) -> PyResult<Self> {
+        verification.check()?;
         let options = decode_options(beam, mbr, mbr_temperature)?;
         let builder = builder(py, bank_dir, model_path, config, guide, options)?;
-        let inner = py.detach(|| builder.hybrid()).py()?;
+        let decoder = py.detach(|| builder.hybrid()).py()?;
+        let inner = verification.apply(py, &builder, decoder)?;
         Ok(HybridDecoder { inner })
     }
 }

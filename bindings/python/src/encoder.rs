@@ -171,7 +171,7 @@ static DEFAULT_ENCODER: Mutex<Option<(PathBuf, Arc<ld::MpnetEncoder>)>> = Mutex:
 
 /// `encoder`, else the default one (`MpnetEncoder()`), loaded on first use and kept while
 /// `$LWDEC_ENCODER_DIR` names the same folder.
-fn encoder_or_default(
+pub fn encoder_or_default(
     py: Python<'_>,
     encoder: Option<&Bound<'_, MpnetEncoder>>,
 ) -> PyResult<Arc<ld::MpnetEncoder>> {

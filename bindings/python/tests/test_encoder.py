@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 
 import lightweight_decoder as ld
-from conftest import ENCODER_DIR, REPO, SAMPLES, f32_tree, requires_encoder
+from conftest import (ENCODER_DIR, REPO, SAMPLES, dequantize, f32_tree, load_sample,
+                      requires_encoder, run_cli)
+from test_cli_parity import assert_same
 
 pytestmark = requires_encoder
 
@@ -180,6 +182,35 @@ def test_decode_text_generative_and_sessions(lwdec, tmp_path, encoder, parity_te
         bank.decode_text(texts, encoder, boundaries=[0, 99])
     with pytest.raises(TypeError):
         bank.decode_text("a single string", encoder)
+
+
+def test_verified_refined_hybrid_matches_cli(lwdec, tmp_path, encoder):
+    """`HybridDecoder.default(verify=True, refine=True)` is `lwdec decode --decoder hybrid
+    --verify --refine`, row for row; the config's `verify` section reaches both."""
+    q, scale, _ = load_sample("ood")
+    rows = dequantize(q, scale)[:16]
+    cli = run_cli(lwdec, tmp_path, rows, "--decoder", "hybrid", "--verify", "--refine")
+    refined = ld.HybridDecoder.default(verify=True, refine=True, encoder=encoder)
+    results = refined.batch_decode(rows)
+    assert_same(results, cli)
+    assert any(d.source == "refined" for d in results), "the rows exercise refinement"
+    assert all(d.roundtrip_cosine is not None for d in results)
+    # verification alone, with the config's settings (a smaller pool, a smaller budget)
+    config = {"verify": {"pool_top_k": 4, "refine": {"budget": 16}}}
+    path = tmp_path / "verify.json"
+    path.write_text(json.dumps(config))
+    cli = run_cli(lwdec, tmp_path, rows[:8], "--decoder", "hybrid", "--config", str(path),
+                  "--verify", "--refine")
+    assert_same(ld.HybridDecoder.default(config=config, verify=True, refine=True)
+                .batch_decode(rows[:8]), cli)
+    cli = run_cli(lwdec, tmp_path, rows[:8], "--decoder", "phrase-bank", "--verify")
+    assert_same(ld.PhraseBankDecoder.default(verify=True).batch_decode(rows[:8]), cli)
+    # the statistics are the inner decoder's; refinement without verification is refused
+    assert refined.statistics()["bank"]["decoded"] >= 16
+    with pytest.raises(ValueError, match="verify=True"):
+        ld.HybridDecoder.default(refine=True)
+    with pytest.raises(ValueError, match="verify=True"):
+        ld.PhraseBankDecoder.default(encoder=encoder)
 
 
 def test_the_gil_is_released_while_encoding(encoder, parity_texts):

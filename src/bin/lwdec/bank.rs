@@ -190,10 +190,13 @@ pub fn info(dir: Option<&Path>, verify: bool) -> Result<()> {
         ));
     }
     let config = DecoderConfig {
-        method: AssemblyMethod::Greedy,
-        cache: CacheConfig {
-            capacity: 0,
-            ..Default::default()
+        phrase_bank: lightweight_decoder::PhraseBankSettings {
+            method: AssemblyMethod::Greedy,
+            cache: CacheConfig {
+                capacity: 0,
+                ..Default::default()
+            },
+            ..lightweight_decoder::PhraseBankSettings::default()
         },
         ..DecoderConfig::default()
     };

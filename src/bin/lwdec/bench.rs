@@ -67,7 +67,7 @@ pub fn run(queries: usize, runs: usize, as_json: bool, args: &DecoderArgs) -> Re
     }
     let runs = runs.max(1);
     let mut config = args.decoder_config()?;
-    config.cache.capacity = 0; // measure search + assembly, not cache hits
+    config.phrase_bank.cache.capacity = 0; // measure search + assembly, not cache hits
     let decoder = PhraseBankDecoder::new(args.builder()?.load_bank()?, config)?;
     let sample = SampleSet::bundled(WORDNET_SAMPLE)?;
     let n = queries.clamp(1, sample.texts.len());

@@ -40,7 +40,7 @@ fn run(cli: Cli) -> Result<()> {
     // numeric flags are checked before anything (input, bank, model, encoder) is loaded
     if let Some(args) = decoder_args(&cli.command) {
         if args.verify {
-            verify_settings(args).validate()?;
+            args.verify_settings()?;
         }
     }
     match cli.command {
@@ -262,30 +262,7 @@ fn build_decoder_with(
             embed::DEFAULT_BATCH,
         )?),
     };
-    builder.verified(kind, encoder, verify_settings(args))
-}
-
-/// The settings of `--verify`, `--verify-top-k`, `--reembed-top-k`, `--refine`, `--budget` and
-/// `--fluency-weight`, `--per-round`, `--no-function-words` (validated by the builder).
-fn verify_settings(args: &DecoderArgs) -> lightweight_decoder::VerifySettings {
-    let defaults = lightweight_decoder::RefineSettings::default();
-    let verify = lightweight_decoder::VerifySettings::default();
-    lightweight_decoder::VerifySettings {
-        pool_top_k: usize::from(args.verify_top_k),
-        reembed_top_k: args.reembed_top_k.map_or(verify.reembed_top_k, usize::from),
-        refine: args.refine.then(|| lightweight_decoder::RefineSettings {
-            budget: args.budget.map_or(defaults.budget, |b| b as usize),
-            fluency_weight: args.fluency_weight.unwrap_or(defaults.fluency_weight),
-            per_round: args.per_round.map_or(defaults.per_round, usize::from),
-            beam: args.refine_beam.map_or(defaults.beam, usize::from),
-            language_model_weight: args.lm_weight.unwrap_or(defaults.language_model_weight),
-            fluency_slack: args.fluency_slack.unwrap_or(defaults.fluency_slack),
-            fluency_floor: args.fluency_floor.unwrap_or(defaults.fluency_floor),
-            function_words: !args.no_function_words,
-            ..defaults
-        }),
-        ..verify
-    }
+    builder.verified(kind, encoder, args.verify_settings()?)
 }
 
 /// The decoders `--decoder` names, each with its name (several for `all`).
@@ -314,7 +291,7 @@ fn build_decoders(args: &DecoderArgs) -> Result<Vec<(String, Box<dyn Decoder>)>>
                 .to_possible_value()
                 .map_or_else(String::new, |v| v.get_name().to_string());
             let decoder = if let Some(encoder) = &encoder {
-                builder.verified(kind(choice)?, encoder.clone(), verify_settings(args))?
+                builder.verified(kind(choice)?, encoder.clone(), args.verify_settings()?)?
             } else {
                 builder.build(kind(choice)?)?
             };

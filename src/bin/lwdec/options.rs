@@ -9,6 +9,7 @@ use lightweight_decoder::eval::samples::read_lines;
 use lightweight_decoder::generative::DecodeOptions;
 use lightweight_decoder::{
     load_config, load_embeddings, AssemblyMethod, DecoderBuilder, DecoderConfig, Result,
+    VerifySettings,
 };
 use ndarray::Array2;
 
@@ -180,9 +181,10 @@ pub struct DecoderArgs {
     /// --refine edits only with the candidates' words, not the common function words.
     #[arg(long, requires = "refine")]
     pub no_function_words: bool,
-    /// Bank candidates pooled per input by --verify.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
-    pub verify_top_k: u16,
+    /// Bank candidates pooled per input by --verify (default 10, or the config's
+    /// `verify.pool_top_k`).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub verify_top_k: Option<u16>,
     /// Of those, the best by the bank's own score that --verify re-embeds (the rest are
     /// refinement's material only).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1000))]
@@ -201,16 +203,50 @@ impl DecoderArgs {
             None => DecoderConfig::default(),
         };
         if let Some(m) = self.method {
-            config.method = m;
+            config.phrase_bank.method = m;
         }
         if let Some(k) = self.top_k {
-            config.top_k = usize::from(k);
+            config.phrase_bank.top_k = usize::from(k);
         }
         if self.no_guide {
             config = config.without_guide();
         }
         config.validate()?;
         Ok(config)
+    }
+
+    /// The settings of `--verify` and `--refine`: the config's `verify` section (refinement
+    /// on with `--refine`, [`DecoderConfig::verify_settings`]) with the flags applied,
+    /// validated.
+    pub fn verify_settings(&self) -> Result<VerifySettings> {
+        let mut verify = self.decoder_config()?.verify_settings(self.refine);
+        if let Some(k) = self.verify_top_k {
+            verify.pool_top_k = usize::from(k);
+        }
+        if let Some(k) = self.reembed_top_k {
+            verify.reembed_top_k = usize::from(k);
+        }
+        if let Some(refine) = verify.refine.as_mut() {
+            let set = |value: &mut f32, flag: Option<f32>| *value = flag.unwrap_or(*value);
+            if let Some(b) = self.budget {
+                refine.budget = b as usize;
+            }
+            if let Some(n) = self.per_round {
+                refine.per_round = usize::from(n);
+            }
+            if let Some(n) = self.refine_beam {
+                refine.beam = usize::from(n);
+            }
+            set(&mut refine.fluency_weight, self.fluency_weight);
+            set(&mut refine.language_model_weight, self.lm_weight);
+            set(&mut refine.fluency_slack, self.fluency_slack);
+            set(&mut refine.fluency_floor, self.fluency_floor);
+            if self.no_function_words {
+                refine.function_words = false;
+            }
+        }
+        verify.validate()?;
+        Ok(verify)
     }
 
     /// The generator's decoding options from `--beam`, `--mbr` and `--mbr-temperature`.

@@ -121,9 +121,23 @@ class MpnetEncoder:
 class PhraseBankDecoder(_Decoder):
     """FAISS search over a bank of phrases with known embeddings."""
 
-    def __init__(self, bank_dir: Optional[PathLike] = None, config: Config = None) -> None: ...
+    def __init__(
+        self,
+        bank_dir: Optional[PathLike] = None,
+        config: Config = None,
+        *,
+        verify: bool = False,
+        refine: bool = False,
+        encoder: Optional[MpnetEncoder] = None,
+    ) -> None: ...
     @staticmethod
-    def default(config: Config = None) -> "PhraseBankDecoder":
+    def default(
+        config: Config = None,
+        *,
+        verify: bool = False,
+        refine: bool = False,
+        encoder: Optional[MpnetEncoder] = None,
+    ) -> "PhraseBankDecoder":
         """The bundled bank (or ``$LWDEC_BANK_DIR``) with ``config``."""
     def statistics(self) -> Dict[str, Any]:
         """Counters: decodes, errors, cache hits, latency percentiles (microseconds)."""
@@ -145,6 +159,9 @@ class GenerativeDecoder(_Decoder):
         mbr: int = 0,
         mbr_temperature: float = 0.6,
         guide: bool = True,
+        verify: bool = False,
+        refine: bool = False,
+        encoder: Optional[MpnetEncoder] = None,
     ) -> None: ...
     @staticmethod
     def bundled(
@@ -154,6 +171,9 @@ class GenerativeDecoder(_Decoder):
         mbr: int = 0,
         mbr_temperature: float = 0.6,
         guide: bool = True,
+        verify: bool = False,
+        refine: bool = False,
+        encoder: Optional[MpnetEncoder] = None,
     ) -> "GenerativeDecoder":
         """The bundled model (or ``$LWDEC_MODEL``), guided by the bundled bank."""
     def statistics(self) -> Dict[str, Any]:
@@ -172,6 +192,9 @@ class HybridDecoder(_Decoder):
         mbr: int = 0,
         mbr_temperature: float = 0.6,
         guide: bool = True,
+        verify: bool = False,
+        refine: bool = False,
+        encoder: Optional[MpnetEncoder] = None,
     ) -> None: ...
     @staticmethod
     def default(
@@ -181,6 +204,9 @@ class HybridDecoder(_Decoder):
         mbr: int = 0,
         mbr_temperature: float = 0.6,
         guide: bool = True,
+        verify: bool = False,
+        refine: bool = False,
+        encoder: Optional[MpnetEncoder] = None,
     ) -> "HybridDecoder":
         """The bundled bank and model with ``config`` (the shipped rule by default)."""
     def statistics(self) -> Dict[str, Any]:
