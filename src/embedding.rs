@@ -57,6 +57,7 @@ impl UnitEmbedding {
     /// a unit embedding is a fixed point of normalisation, and every part of a decoder that
     /// reads it sees the same bits.
     pub fn new(embedding: &[f32], dim: usize) -> Result<Self> {
+        crate::trace::record(|| crate::trace::Event::InputCheck);
         let mut v = normalized(embedding, dim)?;
         for _ in 0..3 {
             let n = norm(&v);

@@ -81,16 +81,20 @@ mod embedding;
 pub mod encoder;
 mod error;
 pub mod eval;
+mod evidence;
 mod fsutil;
 pub mod generative;
 pub mod hybrid;
 pub mod install;
 pub mod io;
+mod json;
 pub mod language_model;
 mod monitoring;
 mod npy;
 pub mod phrase_bank;
 mod session;
+pub mod text;
+pub mod trace;
 pub mod verify;
 
 pub use builder::{DecoderBuilder, DecoderKind};
@@ -101,6 +105,7 @@ pub use encoder::Encoder;
 #[cfg(feature = "encoder")]
 pub use encoder::MpnetEncoder;
 pub use error::{Error, Result};
+pub use evidence::Evidence;
 pub use generative::GenerativeDecoder;
 pub use hybrid::{HybridConfig, HybridDecoder};
 pub use monitoring::{Health, HealthConfig, HealthStatus, Statistics};

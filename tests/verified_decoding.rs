@@ -10,7 +10,7 @@ use std::sync::Arc;
 use lightweight_decoder::eval::samples::SampleSet;
 use lightweight_decoder::{
     Decoder, DecoderBuilder, DecoderConfig, Encoder, HybridConfig, HybridDecoder, MpnetEncoder,
-    PhraseBankDecoder, RefineSettings, Source, VerifiedDecoder, VerifySettings,
+    PhraseBankDecoder, RefineSettings, Source, UnitEmbedding, VerifiedDecoder, VerifySettings,
 };
 
 fn encoder() -> Arc<dyn Encoder> {
@@ -205,11 +205,11 @@ fn unit(mut v: Vec<f32>) -> Vec<f32> {
 }
 
 #[test]
-fn the_hybrid_proposes_its_answer_the_bank_candidates_and_the_generated_text() {
+fn the_hybrid_hands_on_its_answer_the_bank_candidates_the_generated_text_and_scores() {
     use lightweight_decoder::verify::Proposer;
     let sample = SampleSet::bundled("ood").expect("bundled sample");
-    // a rule that lets the generator win (the default one, fitted to the broad bank, never
-    // picks the generated text): session 16's default
+    // a rule that lets the generator win (the default one, fitted to the broad bank, almost
+    // never picks the generated text): session 16's default
     let rule = HybridConfig {
         bank_similarity: 0.793,
         generator_margin: 0.8,
@@ -226,37 +226,43 @@ fn the_hybrid_proposes_its_answer_the_bank_candidates_and_the_generated_text() {
         .config(config)
         .hybrid()
         .expect("hybrid");
-    let mut generated_answers = 0;
-    for row in 0..12 {
+    let (mut generated_answers, mut scored) = (0, 0);
+    // rows 22 and 39-42 include generated answers (of 12 in the sample's 200 rows)
+    for row in (0..6).chain(20..24).chain(38..43) {
         let v = sample.embeddings.row(row).to_vec();
         let plain = hybrid.decode(&v).expect("decode");
         let mut session = hybrid.new_session();
-        let (answer, proposals) = hybrid.propose(&v, &mut session, 10).expect("propose");
-        // proposing does not change the hybrid's answer or what its session records
+        let query = UnitEmbedding::new(&v, hybrid.dim()).expect("a valid input");
+        let (answer, evidence) = hybrid
+            .decode_with_evidence(&query, &mut session)
+            .expect("decode with evidence");
+        // handing on the evidence does not change the hybrid's answer or what its session
+        // records
         assert_eq!(answer.text, plain.text, "row {row}");
         assert_eq!(answer.source, plain.source, "row {row}");
         assert_eq!(session.entries().len(), 1, "row {row}");
-        // the bank's top 10 in order, then the generator's text (computed even when the
-        // bank's fast path skipped it)
-        let bank: Vec<&str> = proposals[..10].iter().map(|p| p.text.as_str()).collect();
-        // (a generated answer carries no candidates: the bank's own decode names them)
+        // the bank's candidates as its own decode finds them (a generated answer carries
+        // none), and the generator's text, computed even when the bank's fast path skipped it
         let found = hybrid.bank().decode(&v).expect("bank decode").candidates;
-        let candidates: Vec<&str> = found[..10].iter().map(|c| c.text.as_str()).collect();
-        assert_eq!(bank, candidates, "row {row}");
-        // bank proposals carry the bank's score, the generated text none
-        for (p, c) in proposals.iter().zip(&found[..10]) {
-            assert_eq!(p.similarity, Some(c.similarity), "row {row}");
-        }
-        let last = proposals.last().expect("a generated proposal");
-        assert_eq!(last.similarity, None, "row {row}");
-        assert_eq!(last.source, Source::Generative, "row {row}");
-        assert!(!last.text.trim().is_empty(), "row {row}");
+        assert_eq!(evidence.candidates, found, "row {row}");
+        let generated = evidence.generated.as_deref().expect("a generated text");
+        assert!(!generated.trim().is_empty(), "row {row}");
         if plain.source == Source::Generative {
             generated_answers += 1;
-            assert_eq!(last.text, plain.text, "row {row}");
+            assert_eq!(generated, plain.text, "row {row}");
+        }
+        // below the rule's similarity the rule compared scores under the generator: the
+        // generated text's and the bank phrase's are in the evidence
+        if found[0].similarity < rule.bank_similarity {
+            scored += 1;
+            assert!(evidence.score(generated).is_some(), "row {row}");
+            assert!(evidence.scores.len() >= 2, "row {row}");
+        } else {
+            assert!(evidence.scores.is_empty(), "row {row}");
         }
     }
-    assert!(generated_answers > 0, "no generated answer among 12 rows");
+    assert!(generated_answers > 0, "no generated answer among the rows");
+    assert!(scored > 0, "no row below the rule's similarity among the rows");
 }
 
 #[test]

@@ -5,10 +5,11 @@ use super::rule::{choose, Alternative, Choice, HybridConfig, HybridSignals};
 use crate::decoder::{checked_confidence, Decoded, Decoder, Source};
 use crate::embedding::UnitEmbedding;
 use crate::error::{Error, Result};
-use crate::eval::metrics::token_f1;
+use crate::evidence::Evidence;
 use crate::generative::GenerativeDecoder;
-use crate::phrase_bank::PhraseBankDecoder;
+use crate::phrase_bank::{BankOutcome, PhraseBankDecoder};
 use crate::session::{Session, SessionEntry};
+use crate::text::token_f1;
 
 /// Chooses per input between a [`PhraseBankDecoder`] and a [`GenerativeDecoder`].
 pub struct HybridDecoder {
@@ -68,33 +69,24 @@ impl HybridDecoder {
         &self.rule
     }
 
-    /// Runs the bank (recording into `session`) and, unless `fast_path` and the bank is sure,
-    /// the generator on one unit-norm input. Without the fast path (calibration) the
-    /// alternatives are scored even when the rule's weight is 0.
-    fn both(
+    /// The generator's text for one input whose bank answer is `bank`, guided by the bank's
+    /// candidates (no second search), and the signals the rule reads, every score kept in
+    /// `evidence`. Decoding (`fast_path`) scores only the candidates the rule can pick (the
+    /// re-ranking on and within `rerank_max_gap` of the best); calibration scores them all.
+    fn compare(
         &self,
         query: &UnitEmbedding,
-        session: &mut Session,
+        bank: &Decoded,
+        evidence: &mut Evidence,
         fast_path: bool,
-    ) -> Result<BothOutputs> {
-        let bank = self.bank.decode_unit(query, session)?;
-        let s1 = bank.candidates.first().map_or(-1.0, |c| c.similarity);
-        if fast_path && s1 >= self.rule.bank_similarity {
-            return Ok(BothOutputs {
-                bank,
-                generated: None,
-                signals: None,
-                alternatives: Vec::new(),
-            });
-        }
-        // the bank's top candidates guide the generator (if it is guided by this bank): no
-        // second search
+    ) -> Result<(Decoded, HybridSignals, Vec<Alternative>)> {
         let generated = self.generator.decode_unit_with_found(
             query,
             &self.bank.shared_bank(),
             &bank.candidates,
         )?;
-        let model = self.generator.model();
+        evidence.generated = Some(generated.text.clone());
+        let s1 = bank.candidates.first().map_or(-1.0, |c| c.similarity);
         // Score raw bank phrases (as the generator was trained on), not post-processed text.
         let single = match &bank.source {
             Source::PhraseBank { phrase_ids } if phrase_ids.len() == 1 => Some(phrase_ids[0]),
@@ -110,10 +102,14 @@ impl HybridDecoder {
                     if rank >= self.rule.rerank_top_k || c.phrase_id == Some(chosen) {
                         continue;
                     }
+                    // beyond the gap the rule never picks it (`rule::rerank`): not scored
+                    if fast_path && s1 - c.similarity > self.rule.rerank_max_gap {
+                        continue;
+                    }
                     alternatives.push(Alternative {
                         rank,
                         similarity: c.similarity,
-                        log_prob: model.mean_log_prob_mixed(query, &c.text, None)?,
+                        log_prob: self.score(query, &c.text, evidence)?,
                         overlap: token_f1(&c.text, &generated.text) as f32,
                     });
                 }
@@ -122,22 +118,40 @@ impl HybridDecoder {
         let signals = HybridSignals {
             bank_similarity: s1,
             bank_margin: s1 - bank.candidates.get(1).map_or(-1.0, |c| c.similarity),
-            bank_log_prob: model.mean_log_prob_mixed(query, bank_text, None)?,
-            generator_log_prob: generated.confidence.max(f32::MIN_POSITIVE).ln(),
+            bank_log_prob: self.score(query, bank_text, evidence)?,
+            generator_log_prob: self.score(query, &generated.text, evidence)?,
             bank_overlap: token_f1(bank_text, &generated.text) as f32,
         };
+        Ok((generated, signals, alternatives))
+    }
+
+    /// `text`'s score under the generator for this input ([`Evidence::scores`]): computed
+    /// once, then read from the evidence.
+    fn score(&self, query: &UnitEmbedding, text: &str, evidence: &mut Evidence) -> Result<f32> {
+        if let Some(score) = evidence.score(text) {
+            return Ok(score);
+        }
+        let score = self.generator.model().score(query, text)?;
+        evidence.scores.insert(text.to_string(), score);
+        Ok(score)
+    }
+
+    /// Both outputs and the signals for one input, without the fast path (for calibration).
+    pub fn both_outputs(&self, input: &[f32]) -> Result<BothOutputs> {
+        let query = UnitEmbedding::new(input, self.dim())?;
+        let bank = self
+            .bank
+            .examine(&query, &mut self.bank.new_session())?
+            .into_result()?;
+        let mut evidence = Evidence::searched(bank.candidates.clone());
+        let (generated, signals, alternatives) =
+            self.compare(&query, &bank, &mut evidence, false)?;
         Ok(BothOutputs {
             bank,
             generated: Some(generated),
             signals: Some(signals),
             alternatives,
         })
-    }
-
-    /// Both outputs and the signals for one input, without the fast path (for calibration).
-    pub fn both_outputs(&self, input: &[f32]) -> Result<BothOutputs> {
-        let query = UnitEmbedding::new(input, self.dim())?;
-        self.both(&query, &mut self.bank.new_session(), false)
     }
 }
 
@@ -160,70 +174,46 @@ impl Decoder for HybridDecoder {
     }
 }
 
-/// What the hybrid saw on the way to its answer: the bank's candidates and the generator's
-/// text (when it ran), so that verification pools them without decoding again.
-pub(crate) struct Seen {
-    /// The bank's candidates when the answer does not carry them (a generated answer);
-    /// `None`: they are the answer's own `candidates`.
-    pub(crate) candidates: Option<Vec<crate::decoder::Candidate>>,
-    /// The generator's text when the answer is not it; `None` when the answer is the
-    /// generated text (source `Generative`) or the bank's fast path skipped the generator.
-    pub(crate) generated: Option<String>,
-}
-
-impl Seen {
-    /// A bank answer (carrying its candidates) beside the generator's `text`.
-    fn generated(text: String) -> Self {
-        Seen {
-            candidates: None,
-            generated: Some(text),
-        }
-    }
-}
-
 impl HybridDecoder {
-    /// The answer for one unit-norm input, recorded in `session`, and what was seen on the
-    /// way (see [`HybridDecoder::decode_in_session`]).
+    /// The answer for one unit-norm input, recorded in `session`, and the evidence found on
+    /// the way (see [`HybridDecoder::decode_in_session`]).
     pub(crate) fn decide(
         &self,
         query: &UnitEmbedding,
         session: &mut Session,
-    ) -> Result<(Decoded, Seen)> {
+    ) -> Result<(Decoded, Evidence)> {
         let mut scratch = session.clone();
-        let both = match self.both(query, &mut scratch, true) {
-            Err(Error::BelowThreshold { .. }) => {
-                let seen = Seen {
-                    candidates: Some(Vec::new()),
-                    generated: None,
-                };
-                return Ok((self.generator.decode_unit(query, session)?, seen));
+        let outcome = self.bank.examine(query, &mut scratch)?;
+        let mut evidence = Evidence::searched(outcome.candidates().to_vec());
+        let bank = match outcome {
+            BankOutcome::Answer(decoded) => decoded,
+            BankOutcome::BelowThreshold { .. } => {
+                // strict mode and no bank phrase above the threshold: the generator answers,
+                // guided by the candidates found (no second search)
+                let generated = self.generator.decode_unit_with_found(
+                    query,
+                    &self.bank.shared_bank(),
+                    &evidence.candidates,
+                )?;
+                evidence.generated = Some(generated.text.clone());
+                record_generated(session, query);
+                return Ok((generated, evidence));
             }
-            other => other?,
         };
-        let (Some(generated), Some(signals)) = (both.generated, both.signals) else {
+        let s1 = bank.candidates.first().map_or(-1.0, |c| c.similarity);
+        if s1 >= self.rule.bank_similarity {
             *session = scratch;
-            let seen = Seen {
-                candidates: None,
-                generated: None,
-            };
-            return Ok((both.bank, seen));
-        };
-        let ranked = both.alternatives.iter().map(|a| (a, a.rank));
-        let (decoded, seen) = match choose(&self.rule, &signals, ranked) {
+            return Ok((bank, evidence));
+        }
+        let (generated, signals, alternatives) = self.compare(query, &bank, &mut evidence, true)?;
+        let ranked = alternatives.iter().map(|a| (a, a.rank));
+        let decoded = match choose(&self.rule, &signals, ranked) {
             Choice::Generator => {
-                session.record(SessionEntry {
-                    input: query.as_slice().to_vec(),
-                    output: None,
-                    phrase_ids: Vec::new(),
-                });
-                let seen = Seen {
-                    candidates: Some(both.bank.candidates),
-                    generated: None,
-                };
-                (generated, seen)
+                record_generated(session, query);
+                generated
             }
             Choice::Alternative(rank) => {
-                let candidate = &both.bank.candidates[rank];
+                let candidate = &bank.candidates[rank];
                 let id = candidate.phrase_id.ok_or_else(|| {
                     Error::Internal("a re-ranked candidate has no phrase id".into())
                 })?;
@@ -233,23 +223,50 @@ impl HybridDecoder {
                     phrase_ids: vec![id],
                 });
                 *session = scratch;
-                let decoded = Decoded {
+                Decoded {
                     text: self.bank.render(&[id]),
                     confidence: checked_confidence(candidate.similarity.clamp(0.0, 1.0))?,
-                    low_confidence: both.bank.low_confidence,
+                    low_confidence: bank.low_confidence,
                     source: Source::PhraseBank {
                         phrase_ids: vec![id],
                     },
-                    candidates: both.bank.candidates,
+                    candidates: bank.candidates,
                     roundtrip_cosine: None,
-                };
-                (decoded, Seen::generated(generated.text))
+                }
             }
             Choice::Bank => {
                 *session = scratch;
-                (both.bank, Seen::generated(generated.text))
+                bank
             }
         };
-        Ok((decoded, seen))
+        Ok((decoded, evidence))
     }
+
+    /// [`HybridDecoder::decide`], with the generator's text in the evidence even when the
+    /// bank's fast path skipped it (verification pools it).
+    pub(crate) fn decide_with_generated(
+        &self,
+        query: &UnitEmbedding,
+        session: &mut Session,
+    ) -> Result<(Decoded, Evidence)> {
+        let (decoded, mut evidence) = self.decide(query, session)?;
+        if evidence.generated.is_none() {
+            let generated = self.generator.decode_unit_with_found(
+                query,
+                &self.bank.shared_bank(),
+                &evidence.candidates,
+            )?;
+            evidence.generated = Some(generated.text);
+        }
+        Ok((decoded, evidence))
+    }
+}
+
+/// Records a generated answer in `session`: the input, without an output embedding.
+fn record_generated(session: &mut Session, query: &UnitEmbedding) {
+    session.record(SessionEntry {
+        input: query.as_slice().to_vec(),
+        output: None,
+        phrase_ids: Vec::new(),
+    });
 }

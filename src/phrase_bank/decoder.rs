@@ -21,6 +21,42 @@ use crate::error::{Error, Result};
 use crate::monitoring::{Health, Monitor, Statistics};
 use crate::session::{Session, SessionEntry};
 
+/// The bank decoder's result for one input: its answer, or none when the best match is below
+/// the threshold in strict mode; its candidates either way.
+pub(crate) enum BankOutcome {
+    /// The answer, carrying its candidates.
+    Answer(Decoded),
+    /// Strict mode, best match below the threshold: no answer.
+    BelowThreshold {
+        /// The best similarity.
+        best: f32,
+        /// The threshold.
+        threshold: f32,
+        /// The candidates found.
+        candidates: Vec<Candidate>,
+    },
+}
+
+impl BankOutcome {
+    /// The candidates the search found.
+    pub(crate) fn candidates(&self) -> &[Candidate] {
+        match self {
+            BankOutcome::Answer(d) => &d.candidates,
+            BankOutcome::BelowThreshold { candidates, .. } => candidates,
+        }
+    }
+
+    /// The answer, or [`Error::BelowThreshold`].
+    pub(crate) fn into_result(self) -> Result<Decoded> {
+        match self {
+            BankOutcome::Answer(d) => Ok(d),
+            BankOutcome::BelowThreshold {
+                best, threshold, ..
+            } => Err(Error::BelowThreshold { best, threshold }),
+        }
+    }
+}
+
 /// Decodes embeddings by similarity search over a phrase bank, assembling one or more phrases.
 ///
 /// Thread-safe: decode from many threads through `&self`; the bank is searched concurrently, the
@@ -116,7 +152,7 @@ impl PhraseBankDecoder {
     }
 
     /// Search results for a unit-norm query, from the cache when an equivalent input was seen.
-    fn hits(&self, query: &[f32]) -> Result<Vec<Hit>> {
+    fn hits(&self, query: &UnitEmbedding) -> Result<Vec<Hit>> {
         if !self.cache.is_enabled() {
             return Ok(self
                 .bank
@@ -137,21 +173,19 @@ impl PhraseBankDecoder {
         Ok(hits)
     }
 
-    /// Assembles, thresholds and post-processes one input whose hits are known, then records
-    /// it in the session if `record` (not when the session is dropped right after).
+    /// Assembles, thresholds and post-processes one input (unit norm) whose hits are known,
+    /// then records it in the session if `record` (not when the session is dropped right
+    /// after).
     fn finish(
         &self,
         query: &[f32],
         hits: &[Hit],
         session: &mut Session,
         record: bool,
-    ) -> Result<Decoded> {
+    ) -> Result<BankOutcome> {
         let threshold = self.config.similarity_threshold;
         let best = hits.first().map_or(-1.0, |h| h.similarity);
         let low_confidence = best < threshold;
-        if low_confidence && self.config.threshold_mode == ThresholdMode::Strict {
-            return Err(Error::BelowThreshold { best, threshold });
-        }
         // the phrases first, then their copies: the phrases lie all over the bank's text, and
         // looked up together (independent reads) their cache misses overlap
         let texts: Vec<&str> = hits
@@ -167,15 +201,22 @@ impl PhraseBankDecoder {
                 phrase_id: Some(h.id),
             })
             .collect();
+        if low_confidence && self.config.threshold_mode == ThresholdMode::Strict {
+            return Ok(BankOutcome::BelowThreshold {
+                best,
+                threshold,
+                candidates,
+            });
+        }
         if hits.is_empty() {
-            return Ok(Decoded {
+            return Ok(BankOutcome::Answer(Decoded {
                 text: String::new(),
                 confidence: 0.0,
                 low_confidence: true,
                 source: Source::PhraseBank { phrase_ids: vec![] },
                 candidates,
                 roundtrip_cosine: None,
-            });
+            }));
         }
         let assembly = self.assembler.assemble(&AssemblyInput {
             query,
@@ -195,7 +236,7 @@ impl PhraseBankDecoder {
                 phrase_ids: assembly.phrase_ids.clone(),
             });
         }
-        Ok(Decoded {
+        Ok(BankOutcome::Answer(Decoded {
             text,
             confidence: checked_confidence(confidence)?,
             low_confidence,
@@ -204,7 +245,7 @@ impl PhraseBankDecoder {
             },
             candidates,
             roundtrip_cosine: None,
-        })
+        }))
     }
 
     /// The output text of these phrases, post-processed as in [`Decoder::decode`].
@@ -229,12 +270,12 @@ impl PhraseBankDecoder {
     }
 
     /// Decodes an input already checked and normalised, recording it in `session` (and in the
-    /// statistics).
-    pub(crate) fn decode_unit(
+    /// statistics: below the threshold in strict mode counts as an error).
+    pub(crate) fn examine(
         &self,
         query: &UnitEmbedding,
         session: &mut Session,
-    ) -> Result<Decoded> {
+    ) -> Result<BankOutcome> {
         let started = Instant::now();
         let result = self
             .hits(query)
@@ -243,12 +284,13 @@ impl PhraseBankDecoder {
         result
     }
 
-    fn record(&self, result: &Result<Decoded>, latency: Duration) {
+    fn record(&self, result: &Result<BankOutcome>, latency: Duration) {
         match result {
-            Ok(d) => self
-                .monitor
-                .record_success(latency, d.confidence, d.low_confidence),
-            Err(_) => self.monitor.record_error(latency),
+            Ok(BankOutcome::Answer(d)) => {
+                self.monitor
+                    .record_success(latency, d.confidence, d.low_confidence)
+            }
+            _ => self.monitor.record_error(latency),
         }
     }
 }
@@ -309,7 +351,7 @@ impl PhraseBankDecoder {
             self.finish(&query, &hits, session, record)
         });
         self.record(&result, started.elapsed());
-        result
+        result?.into_result()
     }
 
     fn batch_decode_inner(
@@ -339,7 +381,8 @@ impl PhraseBankDecoder {
             |row, session| {
                 let query = &queries[row * dim..(row + 1) * dim];
                 let row_hits = hits.get(row).map(Vec::as_slice).unwrap_or_default();
-                self.finish(query, row_hits, session, !last[row])
+                self.finish(query, row_hits, session, !last[row])?
+                    .into_result()
             },
             |n, session| super::openmp::map(n, session),
         )

@@ -28,6 +28,7 @@ pub use bank::{
     COMPRESSED_INDEX, MAX_NEAR_DUPLICATE_NEIGHBOURS, REFERENCE_ENCODER,
 };
 pub use cache::{CacheConfig, PatternCache};
+pub(crate) use decoder::BankOutcome;
 pub use decoder::PhraseBankDecoder;
 pub use index::Neighbours;
 pub use manifest::{

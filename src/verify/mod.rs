@@ -10,10 +10,11 @@ mod refine;
 mod settings;
 mod verifier;
 
-pub use proposer::{Proposal, Proposer};
+pub use proposer::Proposer;
 pub use settings::{RefineSettings, VerifySettings, FUNCTION_WORDS};
 pub use verifier::Verifier;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use ndarray::ArrayView2;
@@ -22,8 +23,30 @@ use crate::decoder::{check_batch, session_ranges, Decoded, Decoder, Source};
 use crate::embedding::UnitEmbedding;
 use crate::encoder::Encoder;
 use crate::error::{Error, Result};
+use crate::evidence::Evidence;
 use crate::language_model::NgramModel;
 use crate::session::Session;
+
+/// A text of an input's verification pool, and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+struct Proposal {
+    /// The text.
+    text: String,
+    /// What produced it.
+    source: Source,
+    /// The decoder's own estimate of the text's cosine to the input (a bank phrase's search
+    /// score), if it has one.
+    similarity: Option<f32>,
+}
+
+/// One input on its way through verification: the checked input, the decoder's answer, the
+/// pool and the scores under the generator found so far.
+struct Proposed {
+    query: UnitEmbedding,
+    decoded: Decoded,
+    pool: Vec<Proposal>,
+    scores: HashMap<String, f32>,
+}
 
 /// The pool entries that are re-embedded and compete, in pool order: every one without a
 /// similarity estimate and the `top_k` best estimated ones.
@@ -94,28 +117,47 @@ impl<P: Proposer> VerifiedDecoder<P> {
         &self.verifier
     }
 
-    /// The input as a unit vector, the decoder's answer and the pool of one input.
-    fn propose_pool(
-        &self,
-        embedding: &[f32],
-        session: &mut Session,
-    ) -> Result<(UnitEmbedding, Decoded, Vec<Proposal>)> {
+    /// One input checked, decoded with its evidence, and its pool made.
+    fn propose(&self, embedding: &[f32], session: &mut Session) -> Result<Proposed> {
         let query = UnitEmbedding::new(embedding, self.dim())?;
-        let (decoded, proposals) =
-            self.inner
-                .propose(embedding, session, self.settings.pool_top_k)?;
-        let pool = self.pool(&decoded, proposals);
-        Ok((query, decoded, pool))
+        let (decoded, evidence) = self.inner.decode_with_evidence(&query, session)?;
+        let pool = self.pool(&decoded, &evidence);
+        Ok(Proposed {
+            query,
+            decoded,
+            pool,
+            scores: evidence.scores,
+        })
     }
 
-    /// The pool of one input, answer first, without repeated texts.
-    fn pool(&self, decoded: &Decoded, proposals: Vec<Proposal>) -> Vec<Proposal> {
+    /// The pool of one input, without repeated texts: the answer, the bank's best
+    /// `pool_top_k` candidates, the generator's text.
+    fn pool(&self, decoded: &Decoded, evidence: &Evidence) -> Vec<Proposal> {
+        let candidates = evidence
+            .candidates
+            .iter()
+            .take(self.settings.pool_top_k)
+            .map(|c| Proposal {
+                text: c.text.clone(),
+                source: match c.phrase_id {
+                    Some(id) => Source::PhraseBank {
+                        phrase_ids: vec![id],
+                    },
+                    None => Source::Generative,
+                },
+                similarity: c.phrase_id.map(|_| c.similarity),
+            });
+        let generated = evidence.generated.iter().map(|text| Proposal {
+            text: text.clone(),
+            source: Source::Generative,
+            similarity: None,
+        });
         let mut pool = vec![Proposal {
             text: decoded.text.clone(),
             source: decoded.source.clone(),
             similarity: None,
         }];
-        for p in proposals {
+        for p in candidates.chain(generated) {
             if !p.text.trim().is_empty() && !pool.iter().any(|q| q.text == p.text) {
                 pool.push(p);
             }
@@ -125,20 +167,20 @@ impl<P: Proposer> VerifiedDecoder<P> {
 
     /// Chooses, for each input, the pooled text whose embedding is closest, then refines it
     /// when refinement is on.
-    fn choose(&self, items: Vec<(UnitEmbedding, Decoded, Vec<Proposal>)>) -> Result<Vec<Decoded>> {
+    fn choose(&self, items: Vec<Proposed>) -> Result<Vec<Decoded>> {
         let contenders: Vec<Vec<usize>> = items
             .iter()
-            .map(|(_, _, pool)| contenders(pool, self.settings.reembed_top_k))
+            .map(|p| contenders(&p.pool, self.settings.reembed_top_k))
             .collect();
         let texts: Vec<&str> = items
             .iter()
             .zip(&contenders)
-            .flat_map(|((_, _, pool), idx)| idx.iter().map(|&i| pool[i].text.as_str()))
+            .flat_map(|(p, idx)| idx.iter().map(|&i| p.pool[i].text.as_str()))
             .collect();
         let embeddings = self.verifier.embed(&texts)?;
         let mut next = embeddings.into_iter();
         let mut chosen = Vec::with_capacity(items.len());
-        for ((query, decoded, pool), idx) in items.into_iter().zip(contenders) {
+        for (proposed, idx) in items.into_iter().zip(contenders) {
             // the re-embedded contenders, closest first (ties: pool order); the first is the
             // choice, all of them are refinement's starts
             let mut ranked: Vec<(f32, usize, Arc<[f32]>)> = Vec::with_capacity(idx.len());
@@ -146,26 +188,27 @@ impl<P: Proposer> VerifiedDecoder<P> {
                 let e = next
                     .next()
                     .ok_or_else(|| Error::Internal("fewer embeddings than texts".into()))?;
-                ranked.push((crate::embedding::dot(query.as_slice(), &e), i, e));
+                ranked.push((crate::embedding::dot(proposed.query.as_slice(), &e), i, e));
             }
             ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
             if ranked.is_empty() {
                 return Err(Error::Internal("an empty verification pool".into()));
             }
-            chosen.push((query, decoded, pool, ranked));
+            chosen.push((proposed, ranked));
         }
         let refined: Option<Vec<(String, f32)>> = match &self.settings.refine {
             Some(settings) => {
                 let mut states: Vec<refine::Refinement> = chosen
-                    .iter()
-                    .map(|(query, _, pool, ranked)| {
+                    .iter_mut()
+                    .map(|(p, ranked)| {
                         refine::Refinement::new(
-                            query.clone(),
-                            pool.iter().map(|p| p.text.clone()).collect(),
+                            p.query.clone(),
+                            p.pool.iter().map(|q| q.text.clone()).collect(),
                             ranked
                                 .iter()
-                                .map(|(c, i, e)| (pool[*i].text.clone(), e.to_vec(), *c))
+                                .map(|(c, i, e)| (p.pool[*i].text.clone(), e.to_vec(), *c))
                                 .collect(),
+                            std::mem::take(&mut p.scores),
                         )
                     })
                     .collect();
@@ -183,7 +226,7 @@ impl<P: Proposer> VerifiedDecoder<P> {
             None => None,
         };
         let mut out = Vec::with_capacity(chosen.len());
-        for (k, (_, decoded, pool, ranked)) in chosen.into_iter().enumerate() {
+        for (k, (Proposed { decoded, pool, .. }, ranked)) in chosen.into_iter().enumerate() {
             let (cosine, i) = (ranked[0].0, ranked[0].1);
             let picked = &pool[i];
             let (text, cosine, source) = match refined.as_ref().map(|r| &r[k]) {
@@ -215,7 +258,7 @@ impl<P: Proposer> Decoder for VerifiedDecoder<P> {
 
     /// The session records the decoder's own answer (verification chooses after it).
     fn decode_in_session(&self, embedding: &[f32], session: &mut Session) -> Result<Decoded> {
-        let proposed = self.propose_pool(embedding, session)?;
+        let proposed = self.propose(embedding, session)?;
         let mut out = self.choose(vec![proposed])?;
         out.pop()
             .ok_or_else(|| Error::Internal("no verified result".into()))
@@ -235,7 +278,7 @@ impl<P: Proposer> Decoder for VerifiedDecoder<P> {
             || self.inner.new_session(),
             |row, session| {
                 let values = embeddings.row(row).to_vec();
-                self.propose_pool(&values, session)
+                self.propose(&values, session)
             },
         )?;
         self.choose(proposed)

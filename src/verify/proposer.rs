@@ -1,88 +1,59 @@
-//! [`Proposer`]: what each decoder hands verification besides its answer.
+//! [`Proposer`]: a decoder that hands on, beside its answer, the [`Evidence`] it found (the
+//! texts verification pools, the scores refinement reuses).
 
-use crate::decoder::{Candidate, Decoded, Decoder, Source};
+use crate::decoder::{Decoded, Decoder};
 use crate::embedding::UnitEmbedding;
 use crate::error::Result;
+use crate::evidence::Evidence;
 use crate::generative::{GenerativeDecoder, InferenceModel};
 use crate::hybrid::HybridDecoder;
 use crate::phrase_bank::PhraseBankDecoder;
 use crate::session::Session;
 
-/// A text a decoder would also stand behind for an input, and where it came from.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Proposal {
-    /// The text.
-    pub text: String,
-    /// What produced it.
-    pub source: Source,
-    /// The decoder's own estimate of the text's cosine to the input (a bank phrase's search
-    /// score), if it has one.
-    pub similarity: Option<f32>,
-}
-
-/// A decoder that can name, besides its answer, the other texts it would stand behind.
+/// A decoder that can hand on, besides its answer, what it found on the way.
 pub trait Proposer: Decoder {
-    /// The decoder's answer for `embedding` (recorded in `session` as usual) and up to
-    /// `top_k` alternatives, best first by the decoder's own judgement.
-    fn propose(
+    /// The decoder's answer for a checked input (recorded in `session` as usual) and the
+    /// evidence found on the way: the bank's candidates, the generator's text, the scores.
+    fn decode_with_evidence(
         &self,
-        embedding: &[f32],
+        query: &UnitEmbedding,
         session: &mut Session,
-        top_k: usize,
-    ) -> Result<(Decoded, Vec<Proposal>)>;
+    ) -> Result<(Decoded, Evidence)>;
 
     /// The model whose likelihood of a text given the input is refinement's optional second
-    /// fluency prior (`RefineSettings::fluency_weight`)
-    /// (the generator), if the decoder has one.
+    /// fluency prior (`RefineSettings::fluency_weight`) (the generator), if the decoder has
+    /// one.
     fn fluency_model(&self) -> Option<&InferenceModel> {
         None
     }
 }
 
-/// A candidate as a proposal.
-fn candidate_proposal(c: &Candidate) -> Proposal {
-    Proposal {
-        text: c.text.clone(),
-        source: match c.phrase_id {
-            Some(id) => Source::PhraseBank {
-                phrase_ids: vec![id],
-            },
-            None => Source::Generative,
-        },
-        similarity: c.phrase_id.map(|_| c.similarity),
-    }
-}
-
-/// The first `top_k` of `candidates` as proposals.
-fn candidate_proposals(candidates: &[Candidate], top_k: usize) -> Vec<Proposal> {
-    candidates
-        .iter()
-        .take(top_k)
-        .map(candidate_proposal)
-        .collect()
-}
-
 impl Proposer for PhraseBankDecoder {
-    fn propose(
+    /// The answer and the bank's candidates.
+    fn decode_with_evidence(
         &self,
-        embedding: &[f32],
+        query: &UnitEmbedding,
         session: &mut Session,
-        top_k: usize,
-    ) -> Result<(Decoded, Vec<Proposal>)> {
-        let decoded = self.decode_in_session(embedding, session)?;
-        let proposals = candidate_proposals(&decoded.candidates, top_k);
-        Ok((decoded, proposals))
+    ) -> Result<(Decoded, Evidence)> {
+        let decoded = self.examine(query, session)?.into_result()?;
+        let evidence = Evidence::searched(decoded.candidates.clone());
+        Ok((decoded, evidence))
     }
 }
 
 impl Proposer for GenerativeDecoder {
-    fn propose(
+    /// The generated answer.
+    fn decode_with_evidence(
         &self,
-        embedding: &[f32],
+        query: &UnitEmbedding,
         session: &mut Session,
-        _top_k: usize,
-    ) -> Result<(Decoded, Vec<Proposal>)> {
-        Ok((self.decode_in_session(embedding, session)?, Vec::new()))
+    ) -> Result<(Decoded, Evidence)> {
+        let decoded = self.decode_unit(query, session)?;
+        let evidence = Evidence {
+            generated: Some(decoded.text.clone()),
+            ..Evidence::default()
+        };
+        Ok((decoded, evidence))
     }
 
     fn fluency_model(&self) -> Option<&InferenceModel> {
@@ -91,33 +62,14 @@ impl Proposer for GenerativeDecoder {
 }
 
 impl Proposer for HybridDecoder {
-    /// The hybrid's answer, the bank's candidates and the guided generator's text, as the
-    /// hybrid saw them (the generator runs only when the bank's fast path skipped it).
-    fn propose(
+    /// The hybrid's answer with the bank's candidates, the guided generator's text (run now
+    /// when the bank's fast path skipped it) and the scores the rule computed.
+    fn decode_with_evidence(
         &self,
-        embedding: &[f32],
+        query: &UnitEmbedding,
         session: &mut Session,
-        top_k: usize,
-    ) -> Result<(Decoded, Vec<Proposal>)> {
-        let query = UnitEmbedding::new(embedding, self.dim())?;
-        let (decoded, seen) = self.decide(&query, session)?;
-        let candidates = seen.candidates.as_deref().unwrap_or(&decoded.candidates);
-        let mut proposals = candidate_proposals(candidates, top_k);
-        let generated = match seen.generated {
-            Some(text) => text,
-            None if decoded.source == Source::Generative => decoded.text.clone(),
-            None => {
-                self.generator()
-                    .decode_unit_with_found(&query, &self.bank().shared_bank(), candidates)?
-                    .text
-            }
-        };
-        proposals.push(Proposal {
-            text: generated,
-            source: Source::Generative,
-            similarity: None,
-        });
-        Ok((decoded, proposals))
+    ) -> Result<(Decoded, Evidence)> {
+        self.decide_with_generated(query, session)
     }
 
     fn fluency_model(&self) -> Option<&InferenceModel> {

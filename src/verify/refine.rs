@@ -51,6 +51,9 @@ pub(crate) struct Refinement {
     /// Whether the starting text itself ends on a word no sentence ends on.
     start_dangles: bool,
     seen: HashSet<String>,
+    /// Texts scored under the generator for this input (the evidence's, then refinement's
+    /// own): each is scored once.
+    scores: HashMap<String, f32>,
     calls: usize,
     /// Rounds since the best text last changed.
     stale: usize,
@@ -59,11 +62,13 @@ pub(crate) struct Refinement {
 
 impl Refinement {
     /// Starts from `starts` (text, embedding, cosine to the input), closest first: the
-    /// verified choice, then the other re-embedded candidates.
+    /// verified choice, then the other re-embedded candidates; `scores` are the texts the
+    /// decoder already scored under the generator for this input ([`crate::Evidence`]).
     pub(crate) fn new(
         query: UnitEmbedding,
         pool: Vec<String>,
         starts: Vec<(String, Vec<f32>, f32)>,
+        scores: HashMap<String, f32>,
     ) -> Self {
         let starts: Vec<_> = starts
             .into_iter()
@@ -83,6 +88,7 @@ impl Refinement {
             allowed: HashMap::new(),
             start_dangles: false,
             seen,
+            scores,
             calls: 0,
             stale: 0,
             done,
@@ -313,7 +319,7 @@ pub(crate) fn refine(
     let log_prob = |query: &UnitEmbedding, text: &str| -> Result<f32> {
         match judges.generator.filter(|_| gen_weight > 0.0) {
             // the model scores a text longer than max_len bytes by its head
-            Some(model) => model.mean_log_prob_mixed(query, text, None),
+            Some(model) => model.score(query, text),
             None => Ok(0.0),
         }
     };
@@ -377,7 +383,13 @@ pub(crate) fn refine(
             {
                 continue;
             }
-            let lp = log_prob(&s.query, text)?;
+            let lp = match s.scores.get(text) {
+                Some(&lp) if gen_weight > 0.0 => lp,
+                _ => log_prob(&s.query, text)?,
+            };
+            if gen_weight > 0.0 {
+                s.scores.insert(text.clone(), lp);
+            }
             beam.push(Node {
                 words: w,
                 embedding: embedding.clone(),
@@ -395,6 +407,9 @@ pub(crate) fn refine(
     loop {
         // the admissible proposals of every active input, ranked cheaply
         let mut chosen: Vec<(usize, String, f32, f32)> = Vec::new();
+        // the generator's scores of this round's shortlists, kept so that no text is scored
+        // twice (a shortlisted edit left out may be proposed again)
+        let mut scored_now: Vec<(usize, String, f32)> = Vec::new();
         for (idx, s) in states.iter().enumerate() {
             if s.done {
                 continue;
@@ -450,8 +465,19 @@ pub(crate) fn refine(
             // the generator's prior of the shortlist, when on
             let log_probs: Vec<f32> = scored
                 .par_iter()
-                .map(|(_, text, _)| log_prob(&s.query, text))
+                .map(|(_, text, _)| match s.scores.get(text) {
+                    Some(&lp) => Ok(lp),
+                    None => log_prob(&s.query, text),
+                })
                 .collect::<Result<_>>()?;
+            if gen_weight > 0.0 {
+                scored_now.extend(
+                    scored
+                        .iter()
+                        .zip(&log_probs)
+                        .map(|((_, text, _), &lp)| (idx, text.clone(), lp)),
+                );
+            }
             let mut ranked: Vec<(f32, String, f32, f32)> = scored
                 .into_iter()
                 .zip(log_probs)
@@ -464,6 +490,9 @@ pub(crate) fn refine(
                     .into_iter()
                     .map(|(_, text, fluency, lp)| (idx, text, fluency, lp)),
             );
+        }
+        for (idx, text, lp) in scored_now {
+            states[idx].scores.insert(text, lp);
         }
         if chosen.is_empty() {
             return Ok(());

@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::embedding::UnitEmbedding;
-use crate::eval::metrics::token_f1;
 use crate::generative::inference::InferenceModel;
+use crate::text::token_f1;
 use crate::{Error, Result};
 
 /// How strongly, and from how many related texts, decoding copies.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::inference::InferenceModel;
 use crate::embedding::UnitEmbedding;
-use crate::eval::metrics::token_f1;
+use crate::text::token_f1;
 use crate::{Error, Result};
 
 /// How the next byte is chosen.

@@ -38,12 +38,27 @@ impl InferenceModel {
     /// The embedding is checked and normalised first.
     pub fn mean_log_prob(&self, embedding: &[f32], text: &str) -> Result<f32> {
         let e = UnitEmbedding::new(embedding, self.config.embed_dim)?;
-        self.mean_log_prob_mixed(&e, text, None)
+        self.score(&e, text)
+    }
+
+    /// The generator's score of a text given an input, the one definition every comparison
+    /// of texts under the generator uses (the hybrid's rule, its re-ranking, refinement's
+    /// prior; carried in [`Evidence::scores`](crate::Evidence::scores)): [`Self::mean_log_prob`]
+    /// of the text exactly as given, under the model alone. Unguided, because a guide is a
+    /// decoding aid that pulls towards the bank's phrases (it would score them by their own
+    /// agreement); of the text as given, because the hybrid compares the bank's phrases as
+    /// stored (the model was trained on them) and refinement the texts it writes.
+    pub(crate) fn score(&self, embedding: &UnitEmbedding, text: &str) -> Result<f32> {
+        crate::trace::record(|| crate::trace::Event::Score {
+            text: text.to_string(),
+        });
+        self.mean_log_prob_mixed(embedding, text, None)
     }
 
     /// [`Self::mean_log_prob`] under the model's distribution rewritten by `mix` at each
     /// position when given (`mix(written, log_probs)`: a retrieval guide mixing in its
-    /// proposals), as guided decoding scores its own output.
+    /// proposals), as guided decoding scores its own candidates while it searches (its beams
+    /// and MBR samples; the decoder's confidence). Texts are compared with [`Self::score`].
     pub(crate) fn mean_log_prob_mixed(
         &self,
         embedding: &UnitEmbedding,

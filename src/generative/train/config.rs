@@ -106,7 +106,7 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// Parses and validates a JSON training config (unknown keys are errors).
     pub fn from_json(text: &str) -> Result<Self> {
-        let config: TrainConfig = crate::config::parse_json(text)?;
+        let config: TrainConfig = crate::json::parse_json(text)?;
         config.validate()?;
         Ok(config)
     }

@@ -20,6 +20,9 @@ impl PhraseBank {
     /// reconstructions whose norms stray from 1 by a few percent, so each hit's score is divided
     /// by its reconstruction's norm and the hits are re-sorted.
     pub fn search(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Hit>>> {
+        crate::trace::record(|| crate::trace::Event::BankSearch {
+            rows: queries.len() / self.dim().max(1),
+        });
         let found = self.index.search(queries, k)?;
         let exact = self.manifest.index_spec == "Flat";
         let width = k.max(1);
