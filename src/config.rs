@@ -108,6 +108,13 @@ impl From<DecoderConfig> for ConfigFile {
     }
 }
 
+impl From<DecoderConfig> for PhraseBankSettings {
+    /// The bank decoder's part of a configuration.
+    fn from(config: DecoderConfig) -> Self {
+        config.phrase_bank
+    }
+}
+
 impl DecoderConfig {
     /// A preset for serving ([`PhraseBankSettings::production`]).
     pub fn production() -> Self {

@@ -87,6 +87,31 @@ fn verified_bank_keeps_in_bank_phrases_and_never_lowers_the_round_trip() {
 }
 
 #[test]
+fn an_input_refines_alike_alone_and_in_a_batch() {
+    // rows of samples/ood2 whose refinement depended on the other rows of their batch while
+    // estimates used the batch's pooled word vectors (session 24)
+    let sample = SampleSet::bundled("ood2").expect("bundled sample");
+    let rows = sample.embeddings.slice(ndarray::s![..12, ..]);
+    let refiner = verified_hybrid(
+        &encoder(),
+        VerifySettings {
+            refine: Some(RefineSettings::default()),
+            ..Default::default()
+        },
+    );
+    let batch = refiner.batch_decode(rows).expect("batch");
+    assert!(batch.iter().any(|d| d.source == Source::Refined));
+    for row in [1, 8, 9, 11] {
+        let alone = refiner.decode(&rows.row(row).to_vec()).expect("one input");
+        assert_eq!(alone.text, batch[row].text, "row {row}");
+        assert_eq!(
+            alone.roundtrip_cosine, batch[row].roundtrip_cosine,
+            "row {row}"
+        );
+    }
+}
+
+#[test]
 fn refinement_raises_the_round_trip_within_its_budget_deterministically() {
     let sample = SampleSet::bundled("ood").expect("bundled sample");
     let n = 8;
@@ -262,7 +287,10 @@ fn the_hybrid_hands_on_its_answer_the_bank_candidates_the_generated_text_and_sco
         }
     }
     assert!(generated_answers > 0, "no generated answer among the rows");
-    assert!(scored > 0, "no row below the rule's similarity among the rows");
+    assert!(
+        scored > 0,
+        "no row below the rule's similarity among the rows"
+    );
 }
 
 #[test]

@@ -106,10 +106,3 @@ impl PhraseBankSettings {
         self.health.validate()
     }
 }
-
-impl From<crate::DecoderConfig> for PhraseBankSettings {
-    /// The bank decoder's part of a configuration.
-    fn from(config: crate::DecoderConfig) -> Self {
-        config.phrase_bank
-    }
-}

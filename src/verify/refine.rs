@@ -359,6 +359,12 @@ pub(crate) fn refine(
             vocab
         })
         .collect();
+    // the words whose vectors each input's estimates use: its own vocabulary only, so that an
+    // input refines alike alone and in any batch (another input's pool words are not its)
+    let own: Vec<HashSet<&str>> = vocabs
+        .iter()
+        .map(|vocab| vocab.iter().map(String::as_str).collect())
+        .collect();
     for (s, words_of_pool) in states.iter_mut().zip(&pooled) {
         // shared words are charged to every input that uses them, at most the batch's cost
         s.calls += words_of_pool.len();
@@ -448,7 +454,9 @@ pub(crate) fn refine(
                         .map(|w| (w, 1.0f32))
                         .chain(edit.removed.iter().map(|w| (w, -1.0f32)))
                     {
-                        if let Some(v) = vectors.get(&key(w)) {
+                        let k = key(w);
+                        let v = own[idx].contains(k.as_str()).then(|| vectors.get(&k));
+                        if let Some(v) = v.flatten() {
                             estimate
                                 .iter_mut()
                                 .zip(v.iter())
