@@ -92,6 +92,7 @@ pub mod language_model;
 mod monitoring;
 mod npy;
 pub mod phrase_bank;
+mod roundtrip;
 mod session;
 pub mod text;
 pub mod trace;

@@ -290,3 +290,68 @@ fn bank_build_embeds_phrases_without_embeddings() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("install-encoder.sh"));
 }
+
+/// `lwdec eval --encoder DIR` reports the round-trip cosine of each decoder's texts as the
+/// library's encoder computes it (`eval::roundtrip_cosines`): the figure `scripts/reembed.py`
+/// computes with sentence-transformers (within 3e-5 on samples/ood2's 200 rows in bf16, 2e-8
+/// in f32; session 24).
+#[test]
+fn eval_reports_the_round_trip_of_the_librarys_encoder() {
+    use lightweight_decoder::eval::samples::SampleSet;
+    use lightweight_decoder::eval::{roundtrip_cosines, CosineSummary};
+    let Some(dir) = encoder_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let (report, decoded) = (tmp.path().join("r.json"), tmp.path().join("d.jsonl"));
+    let s = samples_dir();
+    let out = Command::new(env!("CARGO_BIN_EXE_lwdec"))
+        .arg("eval")
+        .arg("--input")
+        .arg(s.join("ood2.i8.npy"))
+        .arg("--scale")
+        .arg(s.join("ood2.scale.npy"))
+        .arg("--reference")
+        .arg(s.join("ood2.txt"))
+        .args(["--limit", "24", "--decoder", "phrase-bank", "--encoder"])
+        .arg(&dir)
+        .arg("--output")
+        .arg(&report)
+        .arg("--decoded")
+        .arg(&decoded)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("round trip"));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let printed = &report["decoders"][0]["roundtrip_cosine"];
+    let texts: Vec<String> = std::fs::read_to_string(&decoded)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].to_string())
+        .map(|t| serde_json::from_str::<String>(&t).unwrap())
+        .collect();
+    assert_eq!(texts.len(), 24);
+    let sample = SampleSet::bundled("ood2").unwrap();
+    let rows = sample.embeddings.slice(ndarray::s![..24, ..]);
+    let encoder = MpnetEncoder::load(&dir).unwrap();
+    let cosines = roundtrip_cosines(&encoder, rows, &texts).unwrap();
+    let ours = CosineSummary::of(&cosines);
+    for (key, value) in [
+        ("mean", ours.mean),
+        ("p10", ours.p10),
+        ("median", ours.median),
+        ("p90", ours.p90),
+    ] {
+        let shown = printed[key].as_f64().unwrap();
+        assert!(
+            (shown - value).abs() < 1e-6,
+            "{key}: {shown} against {value}"
+        );
+    }
+    assert_eq!(printed["rows"], 24);
+    assert!(ours.mean > 0.4 && ours.mean < 1.0, "{ours:?}");
+}

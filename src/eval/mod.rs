@@ -3,7 +3,11 @@
 
 pub mod fluency;
 pub mod metrics;
+mod roundtrip;
 pub mod samples;
+
+pub use crate::roundtrip::roundtrip_cosines;
+pub use roundtrip::CosineSummary;
 
 pub use crate::monitoring::percentile;
 
@@ -108,6 +112,9 @@ pub struct EvalReport {
     /// The decoded texts, in row order.
     #[serde(skip)]
     pub texts: Vec<String>,
+    /// Round-trip cosine of the texts, when measured ([`roundtrip_cosines`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roundtrip_cosine: Option<CosineSummary>,
 }
 
 /// Decodes every row (sessions start at `boundaries`; row 0 implied), timing each decode, and
@@ -173,5 +180,6 @@ pub fn evaluate(
         latency_us: [p(50.0), p(95.0), p(99.0)],
         sources,
         texts,
+        roundtrip_cosine: None,
     })
 }

@@ -306,21 +306,11 @@ pub fn fill_roundtrip_cosines(
     if missing.is_empty() {
         return Ok(());
     }
-    let texts: Vec<&str> = missing.iter().map(|&i| decoded[i].text.as_str()).collect();
-    let again = encoder.embed(&texts)?;
-    if again.dim() != (texts.len(), inputs.ncols()) {
-        return Err(Error::InvalidArgument(format!(
-            "the encoder returned {} x {} for {} texts of inputs with {} columns",
-            again.nrows(),
-            again.ncols(),
-            texts.len(),
-            inputs.ncols()
-        )));
-    }
-    for (row, &i) in missing.iter().enumerate() {
-        let input = UnitEmbedding::new(&inputs.row(i).to_vec(), inputs.ncols())?;
-        let output: Vec<f32> = again.row(row).to_vec();
-        decoded[i].roundtrip_cosine = Some(crate::embedding::dot(input.as_slice(), &output));
+    let texts: Vec<String> = missing.iter().map(|&i| decoded[i].text.clone()).collect();
+    let rows = inputs.select(ndarray::Axis(0), &missing);
+    let cosines = crate::roundtrip::roundtrip_cosines(encoder, rows.view(), &texts)?;
+    for (&i, cosine) in missing.iter().zip(cosines) {
+        decoded[i].roundtrip_cosine = Some(cosine);
     }
     Ok(())
 }

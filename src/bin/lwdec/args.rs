@@ -92,6 +92,10 @@ pub enum Command {
         /// model (`.lm`; one decoding never uses: scripts/build_fluency_judge.sh).
         #[arg(long)]
         judge: Option<PathBuf>,
+        /// Also report the round-trip cosine: each decoded text re-embedded by the encoder
+        /// (the default one, or --encoder's, which turns this on) against its clean input.
+        #[arg(long)]
+        round_trip: bool,
         #[command(flatten)]
         decoder: DecoderArgs,
     },

@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
-use lightweight_decoder::eval::{evaluate, perturb_rows};
+use lightweight_decoder::eval::{evaluate, perturb_rows, roundtrip_cosines, CosineSummary};
 use lightweight_decoder::hybrid::{calibrate as fit_rule, measure, Objective};
 use lightweight_decoder::io::write_atomic;
-use lightweight_decoder::{save_config, Error, Result};
+use lightweight_decoder::{save_config, Encoder, Error, Result};
 use serde_json::json;
 
 use crate::options::{CalibrationObjective, DecoderArgs, LabelledArgs};
@@ -19,6 +19,8 @@ pub struct Outputs<'a> {
     pub decoded: Option<&'a Path>,
     /// The judge model.
     pub judge: Option<&'a Path>,
+    /// Whether to re-embed the texts for the round-trip cosine.
+    pub round_trip: bool,
 }
 
 /// Decodes the labelled rows with each decoder `--decoder` names and prints their scores.
@@ -33,6 +35,7 @@ pub fn run(
         report: output,
         decoded: decoded_path,
         judge,
+        round_trip,
     } = outputs;
     check_cosine(noise_cosine)?;
     // the judge is loaded first: a bad path fails before any decoding
@@ -42,16 +45,30 @@ pub fn run(
     let (clean, references) = labelled.load()?;
     let embeddings = perturb_rows(&clean, noise_cosine, 2026);
     let boundaries = boundaries.unwrap_or_else(|| (0..embeddings.nrows()).collect());
+    // one encoder for the round trip and for --verify
+    let encoder: Option<std::sync::Arc<dyn Encoder>> = if round_trip || args.verify {
+        Some(std::sync::Arc::new(crate::embed::load_encoder(
+            args.encoder.as_deref(),
+            crate::embed::DEFAULT_BATCH,
+        )?))
+    } else {
+        None
+    };
     let mut reports = Vec::new();
     let mut lines = String::new();
-    for (name, decoder) in crate::build_decoders(args)? {
-        let report = evaluate(
+    for (name, decoder) in crate::build_decoders(args, encoder.clone())? {
+        let mut report = evaluate(
             &name,
             decoder.as_ref(),
             embeddings.view(),
             &boundaries,
             &references,
         )?;
+        if let Some(encoder) = encoder.as_deref().filter(|_| round_trip) {
+            // against the clean inputs: with --noise-cosine, fidelity to the clean meaning
+            let cosines = roundtrip_cosines(encoder, clean.view(), &report.texts)?;
+            report.roundtrip_cosine = Some(CosineSummary::of(&cosines));
+        }
         for (row, text) in report.texts.iter().enumerate() {
             lines.push_str(&json!({"decoder": name, "row": row, "text": text}).to_string());
             lines.push('\n');
@@ -76,6 +93,20 @@ pub fn run(
             r.latency_us[2],
             r.sources
         );
+    }
+    if round_trip {
+        println!(
+            "\n{:<14}{:>7}{:>11}{:>9}{:>9}{:>9}",
+            "decoder", "rows", "round trip", "p10", "median", "p90"
+        );
+        for r in &reports {
+            if let Some(c) = &r.roundtrip_cosine {
+                println!(
+                    "{:<14}{:>7}{:>11.4}{:>9.4}{:>9.4}{:>9.4}",
+                    r.decoder, c.rows, c.mean, c.p10, c.median, c.p90
+                );
+            }
+        }
     }
     let fluency: Vec<_> = match &judge {
         Some(judge) => reports

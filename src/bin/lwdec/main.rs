@@ -131,6 +131,7 @@ fn run(cli: Cli) -> Result<()> {
             output,
             decoded,
             judge,
+            round_trip,
             decoder,
         } => eval::run(
             &labelled,
@@ -140,6 +141,7 @@ fn run(cli: Cli) -> Result<()> {
                 report: output.as_deref(),
                 decoded: decoded.as_deref(),
                 judge: judge.as_deref(),
+                round_trip: round_trip || decoder.encoder.is_some(),
             },
             &decoder,
         ),
@@ -265,8 +267,12 @@ fn build_decoder_with(
     builder.verified(kind, encoder, args.verify_settings()?)
 }
 
-/// The decoders `--decoder` names, each with its name (several for `all`).
-fn build_decoders(args: &DecoderArgs) -> Result<Vec<(String, Box<dyn Decoder>)>> {
+/// The decoders `--decoder` names, each with its name (several for `all`); `--verify` uses
+/// `encoder` when one is loaded already.
+fn build_decoders(
+    args: &DecoderArgs,
+    encoder: Option<std::sync::Arc<dyn lightweight_decoder::Encoder>>,
+) -> Result<Vec<(String, Box<dyn Decoder>)>> {
     let choices = match args.decoder {
         DecoderChoice::All => vec![
             DecoderChoice::PhraseBank,
@@ -277,12 +283,14 @@ fn build_decoders(args: &DecoderArgs) -> Result<Vec<(String, Box<dyn Decoder>)>>
     };
     let builder = args.builder()?;
     // one encoder for every verified decoder
-    let encoder: Option<std::sync::Arc<dyn lightweight_decoder::Encoder>> = match args.verify {
-        true => Some(std::sync::Arc::new(embed::load_encoder(
+    let encoder = match (args.verify, encoder) {
+        (false, _) => None,
+        (true, Some(e)) => Some(e),
+        (true, None) => Some(std::sync::Arc::new(embed::load_encoder(
             args.encoder.as_deref(),
             embed::DEFAULT_BATCH,
-        )?)),
-        false => None,
+        )?)
+            as std::sync::Arc<dyn lightweight_decoder::Encoder>),
     };
     choices
         .into_iter()
