@@ -11,6 +11,8 @@ use crate::error::Result;
 use crate::generative::{DecodeOptions, GenerativeDecoder};
 use crate::hybrid::HybridDecoder;
 use crate::language_model::NgramModel;
+use crate::phrase_bank::assembly::Assembler;
+use crate::phrase_bank::postprocess::PostProcessor;
 use crate::phrase_bank::{PhraseBank, PhraseBankDecoder};
 use crate::verify::{Proposer, VerifiedDecoder, VerifySettings};
 
@@ -37,13 +39,29 @@ pub enum DecoderKind {
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct DecoderBuilder {
     bank_dir: Option<PathBuf>,
     model_path: Option<PathBuf>,
     config: DecoderConfig,
     options: DecodeOptions,
     language_model_path: Option<PathBuf>,
+    assembler: Option<Arc<dyn Assembler>>,
+    postprocessors: Vec<Arc<dyn PostProcessor>>,
+}
+
+impl std::fmt::Debug for DecoderBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecoderBuilder")
+            .field("bank_dir", &self.bank_dir)
+            .field("model_path", &self.model_path)
+            .field("config", &self.config)
+            .field("options", &self.options)
+            .field("language_model_path", &self.language_model_path)
+            .field("custom_assembler", &self.assembler.is_some())
+            .field("added_postprocessors", &self.postprocessors.len())
+            .finish()
+    }
 }
 
 impl DecoderBuilder {
@@ -86,6 +104,20 @@ impl DecoderBuilder {
         self
     }
 
+    /// An [`Assembler`] of your own for the bank decoder (and the hybrid's bank), in place of
+    /// the config's `method`.
+    pub fn assembler(mut self, assembler: Arc<dyn Assembler>) -> Self {
+        self.assembler = Some(assembler);
+        self
+    }
+
+    /// A [`PostProcessor`] of your own, run after the configured stages (call again to add
+    /// more, in order).
+    pub fn postprocessor(mut self, stage: Arc<dyn PostProcessor>) -> Self {
+        self.postprocessors.push(stage);
+        self
+    }
+
     /// The decoders' settings this builder uses.
     pub fn decoder_config(&self) -> &DecoderConfig {
         &self.config
@@ -107,7 +139,14 @@ impl DecoderBuilder {
 
     /// A [`PhraseBankDecoder`] over the bank.
     pub fn phrase_bank(&self) -> Result<PhraseBankDecoder> {
-        PhraseBankDecoder::new(self.load_bank()?, self.config.clone())
+        let mut decoder = PhraseBankDecoder::new(self.load_bank()?, self.config.clone())?;
+        if let Some(assembler) = &self.assembler {
+            decoder = decoder.with_assembler(assembler.clone());
+        }
+        for stage in &self.postprocessors {
+            decoder = decoder.with_postprocessor(stage.clone());
+        }
+        Ok(decoder)
     }
 
     /// A [`GenerativeDecoder`], guided by the bank when the config's `guide` is on.

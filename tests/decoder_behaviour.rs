@@ -235,3 +235,59 @@ fn banks_use_the_requested_index_kind() {
         assert!(same >= n - 2, "{spec}: {same}/{n}");
     }
 }
+
+/// An assembler and a post-processing stage of a user's own, given to the builder, decide the
+/// bank decoder's output and the hybrid's bank answers.
+#[test]
+fn a_custom_assembler_and_postprocessor_plug_in_through_the_builder() {
+    use lightweight_decoder::phrase_bank::assembly::{Assembler, Assembly, AssemblyInput};
+    use lightweight_decoder::phrase_bank::postprocess::PostProcessor;
+    use lightweight_decoder::DecoderBuilder;
+    use std::sync::Arc;
+
+    /// Always the second-best phrase.
+    struct Second;
+    impl Assembler for Second {
+        fn assemble(&self, input: &AssemblyInput<'_>) -> lightweight_decoder::Result<Assembly> {
+            let hit = input.hits.get(1).unwrap_or(&input.hits[0]);
+            Ok(Assembly {
+                phrase_ids: vec![hit.id],
+                similarity: hit.similarity,
+                support: 1.0,
+            })
+        }
+    }
+    /// Upper case.
+    struct Shout;
+    impl PostProcessor for Shout {
+        fn process(&self, segments: &mut Vec<String>) {
+            segments.iter_mut().for_each(|s| *s = s.to_uppercase());
+        }
+    }
+    let sample = SampleSet::bundled("validation").unwrap();
+    let builder = DecoderBuilder::new()
+        .assembler(Arc::new(Second))
+        .postprocessor(Arc::new(Shout));
+    let bank = builder.phrase_bank().unwrap();
+    let hybrid = builder.hybrid().unwrap();
+    for row in 0..20 {
+        let v = sample.embeddings.row(row).to_vec();
+        let d = bank.decode(&v).unwrap();
+        let second = d.candidates[1].phrase_id.unwrap();
+        assert_eq!(
+            d.source,
+            Source::PhraseBank {
+                phrase_ids: vec![second]
+            }
+        );
+        assert_eq!(d.text, d.text.to_uppercase(), "row {row}");
+        assert_eq!(
+            d.text,
+            bank.bank().phrase(second).unwrap().to_uppercase(),
+            "row {row}"
+        );
+        // exact bank phrases are above the hybrid's similarity: its answer is the bank's
+        let h = hybrid.decode(&v).unwrap();
+        assert_eq!(h.text, d.text, "row {row}");
+    }
+}

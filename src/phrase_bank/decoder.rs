@@ -64,7 +64,7 @@ impl BankOutcome {
 pub struct PhraseBankDecoder {
     bank: Arc<PhraseBank>,
     config: PhraseBankSettings,
-    assembler: Box<dyn Assembler>,
+    assembler: Arc<dyn Assembler>,
     postprocess: Pipeline,
     cache: PatternCache,
     monitor: Monitor,
@@ -92,6 +92,21 @@ impl PhraseBankDecoder {
             monitor: Monitor::default(),
             config,
         })
+    }
+
+    /// This decoder with `assembler` choosing the phrases in place of the configured
+    /// [`AssemblyMethod`] (an [`Assembler`] of your own; the pattern cache is cleared).
+    pub fn with_assembler(mut self, assembler: Arc<dyn Assembler>) -> Self {
+        self.assembler = assembler;
+        self.cache.clear();
+        self
+    }
+
+    /// This decoder with `stage` added after the configured post-processing stages (a
+    /// [`PostProcessor`](super::postprocess::PostProcessor) of your own).
+    pub fn with_postprocessor(mut self, stage: Arc<dyn super::postprocess::PostProcessor>) -> Self {
+        self.postprocess.push(stage);
+        self
     }
 
     /// A decoder over the bundled default bank ([`PhraseBank::load_default`]).
@@ -425,11 +440,11 @@ impl std::fmt::Debug for PhraseBankDecoder {
 }
 
 /// The assembler of the config's method, with that method's settings.
-fn assembler_for(config: &PhraseBankSettings) -> Box<dyn Assembler> {
+fn assembler_for(config: &PhraseBankSettings) -> Arc<dyn Assembler> {
     match config.method {
-        AssemblyMethod::Greedy => Box::new(Greedy),
-        AssemblyMethod::Weighted => Box::new(Weighted::new(config.weighted.clone())),
-        AssemblyMethod::Beam => Box::new(Beam::new(config.beam.clone())),
-        AssemblyMethod::ContextAware => Box::new(ContextAware::new(config.context.clone())),
+        AssemblyMethod::Greedy => Arc::new(Greedy),
+        AssemblyMethod::Weighted => Arc::new(Weighted::new(config.weighted.clone())),
+        AssemblyMethod::Beam => Arc::new(Beam::new(config.beam.clone())),
+        AssemblyMethod::ContextAware => Arc::new(ContextAware::new(config.context.clone())),
     }
 }

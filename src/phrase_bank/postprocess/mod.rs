@@ -68,30 +68,37 @@ pub trait PostProcessor: Send + Sync {
     fn process(&self, segments: &mut Vec<String>);
 }
 
-/// The configured stages, applied in order.
+/// The configured stages, applied in order, then any added ones ([`Pipeline::push`]).
 pub struct Pipeline {
-    stages: Vec<Box<dyn PostProcessor>>,
+    stages: Vec<std::sync::Arc<dyn PostProcessor>>,
 }
 
 impl Pipeline {
     /// Builds the stages that `config` switches on.
     pub fn new(config: &PostProcessConfig) -> Self {
-        let mut stages: Vec<Box<dyn PostProcessor>> = Vec::new();
+        let mut stages: Vec<std::sync::Arc<dyn PostProcessor>> = Vec::new();
         if config.enabled {
             if config.fix_spacing {
-                stages.push(Box::new(Spacing));
+                stages.push(std::sync::Arc::new(Spacing));
             }
             if config.remove_near_duplicates {
-                stages.push(Box::new(NearDuplicates::new(config.near_duplicate_jaccard)));
+                stages.push(std::sync::Arc::new(NearDuplicates::new(
+                    config.near_duplicate_jaccard,
+                )));
             }
             if config.remove_redundant_words {
-                stages.push(Box::new(RedundantWords));
+                stages.push(std::sync::Arc::new(RedundantWords));
             }
             if config.capitalize {
-                stages.push(Box::new(Capitalize));
+                stages.push(std::sync::Arc::new(Capitalize));
             }
         }
         Pipeline { stages }
+    }
+
+    /// Adds a stage after the others (a stage of your own, [`PostProcessor`]).
+    pub fn push(&mut self, stage: std::sync::Arc<dyn PostProcessor>) {
+        self.stages.push(stage);
     }
 
     /// Applies every stage and joins the segments into one text.
