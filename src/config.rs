@@ -137,7 +137,7 @@ impl DecoderConfig {
     }
 
     /// The verification settings with refinement on or off: on keeps the file's `verify.refine`
-    /// settings, or the defaults ([`RefineSettings::default`]) when it has none.
+    /// settings, or the defaults ([`RefineSettings::default`](crate::RefineSettings::default)) when it has none.
     pub fn verify_settings(&self, refine: bool) -> VerifySettings {
         VerifySettings {
             refine: refine.then(|| self.verify.refine.clone().unwrap_or_default()),

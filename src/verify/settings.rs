@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 
-/// Settings of a [`VerifiedDecoder`].
+/// Settings of a [`VerifiedDecoder`](super::VerifiedDecoder).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct VerifySettings {

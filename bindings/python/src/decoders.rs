@@ -255,6 +255,55 @@ fn language_model_path(py: Python<'_>) -> PyResult<PathBuf> {
     }
 }
 
+/// What every decoder's constructor is given, besides verification.
+pub struct Arguments<'a, 'py> {
+    bank_dir: Option<PathBuf>,
+    model_path: Option<PathBuf>,
+    config: Option<&'a Bound<'py, PyAny>>,
+    options: DecodeOptions,
+    guide: bool,
+}
+
+impl<'a, 'py> Arguments<'a, 'py> {
+    /// The arguments as given (None: the bundled bank and model, the default settings).
+    fn new(
+        bank_dir: Option<PathBuf>,
+        model_path: Option<PathBuf>,
+        config: Option<&'a Bound<'py, PyAny>>,
+        options: DecodeOptions,
+        guide: bool,
+    ) -> Self {
+        Arguments {
+            bank_dir,
+            model_path,
+            config,
+            options,
+            guide,
+        }
+    }
+}
+
+/// The decoder `build` makes from the constructor's arguments (the GIL released while it
+/// loads), verified as asked.
+fn open<D: Proposer + Send>(
+    py: Python<'_>,
+    args: Arguments<'_, '_>,
+    verification: Verification<'_, '_>,
+    build: impl FnOnce(&DecoderBuilder) -> ld::Result<D> + Send,
+) -> PyResult<Verifiable<D>> {
+    verification.check()?;
+    let builder = builder(
+        py,
+        args.bank_dir,
+        args.model_path,
+        args.config,
+        args.guide,
+        args.options,
+    )?;
+    let decoder = py.detach(|| build(&builder)).py()?;
+    verification.apply(py, &builder, decoder)
+}
+
 /// A builder from the constructors' arguments.
 fn builder(
     py: Python<'_>,
@@ -449,16 +498,18 @@ decoder_methods!(PhraseBankDecoder, "PhraseBankDecoder", {
         refine: bool,
         encoder: Option<&Bound<'_, crate::encoder::MpnetEncoder>>,
     ) -> PyResult<Self> {
-        Self::open(
+        let args = Arguments::new(bank_dir, None, config, DecodeOptions::default(), true);
+        let inner = open(
             py,
-            bank_dir,
-            config,
+            args,
             Verification {
                 verify,
                 refine,
                 encoder,
             },
-        )
+            DecoderBuilder::phrase_bank,
+        )?;
+        Ok(PhraseBankDecoder { inner })
     }
 
     /// The bundled bank (or ``$LWDEC_BANK_DIR``) with ``config``.
@@ -471,16 +522,7 @@ decoder_methods!(PhraseBankDecoder, "PhraseBankDecoder", {
         refine: bool,
         encoder: Option<&Bound<'_, crate::encoder::MpnetEncoder>>,
     ) -> PyResult<Self> {
-        Self::open(
-            py,
-            None,
-            config,
-            Verification {
-                verify,
-                refine,
-                encoder,
-            },
-        )
+        Self::py_new(py, None, config, verify, refine, encoder)
     }
 
     /// Counters: decodes, errors, cache hits, latency percentiles (microseconds), as a dict.
@@ -498,22 +540,6 @@ decoder_methods!(PhraseBankDecoder, "PhraseBankDecoder", {
         to_python(py, self.inner.unverified().bank().manifest())
     }
 });
-
-impl PhraseBankDecoder {
-    /// The decoder over `bank_dir` with `config`.
-    pub fn open(
-        py: Python<'_>,
-        bank_dir: Option<PathBuf>,
-        config: Option<&Bound<'_, PyAny>>,
-        verification: Verification<'_, '_>,
-    ) -> PyResult<Self> {
-        verification.check()?;
-        let builder = builder(py, bank_dir, None, config, true, DecodeOptions::default())?;
-        let decoder = py.detach(|| builder.phrase_bank()).py()?;
-        let inner = verification.apply(py, &builder, decoder)?;
-        Ok(PhraseBankDecoder { inner })
-    }
-}
 
 /// A byte-level transformer (722,944 parameters, INT4) that writes text byte by byte, guided
 /// by the bank's nearest phrases.
@@ -553,27 +579,25 @@ decoder_methods!(GenerativeDecoder, "GenerativeDecoder", {
         refine: bool,
         encoder: Option<&Bound<'_, crate::encoder::MpnetEncoder>>,
     ) -> PyResult<Self> {
-        Self::open(
+        let options = decode_options(beam, mbr, mbr_temperature)?;
+        let args = Arguments::new(bank_dir, model_path, config, options, guide);
+        let inner = open(
             py,
-            model_path,
-            bank_dir,
-            config,
-            beam,
-            mbr,
-            mbr_temperature,
-            guide,
+            args,
             Verification {
                 verify,
                 refine,
                 encoder,
             },
-        )
+            DecoderBuilder::generative,
+        )?;
+        Ok(GenerativeDecoder { inner })
     }
 
     /// The bundled model (or ``$LWDEC_MODEL``), guided by the bundled bank.
     #[staticmethod]
-    #[pyo3(signature = (config=None, *, beam=1, mbr=0, mbr_temperature=0.6, guide=true, verify=false, refine=false,
-                        encoder=None))]
+    #[pyo3(signature = (config=None, *, beam=1, mbr=0, mbr_temperature=0.6, guide=true,
+                        verify=false, refine=false, encoder=None))]
     #[allow(clippy::too_many_arguments)]
     fn bundled(
         py: Python<'_>,
@@ -586,20 +610,19 @@ decoder_methods!(GenerativeDecoder, "GenerativeDecoder", {
         refine: bool,
         encoder: Option<&Bound<'_, crate::encoder::MpnetEncoder>>,
     ) -> PyResult<Self> {
-        Self::open(
+        let (bank, model) = (None, None);
+        Self::py_new(
             py,
-            None,
-            None,
+            bank,
+            model,
             config,
             beam,
             mbr,
             mbr_temperature,
             guide,
-            Verification {
-                verify,
-                refine,
-                encoder,
-            },
+            verify,
+            refine,
+            encoder,
         )
     }
 
@@ -608,29 +631,6 @@ decoder_methods!(GenerativeDecoder, "GenerativeDecoder", {
         to_python(py, &self.inner.unverified().statistics())
     }
 });
-
-impl GenerativeDecoder {
-    /// The decoder from the constructor's arguments.
-    #[allow(clippy::too_many_arguments)]
-    pub fn open(
-        py: Python<'_>,
-        model_path: Option<PathBuf>,
-        bank_dir: Option<PathBuf>,
-        config: Option<&Bound<'_, PyAny>>,
-        beam: usize,
-        mbr: usize,
-        mbr_temperature: f32,
-        guide: bool,
-        verification: Verification<'_, '_>,
-    ) -> PyResult<Self> {
-        verification.check()?;
-        let options = decode_options(beam, mbr, mbr_temperature)?;
-        let builder = builder(py, bank_dir, model_path, config, guide, options)?;
-        let decoder = py.detach(|| builder.generative()).py()?;
-        let inner = verification.apply(py, &builder, decoder)?;
-        Ok(GenerativeDecoder { inner })
-    }
-}
 
 /// Per input the bank's phrase or the generator's text, by a rule fitted on labelled
 /// embeddings: never worse than the better of the two on the bundled samples.
@@ -668,27 +668,25 @@ decoder_methods!(HybridDecoder, "HybridDecoder", {
         refine: bool,
         encoder: Option<&Bound<'_, crate::encoder::MpnetEncoder>>,
     ) -> PyResult<Self> {
-        Self::open(
+        let options = decode_options(beam, mbr, mbr_temperature)?;
+        let args = Arguments::new(bank_dir, model_path, config, options, guide);
+        let inner = open(
             py,
-            bank_dir,
-            model_path,
-            config,
-            beam,
-            mbr,
-            mbr_temperature,
-            guide,
+            args,
             Verification {
                 verify,
                 refine,
                 encoder,
             },
-        )
+            DecoderBuilder::hybrid,
+        )?;
+        Ok(HybridDecoder { inner })
     }
 
     /// The bundled bank and model with ``config`` (the shipped rule by default).
     #[staticmethod]
-    #[pyo3(signature = (config=None, *, beam=1, mbr=0, mbr_temperature=0.6, guide=true, verify=false, refine=false,
-                        encoder=None))]
+    #[pyo3(signature = (config=None, *, beam=1, mbr=0, mbr_temperature=0.6, guide=true,
+                        verify=false, refine=false, encoder=None))]
     #[allow(clippy::too_many_arguments)]
     fn default(
         py: Python<'_>,
@@ -701,20 +699,19 @@ decoder_methods!(HybridDecoder, "HybridDecoder", {
         refine: bool,
         encoder: Option<&Bound<'_, crate::encoder::MpnetEncoder>>,
     ) -> PyResult<Self> {
-        Self::open(
+        let (bank, model) = (None, None);
+        Self::py_new(
             py,
-            None,
-            None,
+            bank,
+            model,
             config,
             beam,
             mbr,
             mbr_temperature,
             guide,
-            Verification {
-                verify,
-                refine,
-                encoder,
-            },
+            verify,
+            refine,
+            encoder,
         )
     }
 
@@ -732,26 +729,3 @@ decoder_methods!(HybridDecoder, "HybridDecoder", {
         to_python(py, &self.inner.unverified().bank().health())
     }
 });
-
-impl HybridDecoder {
-    /// The decoder from the constructor's arguments.
-    #[allow(clippy::too_many_arguments)]
-    pub fn open(
-        py: Python<'_>,
-        bank_dir: Option<PathBuf>,
-        model_path: Option<PathBuf>,
-        config: Option<&Bound<'_, PyAny>>,
-        beam: usize,
-        mbr: usize,
-        mbr_temperature: f32,
-        guide: bool,
-        verification: Verification<'_, '_>,
-    ) -> PyResult<Self> {
-        verification.check()?;
-        let options = decode_options(beam, mbr, mbr_temperature)?;
-        let builder = builder(py, bank_dir, model_path, config, guide, options)?;
-        let decoder = py.detach(|| builder.hybrid()).py()?;
-        let inner = verification.apply(py, &builder, decoder)?;
-        Ok(HybridDecoder { inner })
-    }
-}

@@ -33,7 +33,7 @@ impl InferenceModel {
 
     /// Mean natural-log probability per byte (text bytes and end byte) of `text` given
     /// `embedding`: how well the text explains the embedding, comparable with
-    /// [`GeneratedText::mean_log_prob`](super::GeneratedText::mean_log_prob). A text longer
+    /// [`GeneratedText::mean_log_prob`](crate::generative::GeneratedText::mean_log_prob). A text longer
     /// than `max_len` bytes is scored by its first `max_len` bytes (no end byte).
     /// The embedding is checked and normalised first.
     pub fn mean_log_prob(&self, embedding: &[f32], text: &str) -> Result<f32> {
