@@ -49,7 +49,9 @@ pub(crate) struct Bf16Rows {
 }
 
 impl Bf16Rows {
-    /// Rows of `width` float32 values, converted.
+    /// Rows of `width` float32 values, converted (the model writes its bf16 inputs where it
+    /// computes them: layer norms, attention).
+    #[cfg(test)]
     pub(crate) fn fill_from(&mut self, src: &[f32], width: usize) {
         let rows = src.len() / width.max(1);
         let pairs = width.div_ceil(2);
@@ -67,12 +69,17 @@ impl Bf16Rows {
             });
     }
 
-    /// `rows` rows of `pairs` zero pairs, to be written by a product's epilogue.
+    /// `rows` rows of `pairs` pairs, every one to be written by the caller (a product's
+    /// epilogue, attention, a layer norm): what the buffer held is kept, not zeroed again.
     pub(crate) fn reset(&mut self, rows: usize, pairs: usize) {
-        self.data.clear();
         self.data.resize(rows * pairs, 0);
         self.rows = rows;
         self.pairs = pairs;
+    }
+
+    /// The pairs, row-major: `pairs` per row (after [`Bf16Rows::reset`]).
+    pub(crate) fn data_mut(&mut self) -> &mut [u32] {
+        &mut self.data
     }
 }
 
