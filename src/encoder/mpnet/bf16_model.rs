@@ -298,14 +298,22 @@ impl Bf16Model {
             row.iter_mut().for_each(|v| *v /= norm);
         }
         scratch.hidden = x;
-        // small passes (refinement's) reuse their buffers; a large batch's (~25 MB per
-        // 1,024 tokens) are freed rather than kept for the process's life
-        if tokens <= MAX_SPARE_TOKENS {
-            if let Ok(mut spare) = self.spare.lock() {
-                spare.push(scratch);
-            }
+        // kept for the next pass (the next batch of a run, or refinement's small passes); a
+        // large batch's are freed by `release_large` when its run of batches ends
+        if let Ok(mut spare) = self.spare.lock() {
+            spare.push(scratch);
         }
         out
+    }
+
+    /// Frees the kept buffers of passes over [`MAX_SPARE_TOKENS`] tokens (~25 MB per 1,024
+    /// tokens), so that a large batch's serve the batches after it (no fresh pages to fault in)
+    /// but are not held for the process's life: for the end of a run of batches.
+    pub(crate) fn release_large(&self) {
+        let most = MAX_SPARE_TOKENS * self.cfg.hidden_size;
+        if let Ok(mut spare) = self.spare.lock() {
+            spare.retain(|s| s.hidden.capacity() <= most);
+        }
     }
 
     /// Word plus position embeddings, normalised, into `x`: `[tokens, hidden]`, and in bf16 into
