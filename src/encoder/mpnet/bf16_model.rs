@@ -15,7 +15,9 @@ use rayon::prelude::*;
 
 use std::arch::x86_64::*;
 
-use super::bf16_gemm::{bf16_pairs, lanes, matmul, Bf16Rows, Output, PackedWeight};
+use super::bf16_gemm::{
+    bf16_pairs, lanes, matmul, store_pairs, store_ps, Bf16Rows, Output, PackedWeight,
+};
 use super::model::{relative_position_bucket, Config};
 use crate::encoder::{EncoderError, Result};
 
@@ -54,56 +56,43 @@ impl Norm {
             .enumerate()
             .for_each(|(block, x)| {
                 let first = block * NORM_ROWS;
-                if let Some(res) = residual {
-                    let res = &res[first * h..first * h + x.len()];
-                    x.iter_mut().zip(res).for_each(|(v, r)| *v += r);
-                }
+                let res = residual.map(|r| &r[first * h..first * h + x.len()]);
                 // SAFETY: the model exists only where AVX512F was detected; this block writes
                 // its own rows of `out` (`rows * pairs` pairs) only.
                 unsafe {
                     let out = out.map(|o| o.get().add(first * pairs));
-                    self.apply_block(x, h, out)
+                    self.apply_block(x, res, h, out)
                 }
             });
     }
 
-    /// [`Norm::apply_rows`] on up to [`NORM_ROWS`] rows (the residual already added); the bf16
-    /// pairs go to `out`, `h.div_ceil(2)` a row, if given.
+    /// [`Norm::apply_rows`] on up to [`NORM_ROWS`] rows; the bf16 pairs go to `out`,
+    /// `h.div_ceil(2)` a row, if given.
     ///
     /// # Safety
     /// AVX512F; `out`, if given, is valid for the rows' pairs.
     #[target_feature(enable = "avx512f")]
-    unsafe fn apply_block(&self, x: &mut [f32], h: usize, out: Option<*mut u32>) {
-        let n = x.len() / h;
-        let live = lanes(n);
-        let index = _mm512_mullo_epi32(
-            _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-            _mm512_set1_epi32(h as i32),
-        );
-        // column k of every row, one row a lane (rows past `n` masked off)
-        let column = |k: usize| {
-            // SAFETY: the live lanes read x[r * h + k], r < n, k < h.
-            unsafe {
-                _mm512_mask_i32gather_ps::<4>(
-                    _mm512_setzero_ps(),
-                    live,
-                    index,
-                    x.as_ptr().add(k).cast(),
-                )
-            }
-        };
+    unsafe fn apply_block(
+        &self,
+        x: &mut [f32],
+        residual: Option<&[f32]>,
+        h: usize,
+        out: Option<*mut u32>,
+    ) {
+        // (here, so that it is compiled for AVX512F)
+        if let Some(res) = residual {
+            x.iter_mut().zip(res).for_each(|(v, r)| *v += r);
+        }
         let count = _mm512_set1_ps(h as f32);
         // the sums of `Iterator::sum`: from -0.0, in order
         let mut sum = _mm512_set1_ps(-0.0);
-        for k in 0..h {
-            sum = _mm512_add_ps(sum, column(k));
-        }
+        for_each_column(x, h, |c| sum = _mm512_add_ps(sum, c));
         let mean = _mm512_div_ps(sum, count);
         let mut sum = _mm512_set1_ps(-0.0);
-        for k in 0..h {
-            let d = _mm512_sub_ps(column(k), mean);
+        for_each_column(x, h, |c| {
+            let d = _mm512_sub_ps(c, mean);
             sum = _mm512_add_ps(sum, _mm512_mul_ps(d, d));
-        }
+        });
         let var = _mm512_div_ps(sum, count);
         let eps = _mm512_set1_ps(self.eps);
         let inv = _mm512_div_ps(_mm512_set1_ps(1.0), _mm512_sqrt_ps(_mm512_add_ps(var, eps)));
@@ -129,12 +118,12 @@ impl Norm {
                             _mm512_mul_ps(_mm512_mul_ps(v, inv), at(self.weight.as_ptr(), half));
                         _mm512_add_ps(v, at(self.bias.as_ptr(), half))
                     });
-                    _mm512_mask_storeu_ps(row.as_mut_ptr().add(c), m[0], v[0]);
-                    _mm512_mask_storeu_ps(row.as_mut_ptr().add(c + 16), m[1], v[1]);
+                    store_ps(row.as_mut_ptr().add(c), m[0], v[0]);
+                    store_ps(row.as_mut_ptr().add(c + 16), m[1], v[1]);
                     if let Some(out) = out {
                         let dst = out.add(r * pairs + c / 2);
                         let keep = lanes((h - c).div_ceil(2));
-                        _mm512_mask_storeu_epi32(dst.cast(), keep, bf16_pairs(v));
+                        store_pairs(dst, keep, bf16_pairs(v));
                     }
                 }
             }
@@ -471,26 +460,23 @@ impl Head<'_> {
         let keys = len.next_multiple_of(16);
         s.keys.resize(hd * keys, 0.0);
         s.scores.resize(keys, 0.0);
-        // the keys transposed, 16 at a time (lanes past the text read nothing and hold 0)
-        let key0 = (self.start * self.stride + self.hidden + self.offset) as i32;
-        let index = _mm512_mullo_epi32(
-            _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-            _mm512_set1_epi32(self.stride as i32),
-        );
+        // the keys transposed, 16 by 16 (keys past the text hold zeros)
+        let first = (self.start * self.stride + self.hidden + self.offset) as isize;
         for j0 in (0..len).step_by(16) {
-            let live = lanes(len - j0);
-            let first = _mm512_set1_epi32(key0 + (j0 * self.stride) as i32);
-            for d in 0..hd {
-                // SAFETY: the live lanes read element `d` of keys j0.. of the text, in `qkv`;
-                // kt has `hd * keys` floats.
-                unsafe {
-                    let k = _mm512_mask_i32gather_ps::<4>(
-                        _mm512_setzero_ps(),
-                        live,
-                        _mm512_add_epi32(first, index),
-                        self.qkv.as_ptr().add(d),
-                    );
-                    _mm512_storeu_ps(s.keys.as_mut_ptr().add(d * keys + j0), k);
+            for d0 in (0..hd).step_by(16) {
+                let m = lanes(hd - d0);
+                let rows: [__m512; 16] = std::array::from_fn(|r| match j0 + r < len {
+                    // SAFETY: the mask keeps to elements d0..hd of key j0 + r's head.
+                    true => unsafe {
+                        let at = first as usize + (j0 + r) * self.stride + d0;
+                        _mm512_maskz_loadu_ps(m, self.qkv.as_ptr().wrapping_add(at))
+                    },
+                    false => _mm512_setzero_ps(),
+                });
+                let columns = transpose16(rows);
+                for (d, &c) in columns[..(hd - d0).min(16)].iter().enumerate() {
+                    // SAFETY: kt has `hd * keys` floats; d0 + d < hd, j0 + 16 <= keys.
+                    unsafe { _mm512_storeu_ps(s.keys.as_mut_ptr().add((d0 + d) * keys + j0), c) };
                 }
             }
         }
@@ -553,13 +539,67 @@ impl Head<'_> {
                     let pairs = lanes((hd - c0).saturating_sub(32 * half).min(32) / 2);
                     let packed = bf16_pairs([ctx[2 * half], ctx[2 * half + 1]]);
                     // SAFETY: the caller's contract; the mask keeps to this head's pairs.
-                    unsafe {
-                        _mm512_mask_storeu_epi32(dst.add(c0 / 2 + 16 * half).cast(), pairs, packed)
-                    };
+                    unsafe { store_pairs(dst.add(c0 / 2 + 16 * half), pairs, packed) };
                 }
             }
         }
     }
+}
+
+/// Calls `f` with the columns of the rows of `x` (width `h`, at most 16 rows) in order, a row a
+/// lane (lanes past the rows hold zeros).
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn for_each_column(x: &[f32], h: usize, mut f: impl FnMut(__m512)) {
+    let n = x.len() / h;
+    for k0 in (0..h).step_by(16) {
+        let m = lanes(h - k0);
+        let rows: [__m512; 16] = std::array::from_fn(|r| match r < n {
+            // SAFETY: the mask keeps to row r's columns k0..h.
+            true => unsafe { _mm512_maskz_loadu_ps(m, x.as_ptr().add(r * h + k0)) },
+            false => _mm512_setzero_ps(),
+        });
+        for &c in &transpose16(rows)[..(h - k0).min(16)] {
+            f(c);
+        }
+    }
+}
+
+/// The 16 x 16 transpose of `r`: lane `i` of column `c` is lane `c` of `r[i]` (moves only).
+#[target_feature(enable = "avx512f")]
+fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
+    // pairs of rows interleaved, then fours: u[4g + c] holds, in each 128-bit lane L, column
+    // 4L + c of rows 4g..4g + 4
+    let mut t = [_mm512_setzero_ps(); 16];
+    for p in 0..8 {
+        t[2 * p] = _mm512_unpacklo_ps(r[2 * p], r[2 * p + 1]);
+        t[2 * p + 1] = _mm512_unpackhi_ps(r[2 * p], r[2 * p + 1]);
+    }
+    let mut u = [_mm512_setzero_ps(); 16];
+    for g in 0..4 {
+        let (lo, hi) = (4 * g, 4 * g + 1);
+        u[4 * g] = _mm512_shuffle_ps::<0x44>(t[lo], t[lo + 2]);
+        u[4 * g + 1] = _mm512_shuffle_ps::<0xee>(t[lo], t[lo + 2]);
+        u[4 * g + 2] = _mm512_shuffle_ps::<0x44>(t[hi], t[hi + 2]);
+        u[4 * g + 3] = _mm512_shuffle_ps::<0xee>(t[hi], t[hi + 2]);
+    }
+    // then the 128-bit lanes gathered: column 4L + c from lane L of u[c], u[4 + c], ...
+    let mut out = [_mm512_setzero_ps(); 16];
+    for c in 0..4 {
+        let v = [
+            _mm512_shuffle_f32x4::<0x88>(u[c], u[4 + c]),
+            _mm512_shuffle_f32x4::<0xdd>(u[c], u[4 + c]),
+        ];
+        let w = [
+            _mm512_shuffle_f32x4::<0x88>(u[8 + c], u[12 + c]),
+            _mm512_shuffle_f32x4::<0xdd>(u[8 + c], u[12 + c]),
+        ];
+        out[c] = _mm512_shuffle_f32x4::<0x88>(v[0], w[0]);
+        out[8 + c] = _mm512_shuffle_f32x4::<0xdd>(v[0], w[0]);
+        out[4 + c] = _mm512_shuffle_f32x4::<0x88>(v[1], w[1]);
+        out[12 + c] = _mm512_shuffle_f32x4::<0xdd>(v[1], w[1]);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -651,6 +691,28 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn transpose16_transposes() {
+        if !supported() {
+            eprintln!("skipped: this CPU lacks AVX512-BF16");
+            return;
+        }
+        let m: Vec<f32> = (0..256).map(|i| i as f32).collect();
+        let mut got = [0f32; 256];
+        // SAFETY: AVX512F is present; 16 loads and stores of 16 floats in 256.
+        unsafe {
+            let rows = std::array::from_fn(|r| _mm512_loadu_ps(m.as_ptr().add(16 * r)));
+            for (c, col) in transpose16(rows).into_iter().enumerate() {
+                _mm512_storeu_ps(got.as_mut_ptr().add(16 * c), col);
+            }
+        }
+        for (c, col) in got.chunks(16).enumerate() {
+            for (r, &v) in col.iter().enumerate() {
+                assert_eq!(v, m[16 * r + c], "column {c}, row {r}");
             }
         }
     }
