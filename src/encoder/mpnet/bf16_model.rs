@@ -416,7 +416,8 @@ impl Bf16Model {
 struct HeadScratch {
     /// Bias by `key - query + len - 1`, padded with 16 zeros.
     table: Vec<f32>,
-    /// The keys transposed: `[width][keys]`, keys padded with zeros to a multiple of 16.
+    /// The keys transposed, by 16: `[keys / 16][width][16]`, keys padded with zeros to a
+    /// multiple of 16 (a group's elements at fixed offsets from one address).
     keys: Vec<f32>,
     /// One query's scores, `keys` long.
     scores: Vec<f32>,
@@ -475,8 +476,10 @@ impl Head<'_> {
                 });
                 let columns = transpose16(rows);
                 for (d, &c) in columns[..(hd - d0).min(16)].iter().enumerate() {
-                    // SAFETY: kt has `hd * keys` floats; d0 + d < hd, j0 + 16 <= keys.
-                    unsafe { _mm512_storeu_ps(s.keys.as_mut_ptr().add((d0 + d) * keys + j0), c) };
+                    // SAFETY: kt has `hd * keys` floats; j0 + 16 <= keys, d0 + d < hd.
+                    unsafe {
+                        _mm512_storeu_ps(s.keys.as_mut_ptr().add(j0 * hd + (d0 + d) * 16), c)
+                    };
                 }
             }
         }
@@ -487,8 +490,10 @@ impl Head<'_> {
             let mut max = _mm512_set1_ps(f32::NEG_INFINITY);
             for j0 in (0..len).step_by(16) {
                 // SAFETY: d < hd, j0 + 16 <= keys.
-                let k = |d: usize| unsafe { _mm512_loadu_ps(kt.add(d * keys + j0)) };
-                let term = |d: usize| _mm512_mul_ps(_mm512_set1_ps(q[d]), k(d));
+                let k = |d: usize| unsafe { _mm512_loadu_ps(kt.add(j0 * hd + d * 16)) };
+                // SAFETY: d < hd, q's length.
+                let term =
+                    |d: usize| _mm512_mul_ps(_mm512_set1_ps(unsafe { *q.as_ptr().add(d) }), k(d));
                 // `dot`: 16 partial sums over the 16-column chunks, summed in lane order (as
                 // `Iterator::sum` from -0.0, which adds nothing), plus the tail's sum
                 let mut acc = [_mm512_setzero_ps(); 16];
