@@ -453,30 +453,25 @@ impl Head<'_> {
             let at = (self.start + t) * self.stride + part * self.hidden + self.offset;
             &self.qkv[at..at + hd]
         };
-        // gather offsets are i32
-        assert!(
-            self.qkv.len() <= i32::MAX as usize,
-            "attention: too many tokens"
-        );
         let keys = len.next_multiple_of(16);
         s.keys.resize(hd * keys, 0.0);
         s.scores.resize(keys, 0.0);
         // the keys transposed, 16 by 16 (keys past the text hold zeros)
-        let first = (self.start * self.stride + self.hidden + self.offset) as isize;
+        let first = self.start * self.stride + self.hidden + self.offset;
         for j0 in (0..len).step_by(16) {
             for d0 in (0..hd).step_by(16) {
                 let m = lanes(hd - d0);
                 let rows: [__m512; 16] = std::array::from_fn(|r| match j0 + r < len {
                     // SAFETY: the mask keeps to elements d0..hd of key j0 + r's head.
                     true => unsafe {
-                        let at = first as usize + (j0 + r) * self.stride + d0;
+                        let at = first + (j0 + r) * self.stride + d0;
                         _mm512_maskz_loadu_ps(m, self.qkv.as_ptr().wrapping_add(at))
                     },
                     false => _mm512_setzero_ps(),
                 });
                 let columns = transpose16(rows);
                 for (d, &c) in columns[..(hd - d0).min(16)].iter().enumerate() {
-                    // SAFETY: kt has `hd * keys` floats; j0 + 16 <= keys, d0 + d < hd.
+                    // SAFETY: s.keys has `hd * keys` floats; j0 + 16 <= keys, d0 + d < hd.
                     unsafe {
                         _mm512_storeu_ps(s.keys.as_mut_ptr().add(j0 * hd + (d0 + d) * 16), c)
                     };
@@ -526,6 +521,7 @@ impl Head<'_> {
                 sum += *score;
             }
             let inv = _mm512_set1_ps(1.0 / sum);
+            // SAFETY: the caller's contract: query i's row is in `out`.
             let dst = unsafe { out.add(((self.start + i) * self.hidden + self.offset) / 2) };
             for c0 in (0..hd).step_by(64) {
                 let m: [__mmask16; 4] =
