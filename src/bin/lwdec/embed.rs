@@ -88,29 +88,16 @@ pub fn progress_bar(len: usize) -> ProgressBar {
     bar
 }
 
-/// Embeds `texts` in input order: sorted by token count (longest first, stable) and cut into
-/// batches of the encoder's batch size, so padding is small; `bar` advances per batch. The
-/// rows equal those of `encoder.embed(texts)` bit for bit (the same batches).
+/// Embeds `texts` in input order with [`MpnetEncoder::embed_with_progress`] (sorted by token
+/// count, longest first, and cut into batches of the encoder's batch size, so padding is
+/// small; tokenized once); `bar` advances per batch. The rows equal those of
+/// `encoder.embed(texts)` bit for bit (the same batches).
 pub fn embed_sorted(
     encoder: &MpnetEncoder,
     texts: &[&str],
-    batch: usize,
     bar: &ProgressBar,
 ) -> Result<Array2<f32>> {
-    let dim = encoder.dimension();
-    let mut out = Array2::<f32>::zeros((texts.len(), dim));
-    let lengths: Vec<usize> = encoder.tokenize(texts)?.iter().map(Vec::len).collect();
-    let mut order: Vec<usize> = (0..texts.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
-    for rows in order.chunks(batch.max(1)) {
-        let picked: Vec<&str> = rows.iter().map(|&i| texts[i]).collect();
-        let embedded = encoder.embed(&picked)?;
-        for (row, &i) in embedded.rows().into_iter().zip(rows) {
-            out.row_mut(i).assign(&row);
-        }
-        bar.inc(rows.len() as u64);
-    }
-    Ok(out)
+    Ok(encoder.embed_with_progress(texts, &mut |n| bar.inc(n as u64))?)
 }
 
 /// Embeds `texts` in memory with the encoder in `dir` (see [`load_encoder`]), with a progress
@@ -124,7 +111,7 @@ pub fn embed_texts(dir: Option<&Path>, texts: &[String]) -> Result<Array2<f32>> 
 pub fn embed_texts_with(encoder: &MpnetEncoder, texts: &[String]) -> Result<Array2<f32>> {
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let bar = progress_bar(refs.len());
-    let embedded = embed_sorted(encoder, &refs, DEFAULT_BATCH, &bar)?;
+    let embedded = embed_sorted(encoder, &refs, &bar)?;
     bar.finish_and_clear();
     Ok(embedded)
 }
@@ -156,7 +143,7 @@ pub fn run(args: &EmbedArgs) -> Result<()> {
             bar.inc(texts.len() as u64);
         } else {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            let rows = embed_sorted(&encoder, &refs, batch, &bar)?;
+            let rows = embed_sorted(&encoder, &refs, &bar)?;
             write_atomic(&file, &npy_bytes(&rows))?;
             embedded_rows += texts.len();
         }

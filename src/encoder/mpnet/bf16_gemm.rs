@@ -10,10 +10,7 @@
 //! FMA's. Sums stay float32 (as PyTorch's bf16 autocast and oneDNN do). Panels are shared out
 //! over rayon's threads.
 
-use std::arch::x86_64::{
-    __m512, __m512bh, _mm512_dpbf16_ps, _mm512_loadu_si512, _mm512_set1_epi32, _mm512_setzero_ps,
-    _mm512_storeu_ps,
-};
+use std::arch::x86_64::*;
 
 use rayon::prelude::*;
 
@@ -52,7 +49,9 @@ pub(crate) struct Bf16Rows {
 }
 
 impl Bf16Rows {
-    /// Rows of `width` float32 values, converted.
+    /// Rows of `width` float32 values, converted (the model writes its bf16 inputs where it
+    /// computes them: layer norms, attention).
+    #[cfg(test)]
     pub(crate) fn fill_from(&mut self, src: &[f32], width: usize) {
         let rows = src.len() / width.max(1);
         let pairs = width.div_ceil(2);
@@ -70,12 +69,17 @@ impl Bf16Rows {
             });
     }
 
-    /// `rows` rows of `pairs` zero pairs, to be written by a product's epilogue.
+    /// `rows` rows of `pairs` pairs, every one to be written by the caller (a product's
+    /// epilogue, attention, a layer norm): what the buffer held is kept, not zeroed again.
     pub(crate) fn reset(&mut self, rows: usize, pairs: usize) {
-        self.data.clear();
         self.data.resize(rows * pairs, 0);
         self.rows = rows;
         self.pairs = pairs;
+    }
+
+    /// The pairs, row-major: `pairs` per row (after [`Bf16Rows::reset`]).
+    pub(crate) fn data_mut(&mut self) -> &mut [u32] {
+        &mut self.data
     }
 }
 
@@ -221,40 +225,185 @@ unsafe fn tile<const R: usize>(
             }
         }
     }
-    let col0 = panel * NR;
-    let cols = (w.outputs - col0).min(NR);
-    let bias = &w.bias[col0..col0 + cols];
-    let mut tmp = [0f32; NR];
-    for (r, acc) in acc.iter().enumerate() {
-        unsafe {
-            _mm512_storeu_ps(tmp.as_mut_ptr(), acc[0]);
-            _mm512_storeu_ps(tmp.as_mut_ptr().add(16), acc[1]);
+    let end = Epilogue::new(w, panel, out, kind);
+    // unrolled (R is a constant), so `acc` stays in registers: a loop indexing it at run time
+    // would keep it on the stack, zeroed by a memset before every tile
+    for (r, acc) in acc.into_iter().enumerate() {
+        // SAFETY: as `matmul` promises: row `row + r` exists and the panel's columns are ours.
+        unsafe { end.store(row + r, acc) };
+    }
+}
+
+/// What a tile does with its sums: the bias, then float32 or GELU to bf16 pairs, for the
+/// columns of one panel.
+struct Epilogue {
+    bias: [__m512; 2],
+    /// Lanes of the panel's real columns, in each half.
+    masks: [__mmask16; 2],
+    /// Lanes of its bf16 pairs.
+    pairs_mask: __mmask16,
+    col0: usize,
+    outputs: usize,
+    out: *mut u8,
+    kind: Kind,
+}
+
+impl Epilogue {
+    /// The epilogue of `panel` of `w`, writing to `out` as `kind` says.
+    #[target_feature(enable = "avx512f")]
+    fn new(w: &PackedWeight, panel: usize, out: *mut u8, kind: Kind) -> Self {
+        let col0 = panel * NR;
+        let cols = (w.outputs - col0).min(NR);
+        let masks = [lanes(cols), lanes(cols.saturating_sub(16))];
+        // SAFETY: the masks cover the bias's `cols` floats from col0 only.
+        let bias = unsafe {
+            let b = w.bias.as_ptr().add(col0);
+            [
+                _mm512_maskz_loadu_ps(masks[0], b),
+                _mm512_maskz_loadu_ps(masks[1], b.add(16)),
+            ]
+        };
+        Self {
+            bias,
+            masks,
+            pairs_mask: lanes(cols.div_ceil(2)),
+            col0,
+            outputs: w.outputs,
+            out,
+            kind,
         }
-        for (t, &b) in tmp.iter_mut().zip(bias) {
-            *t += b;
-        }
-        let out_row = row + r;
-        match kind {
-            Kind::F32 => {
-                // SAFETY: the output has `rows * outputs` floats; columns col0..col0+cols are this panel's.
-                let dst = unsafe { (out as *mut f32).add(out_row * w.outputs + col0) };
-                unsafe { std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, cols) };
-            }
+    }
+
+    /// Writes output row `row` from its sums (`acc`, the panel's 32 columns).
+    ///
+    /// # Safety
+    /// `out` holds `row + 1` rows of the output `Kind`, whose panel columns no one else writes.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn store(&self, row: usize, acc: [__m512; 2]) {
+        // the sums plus the bias, lane by lane (as a scalar `+=` would)
+        let v = [
+            _mm512_add_ps(acc[0], self.bias[0]),
+            _mm512_add_ps(acc[1], self.bias[1]),
+        ];
+        let [m0, m1] = self.masks;
+        match self.kind {
+            // SAFETY (both arms): the caller's contract; the masks keep to the panel's columns.
+            Kind::F32 => unsafe {
+                let dst = (self.out as *mut f32).add(row * self.outputs + self.col0);
+                store_ps(dst, m0, v[0]);
+                store_ps(dst.add(16), m1, v[1]);
+            },
             Kind::GeluBf16 => {
-                for t in tmp.iter_mut().take(cols) {
-                    *t = super::model::gelu(*t);
-                }
-                let out_pairs = w.outputs.div_ceil(2);
-                // SAFETY: NR is even, so this panel's pairs are whole and its own.
-                let dst = unsafe { (out as *mut u32).add(out_row * out_pairs + col0 / 2) };
-                for (j, pair) in tmp[..cols].chunks(2).enumerate() {
-                    let lo = to_bf16(pair[0]) as u32;
-                    let hi = pair.get(1).map_or(0, |&v| to_bf16(v) as u32);
-                    unsafe { *dst.add(j) = lo | (hi << 16) };
+                // lanes past the columns are zeroed, so an odd last pair's upper half is 0
+                let g = [
+                    _mm512_maskz_mov_ps(m0, gelu16(v[0])),
+                    _mm512_maskz_mov_ps(m1, gelu16(v[1])),
+                ];
+                let out_pairs = self.outputs.div_ceil(2);
+                // NR is even, so this panel's pairs are whole and its own
+                unsafe {
+                    let dst = (self.out as *mut u32).add(row * out_pairs + self.col0 / 2);
+                    store_pairs(dst, self.pairs_mask, bf16_pairs(g));
                 }
             }
         }
     }
+}
+
+/// The mask of the first `n` of 16 lanes (all for `n >= 16`).
+#[inline(always)]
+pub(crate) fn lanes(n: usize) -> __mmask16 {
+    if n >= 16 {
+        0xffff
+    } else {
+        ((1u32 << n) - 1) as __mmask16
+    }
+}
+
+/// Stores the lanes of `v` that `mask` selects at `dst` (a plain store when it selects all: a
+/// masked store is slower on Zen 4, and holds up the loads after it).
+///
+/// # Safety
+/// `dst` is valid for the selected lanes.
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(crate) unsafe fn store_ps(dst: *mut f32, mask: __mmask16, v: __m512) {
+    unsafe {
+        match mask {
+            0xffff => _mm512_storeu_ps(dst, v),
+            _ => _mm512_mask_storeu_ps(dst, mask, v),
+        }
+    }
+}
+
+/// [`store_ps`] for 16 bf16 pairs.
+///
+/// # Safety
+/// `dst` is valid for the selected lanes.
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(crate) unsafe fn store_pairs(dst: *mut u32, mask: __mmask16, v: __m512i) {
+    unsafe {
+        match mask {
+            0xffff => _mm512_storeu_si512(dst.cast(), v),
+            _ => _mm512_mask_storeu_epi32(dst.cast(), mask, v),
+        }
+    }
+}
+
+/// [`to_bf16`] of 32 floats (two registers), packed as 16 pairs: lane `j` holds elements
+/// `2j` (low half) and `2j + 1` (high half), as [`Bf16Rows`] stores them.
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(crate) fn bf16_pairs(v: [__m512; 2]) -> __m512i {
+    let half = |x: __m512| {
+        let bits = _mm512_castps_si512(x);
+        let odd = _mm512_and_si512(_mm512_srli_epi32::<16>(bits), _mm512_set1_epi32(1));
+        let round = _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff));
+        _mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(_mm512_add_epi32(bits, round)))
+    };
+    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(half(v[0])), half(v[1]))
+}
+
+/// [`gelu`](super::model::gelu) of 16 lanes, the same operations in the same order (so
+/// bit-identical to the scalar function).
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn gelu16(x: __m512) -> __m512 {
+    let s = _mm512_set1_ps;
+    // erf_f32(x / sqrt 2): the clamp as max then min keeps a NaN, as f32::clamp does
+    let e = _mm512_mul_ps(x, s(std::f32::consts::FRAC_1_SQRT_2));
+    let e = _mm512_min_ps(s(4.0), _mm512_max_ps(s(-4.0), e));
+    let x2 = _mm512_mul_ps(e, e);
+    let horner = |c0: f32, cs: &[f32]| {
+        cs.iter()
+            .fold(s(c0), |p, &c| _mm512_add_ps(_mm512_mul_ps(p, x2), s(c)))
+    };
+    let p = horner(
+        -2.726_142_3e-10,
+        &[
+            2.770_681_4e-8,
+            -2.101_024e-6,
+            -5.692_506_4e-5,
+            -7.349_906_3e-4,
+            -2.954_600_1e-3,
+            -1.609_603_3e-2,
+        ],
+    );
+    let q = horner(
+        -1.456_607_2e-5,
+        &[-2.133_740_6e-4, -1.682_827e-3, -7.373_329e-3, -1.426_474e-2],
+    );
+    let r = _mm512_div_ps(_mm512_mul_ps(e, p), q);
+    let sign = _mm512_and_si512(_mm512_castps_si512(e), _mm512_set1_epi32(i32::MIN));
+    let one = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(s(1.0)), sign));
+    let abs = _mm512_castsi512_ps(_mm512_andnot_si512(
+        _mm512_set1_epi32(i32::MIN),
+        _mm512_castps_si512(e),
+    ));
+    let saturated = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(abs, s(3.92));
+    let erf = _mm512_mask_blend_ps(saturated, r, one);
+    _mm512_mul_ps(_mm512_mul_ps(s(0.5), x), _mm512_add_ps(s(1.0), erf))
 }
 
 #[cfg(test)]
@@ -281,6 +430,43 @@ mod tests {
         assert_eq!(to_bf16(1.0 + 1.0 / 256.0), 0x3f80);
         assert_eq!(to_bf16(1.0 + 3.0 / 256.0), 0x3f82);
         assert_eq!(from_bf16(to_bf16(-2.5)), -2.5);
+    }
+
+    #[test]
+    fn vector_gelu_and_rounding_equal_the_scalar_bits() {
+        if !supported() {
+            eprintln!("skipped: this CPU lacks AVX512-BF16");
+            return;
+        }
+        // every 997th float32 bit pattern (both signs, denormals, the erf cut at 3.92, huge
+        // values, infinities and NaNs), 32 at a time
+        let xs: Vec<f32> = (0..u32::MAX / 997)
+            .map(|i| f32::from_bits(i * 997))
+            .collect();
+        for chunk in xs.chunks_exact(32) {
+            // SAFETY: AVX512F is present (checked above); the loads read 32 floats.
+            let (gelu, pairs) = unsafe {
+                let v = [
+                    _mm512_loadu_ps(chunk.as_ptr()),
+                    _mm512_loadu_ps(chunk.as_ptr().add(16)),
+                ];
+                let mut gelu = [0f32; 32];
+                _mm512_storeu_ps(gelu.as_mut_ptr(), gelu16(v[0]));
+                _mm512_storeu_ps(gelu.as_mut_ptr().add(16), gelu16(v[1]));
+                let mut pairs = [0u32; 16];
+                _mm512_storeu_si512(pairs.as_mut_ptr().cast(), bf16_pairs(v));
+                (gelu, pairs)
+            };
+            for (j, &x) in chunk.iter().enumerate() {
+                let want = super::super::model::gelu(x);
+                assert!(
+                    gelu[j].to_bits() == want.to_bits() || (want.is_nan() && gelu[j].is_nan()),
+                    "gelu({x:e}): {} vs {want}",
+                    gelu[j]
+                );
+                assert_eq!((pairs[j / 2] >> (16 * (j % 2))) as u16, to_bf16(x), "{x:e}");
+            }
+        }
     }
 
     #[test]

@@ -243,6 +243,44 @@ impl MpnetEncoder {
         Ok(enc.into_iter().map(|e| e.get_ids().to_vec()).collect())
     }
 
+    /// [`Encoder::embed`], calling `progress` with the number of texts of each batch done.
+    /// The texts are tokenized once, sorted by token count (longest first, stable) and cut
+    /// into batches of [`MpnetEncoder::with_batch_size`]; the rows come back in input order.
+    pub fn embed_with_progress(
+        &self,
+        texts: &[&str],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<ndarray::Array2<f32>> {
+        let dim = self.dimension();
+        let mut out = ndarray::Array2::<f32>::zeros((texts.len(), dim));
+        if texts.is_empty() {
+            return Ok(out);
+        }
+        let seqs = self.tokenize(texts)?;
+        let mut order: Vec<usize> = (0..seqs.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(seqs[i].len()));
+        let mut run = || -> Result<()> {
+            for chunk in order.chunks(self.batch_size) {
+                let batch: Vec<&[u32]> = chunk.iter().map(|&i| seqs[i].as_slice()).collect();
+                let rows = self.embed_batch(&batch)?;
+                for (row, &i) in rows.chunks(dim).zip(chunk) {
+                    out.row_mut(i)
+                        .iter_mut()
+                        .zip(row)
+                        .for_each(|(o, &v)| *o = v);
+                }
+                progress(chunk.len());
+            }
+            Ok(())
+        };
+        let done = run();
+        // the batches shared one set of buffers; a large one's are not kept past the run
+        if let Network::Bf16(model) = &self.network {
+            model.release_large();
+        }
+        done.map(|()| out)
+    }
+
     /// Mean-pooled, L2-normalised embeddings of one batch, `[batch, hidden]`.
     fn embed_batch(&self, seqs: &[&[u32]]) -> Result<Vec<f32>> {
         let rows = match &self.network {
@@ -289,25 +327,7 @@ impl MpnetEncoder {
 
 impl Encoder for MpnetEncoder {
     fn embed(&self, texts: &[&str]) -> Result<ndarray::Array2<f32>> {
-        let dim = self.dimension();
-        let mut out = ndarray::Array2::<f32>::zeros((texts.len(), dim));
-        if texts.is_empty() {
-            return Ok(out);
-        }
-        let seqs = self.tokenize(texts)?;
-        let mut order: Vec<usize> = (0..seqs.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(seqs[i].len()));
-        for chunk in order.chunks(self.batch_size) {
-            let batch: Vec<&[u32]> = chunk.iter().map(|&i| seqs[i].as_slice()).collect();
-            let rows = self.embed_batch(&batch)?;
-            for (row, &i) in rows.chunks(dim).zip(chunk) {
-                out.row_mut(i)
-                    .iter_mut()
-                    .zip(row)
-                    .for_each(|(o, &v)| *o = v);
-            }
-        }
-        Ok(out)
+        self.embed_with_progress(texts, &mut |_| {})
     }
 
     fn dimension(&self) -> usize {
