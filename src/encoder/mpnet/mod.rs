@@ -6,8 +6,11 @@
 //! over the attention mask, L2-normalised, exactly as the sentence-transformers pipeline
 //! `Transformer -> Pooling(mean) -> Normalize` computes it. The network is in `model.rs`.
 
+mod bf16_attention;
 mod bf16_gemm;
 mod bf16_model;
+mod bf16_norm;
+mod bf16_simd;
 mod model;
 mod weights;
 
