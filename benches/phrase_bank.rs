@@ -8,19 +8,16 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use lightweight_decoder::eval::perturb_rows;
 use lightweight_decoder::eval::samples::{SampleSet, SESSIONS_TEST, WORDNET_SAMPLE};
 use lightweight_decoder::phrase_bank::CacheConfig;
-use lightweight_decoder::{AssemblyMethod, Decoder, DecoderConfig, PhraseBankDecoder};
+use lightweight_decoder::{AssemblyMethod, Decoder, PhraseBankDecoder, PhraseBankSettings};
 
 fn decoder(method: AssemblyMethod) -> PhraseBankDecoder {
-    let config = DecoderConfig {
-        phrase_bank: lightweight_decoder::PhraseBankSettings {
-            method,
-            cache: CacheConfig {
-                capacity: 0,
-                ..Default::default()
-            },
-            ..lightweight_decoder::PhraseBankSettings::default()
+    let config = PhraseBankSettings {
+        method,
+        cache: CacheConfig {
+            capacity: 0,
+            ..Default::default()
         },
-        ..DecoderConfig::default()
+        ..PhraseBankSettings::default()
     };
     PhraseBankDecoder::with_default_bank(config).expect("bundled bank")
 }

@@ -218,12 +218,9 @@ fn bad_config_values_are_rejected() {
         assert!(matches!(err, Error::InvalidConfig(_)), "{json}: {err}");
         assert!(err.to_string().contains(what), "{json}: {err}");
     }
-    let bad = DecoderConfig {
-        phrase_bank: lightweight_decoder::PhraseBankSettings {
-            top_k: 0,
-            ..lightweight_decoder::PhraseBankSettings::default()
-        },
-        ..Default::default()
+    let bad = lightweight_decoder::PhraseBankSettings {
+        top_k: 0,
+        ..lightweight_decoder::PhraseBankSettings::default()
     };
     assert!(PhraseBankDecoder::new(common::small_bank(20), bad).is_err());
 }
@@ -231,14 +228,11 @@ fn bad_config_values_are_rejected() {
 #[test]
 fn strict_threshold_errors_and_lenient_flags() {
     let s = common::sample();
-    let strict = DecoderConfig {
-        phrase_bank: lightweight_decoder::PhraseBankSettings {
-            similarity_threshold: 0.9,
-            threshold_mode: ThresholdMode::Strict,
-            method: AssemblyMethod::Greedy,
-            ..lightweight_decoder::PhraseBankSettings::default()
-        },
-        ..Default::default()
+    let strict = lightweight_decoder::PhraseBankSettings {
+        similarity_threshold: 0.9,
+        threshold_mode: ThresholdMode::Strict,
+        method: AssemblyMethod::Greedy,
+        ..lightweight_decoder::PhraseBankSettings::default()
     };
     // The bank lacks row 500, so its best match is another phrase, well below 0.9.
     let row = s.embeddings.row(500).to_vec();
@@ -249,11 +243,8 @@ fn strict_threshold_errors_and_lenient_flags() {
         d.decode(&s.embeddings.row(10).to_vec()).is_ok(),
         "in-bank phrase passes"
     );
-    let lenient = DecoderConfig {
-        phrase_bank: lightweight_decoder::PhraseBankSettings {
-            threshold_mode: ThresholdMode::Lenient,
-            ..strict.phrase_bank.clone()
-        },
+    let lenient = lightweight_decoder::PhraseBankSettings {
+        threshold_mode: ThresholdMode::Lenient,
         ..strict
     };
     let d = PhraseBankDecoder::new(common::small_bank(300), lenient).unwrap();

@@ -45,15 +45,12 @@ fn parallel_sessions_equal_sequential_decoding() {
 
 #[test]
 fn cache_hits_near_identical_inputs_and_clears_on_bank_change() {
-    let config = DecoderConfig {
-        phrase_bank: lightweight_decoder::PhraseBankSettings {
-            cache: CacheConfig {
-                capacity: 16,
-                ..Default::default()
-            },
-            ..lightweight_decoder::PhraseBankSettings::default()
+    let config = lightweight_decoder::PhraseBankSettings {
+        cache: CacheConfig {
+            capacity: 16,
+            ..Default::default()
         },
-        ..Default::default()
+        ..lightweight_decoder::PhraseBankSettings::default()
     };
     let mut d = PhraseBankDecoder::new(common::small_bank(100), config).unwrap();
     let s = common::sample();

@@ -453,12 +453,9 @@ fn nprobe_beyond_the_lists_is_capped_or_refused_for_every_index_kind() {
         assert_eq!(built.manifest().nprobe, nlist, "{spec}");
         // a config's nprobe beyond the lists is capped: decoding works (it used to abort)
         let bank = PhraseBank::load(&dir).unwrap();
-        let config = DecoderConfig {
-            phrase_bank: lightweight_decoder::PhraseBankSettings {
-                nprobe: Some(1_000_000_000),
-                ..lightweight_decoder::PhraseBankSettings::default()
-            },
-            ..DecoderConfig::default()
+        let config = lightweight_decoder::PhraseBankSettings {
+            nprobe: Some(1_000_000_000),
+            ..lightweight_decoder::PhraseBankSettings::default()
         };
         let d = PhraseBankDecoder::new(bank, config).unwrap();
         let decoded = d.decode(&s.embeddings.row(7).to_vec()).unwrap();

@@ -218,13 +218,10 @@ fn in_strict_mode_the_generator_answers_what_the_bank_is_not_sure_of() {
     use lightweight_decoder::ThresholdMode;
 
     let tmp = tempfile::tempdir().unwrap();
-    let strict = DecoderConfig {
-        phrase_bank: lightweight_decoder::PhraseBankSettings {
-            similarity_threshold: 0.99,
-            threshold_mode: ThresholdMode::Strict,
-            ..lightweight_decoder::PhraseBankSettings::default()
-        },
-        ..DecoderConfig::default()
+    let strict = lightweight_decoder::PhraseBankSettings {
+        similarity_threshold: 0.99,
+        threshold_mode: ThresholdMode::Strict,
+        ..lightweight_decoder::PhraseBankSettings::default()
     };
     let bank = PhraseBankDecoder::new(PhraseBank::load_default().unwrap(), strict).unwrap();
     let s = SampleSet::bundled(lightweight_decoder::eval::samples::OUT_OF_DOMAIN).unwrap();

@@ -69,8 +69,8 @@ impl HybridDecoder {
         &self.rule
     }
 
-    /// The generator's text for one input whose bank answer is `bank`, guided by the bank's
-    /// candidates (no second search), and the signals the rule reads, every score kept in
+    /// The generator's text for one input whose bank answer is `bank` (its candidates in
+    /// `evidence`), and the signals the rule reads, every score kept in
     /// `evidence`. Decoding (`fast_path`) scores only the candidates the rule can pick (the
     /// re-ranking on and within `rerank_max_gap` of the best); calibration scores them all.
     fn compare(
@@ -80,12 +80,7 @@ impl HybridDecoder {
         evidence: &mut Evidence,
         fast_path: bool,
     ) -> Result<(Decoded, HybridSignals, Vec<Alternative>)> {
-        let generated = self.generator.decode_unit_with_found(
-            query,
-            &self.bank.shared_bank(),
-            &bank.candidates,
-        )?;
-        evidence.generated = Some(generated.text.clone());
+        let generated = self.generate(query, evidence)?;
         let s1 = bank.candidates.first().map_or(-1.0, |c| c.similarity);
         // Score raw bank phrases (as the generator was trained on), not post-processed text.
         let single = match &bank.source {
@@ -99,11 +94,12 @@ impl HybridDecoder {
         if let Some(chosen) = single {
             if !fast_path || self.rule.reranks() {
                 for (rank, c) in bank.candidates.iter().enumerate() {
-                    if rank >= self.rule.rerank_top_k || c.phrase_id == Some(chosen) {
-                        continue;
-                    }
-                    // beyond the gap the rule never picks it (`rule::rerank`): not scored
-                    if fast_path && s1 - c.similarity > self.rule.rerank_max_gap {
+                    // decoding scores only what the rule may pick (`rule::rerank`)
+                    let skipped = match fast_path {
+                        true => !self.rule.may_pick(rank, s1, c.similarity),
+                        false => rank >= self.rule.rerank_top_k,
+                    };
+                    if skipped || c.phrase_id == Some(chosen) {
                         continue;
                     }
                     alternatives.push(Alternative {
@@ -123,6 +119,18 @@ impl HybridDecoder {
             bank_overlap: token_f1(bank_text, &generated.text) as f32,
         };
         Ok((generated, signals, alternatives))
+    }
+
+    /// The generator's text for `query`, guided by the bank's candidates in `evidence` (no
+    /// second search), recorded there.
+    fn generate(&self, query: &UnitEmbedding, evidence: &mut Evidence) -> Result<Decoded> {
+        let generated = self.generator.decode_unit_with_found(
+            query,
+            &self.bank.shared_bank(),
+            &evidence.candidates,
+        )?;
+        evidence.generated = Some(generated.text.clone());
+        Ok(generated)
     }
 
     /// `text`'s score under the generator for this input ([`Evidence::scores`]): computed
@@ -190,12 +198,7 @@ impl HybridDecoder {
             BankOutcome::BelowThreshold { .. } => {
                 // strict mode and no bank phrase above the threshold: the generator answers,
                 // guided by the candidates found (no second search)
-                let generated = self.generator.decode_unit_with_found(
-                    query,
-                    &self.bank.shared_bank(),
-                    &evidence.candidates,
-                )?;
-                evidence.generated = Some(generated.text.clone());
+                let generated = self.generate(query, &mut evidence)?;
                 record_generated(session, query);
                 return Ok((generated, evidence));
             }
@@ -251,12 +254,7 @@ impl HybridDecoder {
     ) -> Result<(Decoded, Evidence)> {
         let (decoded, mut evidence) = self.decide(query, session)?;
         if evidence.generated.is_none() {
-            let generated = self.generator.decode_unit_with_found(
-                query,
-                &self.bank.shared_bank(),
-                &evidence.candidates,
-            )?;
-            evidence.generated = Some(generated.text);
+            self.generate(query, &mut evidence)?;
         }
         Ok((decoded, evidence))
     }

@@ -68,6 +68,12 @@ impl HybridConfig {
         }
     }
 
+    /// Whether re-ranking may pick the bank's candidate at `rank` with `similarity` when the
+    /// best one has `best`: within the first `rerank_top_k`, within `rerank_max_gap` of it.
+    pub(crate) fn may_pick(&self, rank: usize, best: f32, similarity: f32) -> bool {
+        rank < self.rerank_top_k && best - similarity <= self.rerank_max_gap
+    }
+
     /// Whether the rule re-ranks the bank's candidates.
     pub fn reranks(&self) -> bool {
         self.rerank_top_k > 1 && (self.rerank_weight > 0.0 || self.overlap_weight > 0.0)
@@ -192,9 +198,8 @@ pub(crate) fn rerank<'a, T>(
     let mut pick = (s.bank_log_prob, None);
     if rule.reranks() {
         for (a, tag) in alternatives {
-            let close = s.bank_similarity - a.similarity <= rule.rerank_max_gap;
             let candidate = a.similarity + w * a.log_prob + v * a.overlap;
-            if a.rank < rule.rerank_top_k && close && candidate > score {
+            if rule.may_pick(a.rank, s.bank_similarity, a.similarity) && candidate > score {
                 (score, pick) = (candidate, (a.log_prob, Some(tag)));
             }
         }

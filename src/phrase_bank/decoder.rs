@@ -95,10 +95,10 @@ impl PhraseBankDecoder {
     }
 
     /// This decoder with `assembler` choosing the phrases in place of the configured
-    /// [`AssemblyMethod`] (an [`Assembler`] of your own; the pattern cache is cleared).
+    /// [`AssemblyMethod`] (an [`Assembler`] of your own; the pattern cache holds search
+    /// results, which it does not change).
     pub fn with_assembler(mut self, assembler: Arc<dyn Assembler>) -> Self {
         self.assembler = assembler;
-        self.cache.clear();
         self
     }
 

@@ -316,10 +316,15 @@ pub(crate) fn refine(
     } else {
         0.0
     };
-    let log_prob = |query: &UnitEmbedding, text: &str| -> Result<f32> {
+    // the generator's score of an input's text, when its prior is on: the evidence's or
+    // refinement's own when the text was scored already (the model scores a text longer than
+    // max_len bytes by its head)
+    let log_prob = |s: &Refinement, text: &str| -> Result<f32> {
         match judges.generator.filter(|_| gen_weight > 0.0) {
-            // the model scores a text longer than max_len bytes by its head
-            Some(model) => model.score(query, text),
+            Some(model) => match s.scores.get(text) {
+                Some(&lp) => Ok(lp),
+                None => model.score(&s.query, text),
+            },
             None => Ok(0.0),
         }
     };
@@ -389,10 +394,7 @@ pub(crate) fn refine(
             {
                 continue;
             }
-            let lp = match s.scores.get(text) {
-                Some(&lp) if gen_weight > 0.0 => lp,
-                _ => log_prob(&s.query, text)?,
-            };
+            let lp = log_prob(s, text)?;
             if gen_weight > 0.0 {
                 s.scores.insert(text.clone(), lp);
             }
@@ -473,10 +475,7 @@ pub(crate) fn refine(
             // the generator's prior of the shortlist, when on
             let log_probs: Vec<f32> = scored
                 .par_iter()
-                .map(|(_, text, _)| match s.scores.get(text) {
-                    Some(&lp) => Ok(lp),
-                    None => log_prob(&s.query, text),
-                })
+                .map(|(_, text, _)| log_prob(s, text))
                 .collect::<Result<_>>()?;
             if gen_weight > 0.0 {
                 scored_now.extend(

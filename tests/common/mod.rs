@@ -10,20 +10,17 @@ pub mod generative;
 use lightweight_decoder::eval::samples::{SampleSet, WORDNET_SAMPLE};
 use lightweight_decoder::phrase_bank::CacheConfig;
 use lightweight_decoder::phrase_bank::{BankBuildOptions, PhraseBank};
-use lightweight_decoder::{AssemblyMethod, DecoderConfig, PhraseBankDecoder};
+use lightweight_decoder::{AssemblyMethod, PhraseBankDecoder, PhraseBankSettings};
 
 /// A decoder over the bundled default bank with the given method and no cache.
 pub fn default_decoder(method: AssemblyMethod) -> PhraseBankDecoder {
-    let config = DecoderConfig {
-        phrase_bank: lightweight_decoder::PhraseBankSettings {
-            method,
-            cache: CacheConfig {
-                capacity: 0,
-                ..Default::default()
-            },
-            ..lightweight_decoder::PhraseBankSettings::default()
+    let config = PhraseBankSettings {
+        method,
+        cache: CacheConfig {
+            capacity: 0,
+            ..Default::default()
         },
-        ..DecoderConfig::default()
+        ..PhraseBankSettings::default()
     };
     PhraseBankDecoder::with_default_bank(config).expect("the bundled bank loads")
 }
